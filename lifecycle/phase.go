@@ -1,0 +1,109 @@
+package lifecycle
+
+import (
+	"slices"
+	"time"
+)
+
+// Phase is the normalised registration phase of a domain (DESIGN.md §2).
+type Phase string
+
+// The phases, in the order a lapsing gTLD passes through them.
+const (
+	PhaseActive        Phase = "active"
+	PhaseGrace         Phase = "grace"
+	PhaseExpired       Phase = "expired"
+	PhaseRedemption    Phase = "redemption"
+	PhasePendingDelete Phase = "pending_delete"
+	PhaseReleased      Phase = "released"
+	PhaseUnknown       Phase = "unknown"
+)
+
+// Phases lists every phase.
+var Phases = []Phase{PhaseActive, PhaseGrace, PhaseExpired, PhaseRedemption, PhasePendingDelete, PhaseReleased, PhaseUnknown}
+
+// Valid reports whether p is one of the defined phases.
+func (p Phase) Valid() bool { return slices.Contains(Phases, p) }
+
+// Known reports whether p carries a decision (everything but unknown).
+func (p Phase) Known() bool { return p.Valid() && p != PhaseUnknown }
+
+// Lapsed reports whether p unverifies addresses in every mode: the name is
+// lapsing or gone, so its mail may soon reach someone else.
+func (p Phase) Lapsed() bool {
+	switch p {
+	case PhaseExpired, PhaseRedemption, PhasePendingDelete, PhaseReleased:
+		return true
+	}
+	return false
+}
+
+// Reason says why an address was unverified (DESIGN.md §3).
+type Reason string
+
+// The unverification reasons.
+const (
+	ReasonExpired       Reason = "domain_expired"
+	ReasonRedemption    Reason = "domain_redemption"
+	ReasonPendingDelete Reason = "domain_pending_delete"
+	ReasonReleased      Reason = "domain_released"
+	ReasonReregistered  Reason = "domain_reregistered"
+	// ReasonGrace is used only in strict mode, where grace unverifies too.
+	ReasonGrace Reason = "domain_grace"
+)
+
+// ReasonFor maps a phase to the reason an address on it is unverified; ""
+// for phases that do not unverify by themselves.
+func ReasonFor(p Phase) Reason {
+	switch p {
+	case PhaseExpired:
+		return ReasonExpired
+	case PhaseRedemption:
+		return ReasonRedemption
+	case PhasePendingDelete:
+		return ReasonPendingDelete
+	case PhaseReleased:
+		return ReasonReleased
+	case PhaseGrace:
+		return ReasonGrace
+	}
+	return ""
+}
+
+// Evidence is what a provider said about a domain, kept with every
+// observation so that decisions can be explained and compared later.
+type Evidence struct {
+	// Provider names the source: "rdap", "domainr", "fastly".
+	Provider string `json:"provider"`
+	// Server is the base URL that answered, where known.
+	Server string `json:"server,omitempty"`
+	// Statuses are the raw status values (RDAP status strings or
+	// Domainr/Fastly tokens), lower case.
+	Statuses []string `json:"statuses,omitempty"`
+	// RegisteredAt, ExpiresAt, LastChangedAt, DeletionAt come from RDAP events.
+	RegisteredAt  *time.Time `json:"registered_at,omitempty"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	LastChangedAt *time.Time `json:"last_changed_at,omitempty"`
+	DeletionAt    *time.Time `json:"deletion_at,omitempty"`
+	// Handle is the registry's object handle (ROID); a new one means a new
+	// registration.
+	Handle string `json:"handle,omitempty"`
+	// RegistrarIANAID is the sponsoring registrar's IANA id.
+	RegistrarIANAID string `json:"registrar_iana_id,omitempty"`
+	// Nameservers are lower-case host names, sorted.
+	Nameservers []string `json:"nameservers,omitempty"`
+	// NotFound is set when the authoritative server answered 404 and a
+	// canary lookup on that server had just succeeded.
+	NotFound bool `json:"not_found,omitempty"`
+	// Detail explains an unknown answer (error, missing service, ...).
+	Detail string `json:"detail,omitempty"`
+	// ObservedAt is when the provider answered.
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// Observation is one classified lookup of a registrable domain.
+type Observation struct {
+	Domain   string   `json:"domain"`
+	Phase    Phase    `json:"phase"`
+	Evidence Evidence `json:"evidence"`
+}
