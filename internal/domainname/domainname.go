@@ -1,0 +1,234 @@
+// Package domainname turns email addresses and host names into the
+// registrable domain that domainguard watches (DESIGN.md §4).
+//
+// Every accepted name is an IDNA A-label in lower case made of labels of
+// [a-z0-9-] joined by dots, so it is always safe to use as a sequence of
+// NATS subject tokens. Anything else is rejected with an error that wraps
+// ErrInvalid.
+//
+// Internationalised names are converted with the strict IDNA2008
+// registration profile after Unicode lower-casing. Mixed-script names
+// (homoglyphs such as "раypal.com" with a Cyrillic "а") are valid IDNA and
+// are normalised consistently to their A-label ("xn--ypal-43d9g.com"), not
+// rejected: such a domain can be registered, so an address on it must be
+// watched like any other. Compatibility forms that the registration profile
+// disallows (full-width letters, joiners in the wrong context, ...) are
+// rejected.
+//
+// The registrable domain is the eTLD+1 under the ICANN section of the Public
+// Suffix List; private suffixes such as github.io are walked up to their
+// ICANN suffix, so "foo.github.io" watches "github.io".
+package domainname
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+)
+
+// ErrInvalid is wrapped by every error this package returns for a name or
+// address that cannot be watched.
+var ErrInvalid = errors.New("invalid domain name")
+
+// Limits from RFC 1035 / RFC 5321.
+const (
+	MaxEmailLength  = 254
+	MaxDomainLength = 253
+	MaxLabelLength  = 63
+)
+
+// Error describes why an input was rejected. It wraps ErrInvalid.
+type Error struct {
+	Input  string // the offending input, quoted in messages
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid domain name %q: %s", truncate(e.Input), e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+func invalid(input, format string, args ...any) error {
+	return &Error{Input: input, Reason: fmt.Sprintf(format, args...)}
+}
+
+// truncate keeps error messages short for absurd inputs.
+func truncate(s string) string {
+	const limit = 80
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "..."
+}
+
+// FromEmail splits an address at its last "@" and returns the local part and
+// the normalised domain (not yet reduced to the registrable domain).
+func FromEmail(email string) (local, domain string, err error) {
+	email = strings.TrimSpace(email)
+	if len(email) > MaxEmailLength {
+		return "", "", invalid(email, "email address longer than %d bytes", MaxEmailLength)
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return "", "", invalid(email, "email address has no @")
+	}
+	local, host := email[:at], email[at+1:]
+	if local == "" {
+		return "", "", invalid(email, "email address has an empty local part")
+	}
+	domain, err = Normalize(host)
+	if err != nil {
+		return "", "", fmt.Errorf("email domain: %w", err)
+	}
+	return local, domain, nil
+}
+
+// registration is the strict IDNA2008 profile for names (no mapping: the
+// input is lower-cased before conversion).
+var registration = idna.Registration
+
+// Normalize returns host as a lower-case IDNA A-label with the trailing dot
+// removed, or an error wrapping ErrInvalid.
+func Normalize(host string) (string, error) {
+	input := host
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return "", invalid(input, "empty name")
+	}
+	// Cheap checks before IDNA, so that hostile inputs get a clear reason.
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c < 0x20 || c == 0x7f:
+			return "", invalid(input, "control character at byte %d", i)
+		case c == ' ' || c == '\t':
+			return "", invalid(input, "space at byte %d", i)
+		case c == '*' || c == '>':
+			return "", invalid(input, "wildcard %q is not allowed", c)
+		}
+	}
+	if strings.Contains(host, "..") || strings.HasPrefix(host, ".") {
+		return "", invalid(input, "empty label")
+	}
+	// IDNA conversion of a very long input is pointless; keep the work bounded.
+	if len(host) > 4*MaxDomainLength {
+		return "", invalid(input, "longer than %d bytes", MaxDomainLength)
+	}
+	lower := strings.ToLower(host)
+	if isASCII(lower) {
+		// Report length and character problems in our words before IDNA
+		// adds its own (hyphen placement, xn-- label validity).
+		if err := checkLDH(lower); err != nil {
+			return "", invalid(input, "%s", err)
+		}
+	}
+	ascii, err := registration.ToASCII(lower)
+	if err != nil {
+		return "", invalid(input, "%s", truncate(err.Error()))
+	}
+	ascii = strings.ToLower(ascii)
+	if err := checkLDH(ascii); err != nil {
+		return "", invalid(input, "%s", err)
+	}
+	return ascii, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkLDH validates an ASCII name: total length, label count, label length
+// and characters.
+func checkLDH(name string) error {
+	if len(name) > MaxDomainLength {
+		return fmt.Errorf("longer than %d bytes", MaxDomainLength)
+	}
+	labels := 0
+	for label := range strings.SplitSeq(name, ".") {
+		labels++
+		if label == "" {
+			return errors.New("empty label")
+		}
+		if len(label) > MaxLabelLength {
+			return fmt.Errorf("label longer than %d bytes", MaxLabelLength)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("label %q starts or ends with a hyphen", label)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("disallowed character %q", c)
+			}
+		}
+	}
+	if labels < 2 {
+		return errors.New("needs at least two labels")
+	}
+	return nil
+}
+
+// Registrable returns the registrable domain (eTLD+1 under the ICANN section
+// of the Public Suffix List) of host. A host that is itself a public suffix
+// is an error.
+func Registrable(host string) (string, error) {
+	name, err := Normalize(host)
+	if err != nil {
+		return "", err
+	}
+	suffix := icannSuffix(name)
+	if name == suffix {
+		return "", invalid(host, "%q is a public suffix, not a registrable domain", name)
+	}
+	rest := strings.TrimSuffix(name, "."+suffix)
+	if i := strings.LastIndexByte(rest, '.'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest + "." + suffix, nil
+}
+
+// icannSuffix returns the public suffix of name under the ICANN section of
+// the PSL, walking up from private suffixes (github.io → io). Names under a
+// TLD the list does not know get their last label (the PSL "*" rule).
+func icannSuffix(name string) string {
+	suffix, icann := publicsuffix.PublicSuffix(name)
+	for !icann {
+		dot := strings.IndexByte(suffix, '.')
+		if dot < 0 {
+			return suffix
+		}
+		suffix, icann = publicsuffix.PublicSuffix(suffix[dot+1:])
+	}
+	return suffix
+}
+
+// RegistrableFromEmail returns the registrable domain of an email address.
+func RegistrableFromEmail(email string) (string, error) {
+	_, domain, err := FromEmail(email)
+	if err != nil {
+		return "", err
+	}
+	reg, err := Registrable(domain)
+	if err != nil {
+		return "", fmt.Errorf("email domain: %w", err)
+	}
+	return reg, nil
+}
+
+// TLD returns the last label of domain ("" for "").
+func TLD(domain string) string {
+	domain = strings.TrimSuffix(domain, ".")
+	if i := strings.LastIndexByte(domain, '.'); i >= 0 {
+		return domain[i+1:]
+	}
+	return domain
+}

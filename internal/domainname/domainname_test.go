@@ -1,0 +1,230 @@
+package domainname
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestNormalize(t *testing.T) {
+	label63 := strings.Repeat("a", 63)
+	label64 := strings.Repeat("a", 64)
+	tests := []struct {
+		in      string
+		want    string
+		wantErr string // substring of the error; "" = must succeed
+	}{
+		{in: "example.com", want: "example.com"},
+		{in: "Example.COM", want: "example.com"},
+		{in: "example.com.", want: "example.com"},
+		{in: "mail.example.co.uk", want: "mail.example.co.uk"},
+		{in: "bücher.de", want: "xn--bcher-kva.de"},
+		{in: "BÜCHER.de", want: "xn--bcher-kva.de"},
+		{in: "xn--bcher-kva.de", want: "xn--bcher-kva.de"},
+		{in: "XN--BCHER-KVA.DE", want: "xn--bcher-kva.de"},
+		{in: "faß.de", want: "xn--fa-hia.de"},          // IDNA2008, non-transitional
+		{in: "раypal.com", want: "xn--ypal-43d9g.com"}, // mixed script: normalised, not rejected
+		{in: "пример.рф", want: "xn--e1afmkfd.xn--p1ai"},
+		{in: "123.com", want: "123.com"},
+		{in: "a-b.com", want: "a-b.com"},
+		{in: label63 + ".com", want: label63 + ".com"},
+		{in: "", wantErr: "empty name"},
+		{in: ".", wantErr: "empty name"},
+		{in: "com", wantErr: "at least two labels"},
+		{in: "a..b", wantErr: "empty label"},
+		{in: ".example.com", wantErr: "empty label"},
+		{in: "example.com..", wantErr: "empty label"},
+		{in: "*.example.com", wantErr: "wildcard"},
+		{in: "foo.>", wantErr: "wildcard"},
+		{in: "exa mple.com", wantErr: "space"},
+		{in: "example.com\t", wantErr: "control character"},
+		{in: "exam\x00ple.com", wantErr: "control character"},
+		{in: "exam\nple.com", wantErr: "control character"},
+		{in: "exam\x7fple.com", wantErr: "control character"},
+		{in: label64 + ".com", wantErr: "label longer than 63"},
+		{in: strings.Repeat("a", 300) + ".com", wantErr: "longer than 253"},
+		{in: strings.Repeat(label63+".", 4) + "com", wantErr: "longer than 253"},
+		{in: "-example.com", wantErr: "hyphen"},
+		{in: "example-.com", wantErr: "hyphen"},
+		{in: "ab--cd.com", wantErr: "invalid"},
+		{in: "under_score.com", wantErr: "disallowed"},
+		{in: "xn--zz.de", wantErr: "invalid"},
+		{in: "ＡＢＣ.com", wantErr: "disallowed"}, // full-width: not mapped by the registration profile
+		{in: "a\u200db.com", wantErr: "invalid"},
+		{in: "exa%mple.com", wantErr: "disallowed"},
+		{in: "example.com/path", wantErr: "disallowed"},
+		{in: "user@example.com", wantErr: "disallowed"},
+		{in: "[127.0.0.1]", wantErr: "disallowed"},
+		{in: "\xff\xfe.com", wantErr: "invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := Normalize(tt.in)
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("Normalize(%q) = %q, want error containing %q", tt.in, got, tt.wantErr)
+				}
+				if !errors.Is(err, ErrInvalid) {
+					t.Errorf("error %v does not wrap ErrInvalid", err)
+				}
+				var e *Error
+				if !errors.As(err, &e) {
+					t.Errorf("error %v is not *Error", err)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %q does not contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Normalize(%q): %v", tt.in, err)
+			}
+			if got != tt.want {
+				t.Errorf("Normalize(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			again, err := Normalize(got)
+			if err != nil || again != got {
+				t.Errorf("Normalize is not idempotent: %q -> %q, %v", got, again, err)
+			}
+		})
+	}
+}
+
+func TestRegistrable(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string
+		wantErr string
+	}{
+		{in: "example.com", want: "example.com"},
+		{in: "mail.example.com", want: "example.com"},
+		{in: "a.b.c.example.com.", want: "example.com"},
+		{in: "cs.uni.ac.uk", want: "uni.ac.uk"},
+		{in: "example.co.uk", want: "example.co.uk"},
+		{in: "foo.github.io", want: "github.io"}, // private suffix walked to ICANN "io"
+		{in: "a.b.github.io", want: "github.io"},
+		{in: "github.io", want: "github.io"},
+		{in: "x.s3.amazonaws.com", want: "amazonaws.com"},
+		{in: "www.bücher.de", want: "xn--bcher-kva.de"},
+		{in: "Mail.Example.NO", want: "example.no"},
+		{in: "example.zzz", want: "example.zzz"}, // TLD unknown to the PSL: "*" rule
+		{in: "a.b.example.zzz", want: "example.zzz"},
+		{in: "foo.bar.kawasaki.jp", want: "foo.bar.kawasaki.jp"}, // wildcard ICANN rule *.kawasaki.jp
+		{in: "co.uk", wantErr: "public suffix"},
+		{in: "ac.uk", wantErr: "public suffix"},
+		{in: "bar.kawasaki.jp", wantErr: "public suffix"},
+		{in: "com", wantErr: "at least two labels"},
+		{in: "*.example.com", wantErr: "wildcard"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := Registrable(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Registrable(%q) = %q, %v; want ErrInvalid containing %q", tt.in, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Registrable(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFromEmail(t *testing.T) {
+	tests := []struct {
+		in         string
+		wantLocal  string
+		wantDomain string
+		wantReg    string
+		wantErr    string
+	}{
+		{in: "alice@example.com", wantLocal: "alice", wantDomain: "example.com", wantReg: "example.com"},
+		{in: "  Alice@Mail.Example.COM  ", wantLocal: "Alice", wantDomain: "mail.example.com", wantReg: "example.com"},
+		{in: `"a@b"@example.org`, wantLocal: `"a@b"`, wantDomain: "example.org", wantReg: "example.org"},
+		{in: "bob@bücher.de", wantLocal: "bob", wantDomain: "xn--bcher-kva.de", wantReg: "xn--bcher-kva.de"},
+		{in: "carol@cs.uni.ac.uk", wantLocal: "carol", wantDomain: "cs.uni.ac.uk", wantReg: "uni.ac.uk"},
+		{in: "dave@example.com.", wantLocal: "dave", wantDomain: "example.com", wantReg: "example.com"},
+		{in: "user@@x.com", wantLocal: "user@", wantDomain: "x.com", wantReg: "x.com"}, // last @ wins; local part is the host's business
+		{in: "no-at-sign.example.com", wantErr: "no @"},
+		{in: "@example.com", wantErr: "empty local part"},
+		{in: "user@", wantErr: "empty name"},
+		{in: "user@x.com@", wantErr: "empty name"},
+		{in: "user@co.uk", wantDomain: "co.uk", wantLocal: "user", wantErr: "public suffix"},
+		{in: "user@exa mple.com", wantErr: "space"},
+		{in: "user@*.com", wantErr: "wildcard"},
+		{in: strings.Repeat("a", 250) + "@x.com", wantErr: "longer than 254"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			reg, regErr := RegistrableFromEmail(tt.in)
+			local, domain, err := FromEmail(tt.in)
+			if tt.wantErr != "" {
+				if regErr == nil || !errors.Is(regErr, ErrInvalid) || !strings.Contains(regErr.Error(), tt.wantErr) {
+					t.Fatalf("RegistrableFromEmail(%q) = %q, %v; want error containing %q", tt.in, reg, regErr, tt.wantErr)
+				}
+				if tt.wantDomain == "" && err == nil {
+					t.Fatalf("FromEmail(%q) = %q, %q; want error", tt.in, local, domain)
+				}
+				return
+			}
+			if err != nil || local != tt.wantLocal || domain != tt.wantDomain {
+				t.Fatalf("FromEmail(%q) = %q, %q, %v; want %q, %q", tt.in, local, domain, err, tt.wantLocal, tt.wantDomain)
+			}
+			if regErr != nil || reg != tt.wantReg {
+				t.Fatalf("RegistrableFromEmail(%q) = %q, %v; want %q", tt.in, reg, regErr, tt.wantReg)
+			}
+		})
+	}
+}
+
+func TestTLD(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.com":           "com",
+		"a.b.co.uk":             "uk",
+		"example.com.":          "com",
+		"xn--e1afmkfd.xn--p1ai": "xn--p1ai",
+		"com":                   "com",
+		"":                      "",
+	} {
+		if got := TLD(in); got != want {
+			t.Errorf("TLD(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestErrorMessageTruncatesHugeInput(t *testing.T) {
+	_, err := Normalize(strings.Repeat("a", 5000) + ".com")
+	if err == nil || len(err.Error()) > 300 {
+		t.Fatalf("want a short error, got %d bytes: %v", len(err.Error()), err)
+	}
+}
+
+func FuzzRegistrable(f *testing.F) {
+	for _, s := range []string{"example.com", "foo.github.io", "bücher.de", "co.uk", "a..b", "*.x.com", "раypal.com", "cs.uni.ac.uk", "xn--bcher-kva.de."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		got, err := Registrable(host)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Registrable(%q) error %v does not wrap ErrInvalid", host, err)
+			}
+			return
+		}
+		for i := 0; i < len(got); i++ {
+			c := got[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+				t.Fatalf("Registrable(%q) = %q contains %q", host, got, c)
+			}
+		}
+		again, err := Normalize(got)
+		if err != nil || again != got {
+			t.Fatalf("Registrable(%q) = %q does not re-normalise to itself: %q, %v", host, got, again, err)
+		}
+		if reg, err := Registrable(got); err != nil || reg != got {
+			t.Fatalf("Registrable(%q) = %q is not a fixed point: %q, %v", host, got, reg, err)
+		}
+	})
+}
