@@ -1,0 +1,55 @@
+package producer
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/domainguard/domainguard/internal/domainname"
+)
+
+// Address is a host's email address as domainguard stores it.
+type Address struct {
+	UserID string
+	// Email is the local part as given and the domain part lower-cased.
+	Email string
+	// Domain is the registrable domain of the address.
+	Domain string
+}
+
+// NormalizeAddress checks an address from the host and returns the stored
+// form of it (see the package doc). Errors wrap domainname.ErrInvalid or
+// describe a bad user id.
+func NormalizeAddress(userID, email string) (Address, error) {
+	if err := checkText("user_id", userID, 256); err != nil {
+		return Address{}, err
+	}
+	email = strings.TrimSpace(email)
+	if err := checkText("email", email, domainname.MaxEmailLength); err != nil {
+		return Address{}, err
+	}
+	domain, err := domainname.RegistrableFromEmail(email)
+	if err != nil {
+		return Address{}, err
+	}
+	at := strings.LastIndexByte(email, '@') // present: RegistrableFromEmail checked
+	return Address{
+		UserID: userID,
+		Email:  email[:at] + "@" + strings.ToLower(email[at+1:]),
+		Domain: domain,
+	}, nil
+}
+
+func checkText(field, v string, max int) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%s is empty", field)
+	}
+	if len(v) > max {
+		return fmt.Errorf("%s is longer than %d bytes", field, max)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%s contains a control character at byte %d", field, i)
+		}
+	}
+	return nil
+}
