@@ -1,0 +1,346 @@
+// Package config is the one configuration of every domainguard command:
+// environment variables (DESIGN.md §5 names) overridden by command-line
+// flags that mirror them (flag name = the variable without DOMAINGUARD_,
+// lower-kebab: DOMAINGUARD_LOOKUPS_PER_SECOND → --lookups-per-second,
+// DATABASE_URL → --database-url).
+//
+// Load reads env and flags over Defaults; Validate checks the result;
+// Redacted renders it for logs with secrets hidden.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults for the fields of Config.
+const (
+	DefaultDatabaseURL          = "postgres://localhost:5432/domainguard"
+	DefaultDataDir              = "./data"
+	DefaultProvider             = ProviderAuto
+	DefaultRDAPBootstrapURL     = "https://data.iana.org/rdap/dns.json"
+	DefaultFastlyAPIURL         = "https://api.fastly.com"
+	DefaultDomainrAPIURL        = "https://api.domainr.com"
+	DefaultLookupsPerSecond     = 5.0
+	DefaultDailyLookupBudget    = 100000
+	DefaultRecheckInterval      = 720 * time.Hour
+	DefaultMetricsAddr          = "127.0.0.1:9090"
+	DefaultMaxUnverifyPerDomain = 50
+	DefaultBreakerPct           = 5.0
+	DefaultBreakerMinDomains    = 20
+	DefaultStreamReplicas       = 1
+	DefaultCheckConcurrency     = 8
+	DefaultSweepInterval        = time.Minute
+	DefaultLogLevel             = "info"
+)
+
+// Lookup providers (DOMAINGUARD_PROVIDER).
+const (
+	ProviderAuto    = "auto"    // RDAP where the TLD has a service, else the configured commercial provider
+	ProviderRDAP    = "rdap"    // RDAP only
+	ProviderFastly  = "fastly"  // Fastly Domain Research API
+	ProviderDomainr = "domainr" // Domainr (RapidAPI or client id)
+)
+
+// Config is the configuration of every command. Load fills it from Defaults,
+// the environment and flags. The comment of each field gives its variable
+// and default; "WithDefaults fills it" means a zero value is replaced by the
+// default, otherwise zero has the meaning given.
+type Config struct {
+	// DatabaseURL (DATABASE_URL): PostgreSQL URL or keyword/value string.
+	// Default DefaultDatabaseURL; WithDefaults fills it.
+	DatabaseURL string
+	// DatabaseURLSet is true when DATABASE_URL or --database-url was given,
+	// so `run` can tell "use the default server" from "configured".
+	DatabaseURLSet bool
+
+	// NATSURL (NATS_URL): NATS server URL(s), comma separated. "" (default)
+	// means `run` starts an embedded JetStream server.
+	NATSURL string
+	// NATSUser, NATSPassword (NATS_USER, NATS_PASSWORD): user/password
+	// authentication. NATSCreds (NATS_CREDS): path of a .creds file (JWT
+	// auth). Either creds or user/password, not both. Default none.
+	NATSUser     string
+	NATSPassword string
+	NATSCreds    string
+	// SubjectPrefix (DOMAINGUARD_SUBJECT_PREFIX): prepended to every NATS
+	// subject and stream name so several deployments or tests can share one
+	// NATS. Default "" (none).
+	SubjectPrefix string
+	// StreamReplicas (DOMAINGUARD_STREAM_REPLICAS): JetStream replicas for
+	// the streams domainguard creates, 1–5. Default 1; WithDefaults fills it.
+	StreamReplicas int
+
+	// DataDir (DOMAINGUARD_DATA_DIR): embedded NATS and private PostgreSQL
+	// data. Default "./data"; WithDefaults fills it.
+	DataDir string
+
+	// Provider (DOMAINGUARD_PROVIDER): rdap|fastly|domainr|auto. Default
+	// auto; WithDefaults fills it.
+	Provider string
+	// RDAPBootstrapURL (RDAP_BOOTSTRAP_URL): IANA DNS bootstrap file.
+	// Default DefaultRDAPBootstrapURL; WithDefaults fills it.
+	RDAPBootstrapURL string
+	// RDAPOverrides (DOMAINGUARD_RDAP_OVERRIDES, "tld=url,tld=url"): RDAP
+	// base URLs used instead of the bootstrap's for these TLDs (keys lower
+	// case, no leading dot). Default none.
+	RDAPOverrides map[string]string
+	// FastlyAPIURL (FASTLY_API_URL): default "https://api.fastly.com";
+	// WithDefaults fills it. FastlyAPIKey (FASTLY_API_KEY): secret.
+	FastlyAPIURL string
+	FastlyAPIKey string
+	// DomainrAPIURL (DOMAINR_API_URL): default "https://api.domainr.com";
+	// WithDefaults fills it. DomainrClientID (DOMAINR_CLIENT_ID) and
+	// DomainrRapidAPIKey (DOMAINR_RAPIDAPI_KEY): secrets.
+	DomainrAPIURL      string
+	DomainrClientID    string
+	DomainrRapidAPIKey string
+
+	// LookupsPerSecond (DOMAINGUARD_LOOKUPS_PER_SECOND): rate limit of
+	// provider lookups per checker process. Default 5; WithDefaults fills it.
+	LookupsPerSecond float64
+	// DailyLookupBudget (DOMAINGUARD_DAILY_LOOKUP_BUDGET): most lookups the
+	// producer schedules per day. Default 100000; 0 means unlimited (and
+	// the value "unlimited" gives 0).
+	DailyLookupBudget int
+	// CheckConcurrency (DOMAINGUARD_CHECK_CONCURRENCY): lookups in flight
+	// per checker process. Default 8; WithDefaults fills it.
+	CheckConcurrency int
+	// RecheckInterval (DOMAINGUARD_RECHECK_INTERVAL): longest time between
+	// two checks of a healthy domain. Default 720h; WithDefaults fills it.
+	RecheckInterval time.Duration
+	// SweepInterval (DOMAINGUARD_SWEEP_INTERVAL): how often the producer
+	// looks for due domains. Default 1m; WithDefaults fills it.
+	SweepInterval time.Duration
+
+	// Strict (DOMAINGUARD_STRICT): unverify on `grace` too. Default false.
+	Strict bool
+	// DryRun (DOMAINGUARD_DRY_RUN): decide and audit, change no email row.
+	// Default false.
+	DryRun bool
+	// MaxUnverifyPerDomain (DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN): a change
+	// unverifying more addresses than this is held. Default 50;
+	// WithDefaults fills it.
+	MaxUnverifyPerDomain int
+	// BreakerPct (DOMAINGUARD_BREAKER_PCT): enforcement pauses when more than
+	// this percent of the domains observed in the last hour turn non-active.
+	// Default 5; WithDefaults fills it.
+	BreakerPct float64
+	// BreakerMinDomains (DOMAINGUARD_BREAKER_MIN_DOMAINS): ... and at least
+	// this many of them. Default 20; WithDefaults fills it.
+	BreakerMinDomains int
+	// ProtectedDomains (DOMAINGUARD_PROTECTED_DOMAINS, comma list): held
+	// like large mailbox providers, in addition to the built-in list.
+	// Lower-cased, empty items dropped. Default none.
+	ProtectedDomains []string
+
+	// MetricsAddr (DOMAINGUARD_METRICS_ADDR): listen address of /metrics,
+	// /healthz and /readyz. Default "127.0.0.1:9090" (loopback only: expose
+	// it deliberately, e.g. ":9090" in a container). "" disables the server;
+	// the value "off" gives "".
+	MetricsAddr string
+	// LogLevel (DOMAINGUARD_LOG_LEVEL): debug|info|warn|error. Default info;
+	// WithDefaults fills it.
+	LogLevel string
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		MetricsAddr:       DefaultMetricsAddr,
+		DailyLookupBudget: DefaultDailyLookupBudget,
+	}.WithDefaults()
+}
+
+// WithDefaults returns c with every zero field that has no zero meaning set
+// to its default (see the field comments).
+func (c Config) WithDefaults() Config {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = DefaultDatabaseURL
+	}
+	if c.StreamReplicas == 0 {
+		c.StreamReplicas = DefaultStreamReplicas
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Provider == "" {
+		c.Provider = DefaultProvider
+	}
+	if c.RDAPBootstrapURL == "" {
+		c.RDAPBootstrapURL = DefaultRDAPBootstrapURL
+	}
+	if c.FastlyAPIURL == "" {
+		c.FastlyAPIURL = DefaultFastlyAPIURL
+	}
+	if c.DomainrAPIURL == "" {
+		c.DomainrAPIURL = DefaultDomainrAPIURL
+	}
+	if c.LookupsPerSecond == 0 {
+		c.LookupsPerSecond = DefaultLookupsPerSecond
+	}
+	if c.CheckConcurrency == 0 {
+		c.CheckConcurrency = DefaultCheckConcurrency
+	}
+	if c.RecheckInterval == 0 {
+		c.RecheckInterval = DefaultRecheckInterval
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.MaxUnverifyPerDomain == 0 {
+		c.MaxUnverifyPerDomain = DefaultMaxUnverifyPerDomain
+	}
+	if c.BreakerPct == 0 {
+		c.BreakerPct = DefaultBreakerPct
+	}
+	if c.BreakerMinDomains == 0 {
+		c.BreakerMinDomains = DefaultBreakerMinDomains
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = DefaultLogLevel
+	}
+	return c
+}
+
+// Load returns Defaults overridden by the environment (read through getenv;
+// empty values count as unset) and then by flags parsed from args (so a
+// flag wins over its variable), plus the arguments left after the flags.
+// The config flags are registered on fs, which may already hold a
+// command's own flags; nil means a new FlagSet. Errors name the variable
+// or flag at fault. Load does not Validate.
+func Load(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, []string, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	if fs == nil {
+		fs = flag.NewFlagSet("domainguard", flag.ContinueOnError)
+	}
+	c := Defaults()
+	var errs []error
+	for _, s := range settings {
+		if v := getenv(s.env); v != "" {
+			if err := s.parse(&c, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", s.env, displayValue(s, v), err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, nil, fmt.Errorf("config: %w", err)
+	}
+	for _, s := range settings {
+		fs.Var(&flagValue{s: s, c: &c}, s.flagName(), s.help+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, nil, err
+		}
+		return c, nil, fmt.Errorf("config: %w", err)
+	}
+	return c, fs.Args(), nil
+}
+
+func displayValue(s setting, v string) string {
+	if s.secret {
+		return "REDACTED"
+	}
+	if s.url {
+		return redactURLs(v)
+	}
+	return v
+}
+
+// EnvNames returns every environment variable Load reads, sorted.
+func EnvNames() []string {
+	names := make([]string, 0, len(settings))
+	for _, s := range settings {
+		names = append(names, s.env)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// FlagName returns the flag that mirrors environment variable env, or ""
+// when Load does not read env.
+func FlagName(env string) string {
+	for _, s := range settings {
+		if s.env == env {
+			return s.flagName()
+		}
+	}
+	return ""
+}
+
+// Redacted returns the configuration by variable name, for logs and
+// `--print-config`: secrets (API keys, passwords, credentials paths are
+// kept) read "REDACTED" when set and passwords inside URLs are replaced.
+func (c Config) Redacted() map[string]string {
+	out := make(map[string]string, len(settings))
+	for _, s := range settings {
+		v := s.format(c)
+		switch {
+		case s.secret && v != "":
+			v = "REDACTED"
+		case s.url:
+			v = redactURLs(v)
+		}
+		out[s.env] = v
+	}
+	return out
+}
+
+// Logger returns a JSON slog logger writing to w at c.LogLevel (info when
+// the level is invalid; Validate reports that).
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	level, err := ParseLogLevel(c.LogLevel)
+	if err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// ParseLogLevel parses debug|info|warn|error (case-insensitive; "" is info).
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+}
+
+// flagValue is the flag.Value of one setting, writing into the Config
+// being loaded.
+type flagValue struct {
+	s setting
+	c *Config
+}
+
+func (f *flagValue) String() string {
+	if f == nil || f.c == nil || f.s.format == nil {
+		return ""
+	}
+	v := f.s.format(*f.c)
+	if f.s.secret && v != "" {
+		return "REDACTED"
+	}
+	if f.s.url {
+		return redactURLs(v)
+	}
+	return v
+}
+
+func (f *flagValue) Set(v string) error { return f.s.parse(f.c, v) }
+
+func (f *flagValue) IsBoolFlag() bool { return f.s.boolean }

@@ -1,0 +1,283 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting is one configuration variable: its environment name, how to parse
+// it into a Config and how to print it back.
+type setting struct {
+	env     string
+	help    string
+	secret  bool // value is hidden whole in Redacted
+	url     bool // value is URL(s) whose passwords are hidden in Redacted
+	boolean bool // flag may be given without a value
+	parse   func(*Config, string) error
+	format  func(Config) string
+}
+
+// flagName is env without the DOMAINGUARD_ prefix, lower-kebab.
+func (s setting) flagName() string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(s.env, "DOMAINGUARD_")), "_", "-")
+}
+
+var settings = []setting{
+	{env: "DATABASE_URL", url: true, help: "PostgreSQL `url`",
+		parse: func(c *Config, v string) error {
+			c.DatabaseURL, c.DatabaseURLSet = strings.TrimSpace(v), true
+			return nil
+		},
+		format: func(c Config) string { return c.DatabaseURL }},
+	{env: "NATS_URL", url: true, help: "NATS server `url`(s), comma separated; empty: `run` starts an embedded server",
+		parse:  func(c *Config, v string) error { c.NATSURL = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.NATSURL }},
+	{env: "NATS_USER", help: "NATS `user` name",
+		parse:  func(c *Config, v string) error { c.NATSUser = v; return nil },
+		format: func(c Config) string { return c.NATSUser }},
+	{env: "NATS_PASSWORD", secret: true, help: "NATS `password`",
+		parse:  func(c *Config, v string) error { c.NATSPassword = v; return nil },
+		format: func(c Config) string { return c.NATSPassword }},
+	{env: "NATS_CREDS", help: "NATS credentials (.creds) `file`",
+		parse:  func(c *Config, v string) error { c.NATSCreds = v; return nil },
+		format: func(c Config) string { return c.NATSCreds }},
+	{env: "DOMAINGUARD_SUBJECT_PREFIX", help: "`prefix` for NATS subjects and streams, to share a NATS between deployments",
+		parse:  func(c *Config, v string) error { c.SubjectPrefix = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.SubjectPrefix }},
+	{env: "DOMAINGUARD_STREAM_REPLICAS", help: "JetStream stream `replicas` (1-5)",
+		parse:  intParser(func(c *Config) *int { return &c.StreamReplicas }),
+		format: func(c Config) string { return strconv.Itoa(c.StreamReplicas) }},
+	{env: "DOMAINGUARD_DATA_DIR", help: "`directory` for the embedded NATS and private PostgreSQL data",
+		parse:  func(c *Config, v string) error { c.DataDir = v; return nil },
+		format: func(c Config) string { return c.DataDir }},
+	{env: "DOMAINGUARD_PROVIDER", help: "lookup `provider`: rdap, fastly, domainr or auto",
+		parse:  func(c *Config, v string) error { c.Provider = strings.ToLower(strings.TrimSpace(v)); return nil },
+		format: func(c Config) string { return c.Provider }},
+	{env: "RDAP_BOOTSTRAP_URL", url: true, help: "IANA RDAP DNS bootstrap `url`",
+		parse:  func(c *Config, v string) error { c.RDAPBootstrapURL = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.RDAPBootstrapURL }},
+	{env: "DOMAINGUARD_RDAP_OVERRIDES", help: "RDAP base URLs per TLD: `tld=url,...`",
+		parse:  parseOverrides,
+		format: func(c Config) string { return formatOverrides(c.RDAPOverrides) }},
+	{env: "FASTLY_API_URL", url: true, help: "Fastly API base `url`",
+		parse:  func(c *Config, v string) error { c.FastlyAPIURL = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.FastlyAPIURL }},
+	{env: "FASTLY_API_KEY", secret: true, help: "Fastly API `key`",
+		parse:  func(c *Config, v string) error { c.FastlyAPIKey = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.FastlyAPIKey }},
+	{env: "DOMAINR_API_URL", url: true, help: "Domainr API base `url`",
+		parse:  func(c *Config, v string) error { c.DomainrAPIURL = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.DomainrAPIURL }},
+	{env: "DOMAINR_CLIENT_ID", secret: true, help: "Domainr client `id`",
+		parse:  func(c *Config, v string) error { c.DomainrClientID = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.DomainrClientID }},
+	{env: "DOMAINR_RAPIDAPI_KEY", secret: true, help: "Domainr RapidAPI `key`",
+		parse:  func(c *Config, v string) error { c.DomainrRapidAPIKey = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.DomainrRapidAPIKey }},
+	{env: "DOMAINGUARD_LOOKUPS_PER_SECOND", help: "provider `lookups` per second per checker",
+		parse:  floatParser(func(c *Config) *float64 { return &c.LookupsPerSecond }),
+		format: func(c Config) string { return strconv.FormatFloat(c.LookupsPerSecond, 'g', -1, 64) }},
+	{env: "DOMAINGUARD_DAILY_LOOKUP_BUDGET", help: "most `lookups` scheduled per day; 0 or \"unlimited\" for no limit",
+		parse: func(c *Config, v string) error {
+			if strings.EqualFold(strings.TrimSpace(v), "unlimited") {
+				c.DailyLookupBudget = 0
+				return nil
+			}
+			return intParser(func(c *Config) *int { return &c.DailyLookupBudget })(c, v)
+		},
+		format: func(c Config) string { return strconv.Itoa(c.DailyLookupBudget) }},
+	{env: "DOMAINGUARD_CHECK_CONCURRENCY", help: "`lookups` in flight per checker",
+		parse:  intParser(func(c *Config) *int { return &c.CheckConcurrency }),
+		format: func(c Config) string { return strconv.Itoa(c.CheckConcurrency) }},
+	{env: "DOMAINGUARD_RECHECK_INTERVAL", help: "longest time between checks of a healthy domain (Go `duration`, e.g. 720h)",
+		parse:  durationParser(func(c *Config) *time.Duration { return &c.RecheckInterval }),
+		format: func(c Config) string { return c.RecheckInterval.String() }},
+	{env: "DOMAINGUARD_SWEEP_INTERVAL", help: "how often the producer looks for due domains (Go `duration`, e.g. 1m)",
+		parse:  durationParser(func(c *Config) *time.Duration { return &c.SweepInterval }),
+		format: func(c Config) string { return c.SweepInterval.String() }},
+	{env: "DOMAINGUARD_STRICT", boolean: true, help: "unverify addresses of domains in grace too",
+		parse:  boolParser(func(c *Config) *bool { return &c.Strict }),
+		format: func(c Config) string { return strconv.FormatBool(c.Strict) }},
+	{env: "DOMAINGUARD_DRY_RUN", boolean: true, help: "decide and audit but change no email",
+		parse:  boolParser(func(c *Config) *bool { return &c.DryRun }),
+		format: func(c Config) string { return strconv.FormatBool(c.DryRun) }},
+	{env: "DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN", help: "hold changes unverifying more than this many `addresses`",
+		parse:  intParser(func(c *Config) *int { return &c.MaxUnverifyPerDomain }),
+		format: func(c Config) string { return strconv.Itoa(c.MaxUnverifyPerDomain) }},
+	{env: "DOMAINGUARD_BREAKER_PCT", help: "pause enforcement when more than this `percent` of recently observed domains turn non-active",
+		parse:  floatParser(func(c *Config) *float64 { return &c.BreakerPct }),
+		format: func(c Config) string { return strconv.FormatFloat(c.BreakerPct, 'g', -1, 64) }},
+	{env: "DOMAINGUARD_BREAKER_MIN_DOMAINS", help: "least `number` of non-active domains that can trip the breaker",
+		parse:  intParser(func(c *Config) *int { return &c.BreakerMinDomains }),
+		format: func(c Config) string { return strconv.Itoa(c.BreakerMinDomains) }},
+	{env: "DOMAINGUARD_PROTECTED_DOMAINS", help: "extra protected `domains`, comma separated",
+		parse:  func(c *Config, v string) error { c.ProtectedDomains = splitDomains(v); return nil },
+		format: func(c Config) string { return strings.Join(c.ProtectedDomains, ",") }},
+	{env: "DOMAINGUARD_METRICS_ADDR", help: "metrics/health listen `address`; \"off\" disables",
+		parse: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if strings.EqualFold(v, "off") {
+				v = ""
+			}
+			c.MetricsAddr = v
+			return nil
+		},
+		format: func(c Config) string { return c.MetricsAddr }},
+	{env: "DOMAINGUARD_LOG_LEVEL", help: "log `level`: debug, info, warn or error",
+		parse:  func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil },
+		format: func(c Config) string { return c.LogLevel }},
+}
+
+func intParser(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("want a whole number")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func floatParser(field func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return errors.New("want a number")
+		}
+		*field(c) = f
+		return nil
+	}
+}
+
+func durationParser(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("want a Go duration such as 90s, 15m or 720h")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func boolParser(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func splitDomains(v string) []string {
+	var out []string
+	for _, d := range strings.Split(v, ",") {
+		d = strings.Trim(strings.ToLower(strings.TrimSpace(d)), ".")
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func parseOverrides(c *Config, v string) error {
+	out := map[string]string{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		tld, base, ok := strings.Cut(item, "=")
+		tld = strings.Trim(strings.ToLower(strings.TrimSpace(tld)), ".")
+		base = strings.TrimSpace(base)
+		if !ok || tld == "" || base == "" {
+			return fmt.Errorf("item %q: want tld=url", item)
+		}
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("item %q: %q is not an http(s) URL", item, base)
+		}
+		out[tld] = base
+	}
+	c.RDAPOverrides = out
+	return nil
+}
+
+func formatOverrides(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// redactURLs hides passwords (userinfo or password= parameter) in a URL,
+// a comma-separated list of URLs, or a keyword/value connection string.
+func redactURLs(v string) string {
+	if v == "" {
+		return v
+	}
+	if !strings.Contains(v, "://") {
+		return redactKeywordPassword(v)
+	}
+	parts := strings.Split(v, ",")
+	for i, p := range parts {
+		parts[i] = redactURL(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		if strings.Contains(v, "@") {
+			return "REDACTED"
+		}
+		return v
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		changed := false
+		for k := range q {
+			if lk := strings.ToLower(k); lk == "password" || lk == "pass" || lk == "token" {
+				q.Set(k, "REDACTED")
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
+
+// redactKeywordPassword hides password=... in "host=h password=p" strings.
+func redactKeywordPassword(v string) string {
+	fields := strings.Fields(v)
+	for i, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(strings.TrimSpace(k), "password") {
+			fields[i] = k + "=REDACTED"
+		}
+	}
+	if strings.Contains(strings.ToLower(v), "password") && !strings.Contains(strings.Join(fields, " "), "=REDACTED") {
+		return "REDACTED" // e.g. "password = x": don't risk it
+	}
+	return strings.Join(fields, " ")
+}

@@ -1,0 +1,140 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+var subjectPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// Validate reports every invalid field at once, naming its variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+	}
+
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL", "empty")
+	} else if strings.Contains(c.DatabaseURL, "://") {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("DATABASE_URL", "%q is not a postgres:// URL", redactURLs(c.DatabaseURL))
+		}
+	}
+	if c.NATSURL != "" {
+		for _, raw := range strings.Split(c.NATSURL, ",") {
+			raw = strings.TrimSpace(raw)
+			if !strings.Contains(raw, "://") {
+				continue // host:port is accepted by the NATS client
+			}
+			u, err := url.Parse(raw)
+			if err != nil || u.Host == "" {
+				bad("NATS_URL", "%q is not a URL", redactURLs(raw))
+				continue
+			}
+			switch u.Scheme {
+			case "nats", "tls", "ws", "wss":
+			default:
+				bad("NATS_URL", "%q: scheme must be nats, tls, ws or wss", redactURLs(raw))
+			}
+		}
+	}
+	if c.NATSCreds != "" && (c.NATSUser != "" || c.NATSPassword != "") {
+		bad("NATS_CREDS", "set either NATS_CREDS or NATS_USER/NATS_PASSWORD, not both")
+	}
+	if c.NATSPassword != "" && c.NATSUser == "" {
+		bad("NATS_PASSWORD", "set without NATS_USER")
+	}
+	if c.SubjectPrefix != "" && !subjectPrefixPattern.MatchString(c.SubjectPrefix) {
+		bad("DOMAINGUARD_SUBJECT_PREFIX", "%q: want dot-separated tokens of letters, digits, _ and -", c.SubjectPrefix)
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		bad("DOMAINGUARD_STREAM_REPLICAS", "%d: want 1 to 5", c.StreamReplicas)
+	}
+	if c.DataDir == "" {
+		bad("DOMAINGUARD_DATA_DIR", "empty")
+	}
+
+	switch c.Provider {
+	case ProviderAuto, ProviderRDAP:
+	case ProviderFastly:
+		if c.FastlyAPIKey == "" {
+			bad("FASTLY_API_KEY", "required when DOMAINGUARD_PROVIDER=fastly")
+		}
+	case ProviderDomainr:
+		if c.DomainrClientID == "" && c.DomainrRapidAPIKey == "" {
+			bad("DOMAINR_RAPIDAPI_KEY", "DOMAINR_RAPIDAPI_KEY or DOMAINR_CLIENT_ID required when DOMAINGUARD_PROVIDER=domainr")
+		}
+	default:
+		bad("DOMAINGUARD_PROVIDER", "%q: want rdap, fastly, domainr or auto", c.Provider)
+	}
+	for _, f := range []struct{ env, v string }{
+		{"RDAP_BOOTSTRAP_URL", c.RDAPBootstrapURL},
+		{"FASTLY_API_URL", c.FastlyAPIURL},
+		{"DOMAINR_API_URL", c.DomainrAPIURL},
+	} {
+		env, v := f.env, f.v
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(env, "%q is not an http(s) URL", redactURLs(v))
+		}
+	}
+	tlds := make([]string, 0, len(c.RDAPOverrides))
+	for tld := range c.RDAPOverrides {
+		tlds = append(tlds, tld)
+	}
+	sort.Strings(tlds)
+	for _, tld := range tlds {
+		base := c.RDAPOverrides[tld]
+		if u, err := url.Parse(base); tld == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("DOMAINGUARD_RDAP_OVERRIDES", "%q=%q: want tld=http(s) URL", tld, base)
+		}
+	}
+
+	if !(c.LookupsPerSecond > 0) {
+		bad("DOMAINGUARD_LOOKUPS_PER_SECOND", "%g: must be above 0", c.LookupsPerSecond)
+	}
+	if c.DailyLookupBudget < 0 {
+		bad("DOMAINGUARD_DAILY_LOOKUP_BUDGET", "%d: must be 0 (unlimited) or more", c.DailyLookupBudget)
+	}
+	if c.CheckConcurrency < 1 || c.CheckConcurrency > 1000 {
+		bad("DOMAINGUARD_CHECK_CONCURRENCY", "%d: want 1 to 1000", c.CheckConcurrency)
+	}
+	if c.RecheckInterval < time.Hour {
+		bad("DOMAINGUARD_RECHECK_INTERVAL", "%s: want at least 1h", c.RecheckInterval)
+	}
+	if c.SweepInterval < time.Second {
+		bad("DOMAINGUARD_SWEEP_INTERVAL", "%s: want at least 1s", c.SweepInterval)
+	}
+	if c.MaxUnverifyPerDomain < 1 {
+		bad("DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN", "%d: must be at least 1", c.MaxUnverifyPerDomain)
+	}
+	if !(c.BreakerPct > 0 && c.BreakerPct <= 100) {
+		bad("DOMAINGUARD_BREAKER_PCT", "%g: want above 0 and at most 100", c.BreakerPct)
+	}
+	if c.BreakerMinDomains < 1 {
+		bad("DOMAINGUARD_BREAKER_MIN_DOMAINS", "%d: must be at least 1", c.BreakerMinDomains)
+	}
+	for _, d := range c.ProtectedDomains {
+		if d == "" || strings.ContainsAny(d, " /@*") {
+			bad("DOMAINGUARD_PROTECTED_DOMAINS", "%q is not a domain name", d)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("DOMAINGUARD_METRICS_ADDR", "%q: want host:port, :port or off", c.MetricsAddr)
+		}
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		bad("DOMAINGUARD_LOG_LEVEL", "%v", err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
