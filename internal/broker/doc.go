@@ -1,0 +1,18 @@
+// Package broker is domainguard's NATS JetStream plumbing (DESIGN.md §5, §6):
+// the stream and consumer topology declared in code and ensured
+// idempotently at start (Topology.Ensure), connecting with logged
+// disconnects and asynchronous errors (Connect), an in-process JetStream
+// server for `domainguard run` without NATS_URL (StartEmbedded), a resilient
+// pull loop every role shares (Topology.Run, Topology.RunBatch), dead
+// lettering (Topology.DeadLetter) and event publishing (PublishEvent).
+//
+// Everything works against nats-server 2.9 as well as current servers: the
+// topology uses no option newer than 2.9.0 (no FilterSubjects, metadata,
+// compression or consumer limits).
+//
+// Pull sizing: roles never use Consume's default 500-message prefetch.
+// Run fetches at most as many messages as it has idle workers, so every
+// fetched message starts being handled at once and only needs to finish
+// within the consumer's ack wait; nothing waits in a client buffer while its
+// ack wait runs out (which would deliver it a second time to another worker).
+package broker

@@ -1,0 +1,304 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// Durable consumer names, one per role.
+const (
+	// ConsumerIntake reads host events from ACCOUNTS (accounts.>).
+	ConsumerIntake = "producer-intake"
+	// ConsumerChecker reads check requests from DOMAIN_CHECKS (domains.check.>).
+	ConsumerChecker = "checker"
+	// ConsumerEnforcer reads changes and heartbeats from DOMAIN_EVENTS (domains.>).
+	ConsumerEnforcer = "enforcer"
+)
+
+// Consumer sizing that is not configurable: how many messages each role may
+// hold unacknowledged across all its workers and processes.
+const (
+	checkerMaxAckPending  = 1000
+	intakeMaxAckPending   = 1000
+	enforcerMaxAckPending = 1000
+)
+
+// Topology declares domainguard's streams and durable pull consumers. The
+// zero value, after WithDefaults, is the single-node production topology of
+// DESIGN.md §6.
+type Topology struct {
+	// Namespace prefixes every stream and subject (tests, multi-tenant
+	// accounts). Default: none.
+	Namespace schemas.Namespace
+	// Replicas of every stream and consumer. Default 1; 3 in a cluster.
+	Replicas int
+	// Storage of every stream. Default jetstream.FileStorage (the zero value).
+	Storage jetstream.StorageType
+	// DuplicateWindow is the Nats-Msg-Id de-duplication window. Default 2m.
+	DuplicateWindow time.Duration
+	// Maximum ages of the limits-retention streams. Defaults: events 14d,
+	// audit 90d, dead letters 90d, accounts 14d.
+	EventsMaxAge, AuditMaxAge, DLQMaxAge, AccountsMaxAge time.Duration
+	// CheckAckWait is the checker consumer's ack wait: one lookup, rate
+	// limiting included, must finish within it. Default 2m.
+	CheckAckWait time.Duration
+	// CheckMaxDeliver is how often a check is delivered before the server
+	// gives up on it (the checker dead-letters on the last delivery).
+	// Default 20.
+	CheckMaxDeliver int
+	// EventAckWait is the ack wait of the intake and enforcer consumers.
+	// Default 1m.
+	EventAckWait time.Duration
+	// EventMaxDeliver is the max deliveries of the intake and enforcer
+	// consumers. Default 20.
+	EventMaxDeliver int
+	// Logger receives topology warnings. Default slog.Default().
+	Logger *slog.Logger
+	// Clock stamps dead letters. Default clock.System.
+	Clock clock.Clock
+}
+
+// WithDefaults returns t with every unset field at its documented default.
+func (t Topology) WithDefaults() Topology {
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	if t.Replicas == 0 {
+		t.Replicas = 1
+	}
+	setDur(&t.DuplicateWindow, 2*time.Minute)
+	setDur(&t.EventsMaxAge, 14*24*time.Hour)
+	setDur(&t.AuditMaxAge, 90*24*time.Hour)
+	setDur(&t.DLQMaxAge, 90*24*time.Hour)
+	setDur(&t.AccountsMaxAge, 14*24*time.Hour)
+	setDur(&t.CheckAckWait, 2*time.Minute)
+	setDur(&t.EventAckWait, time.Minute)
+	if t.CheckMaxDeliver == 0 {
+		t.CheckMaxDeliver = 20
+	}
+	if t.EventMaxDeliver == 0 {
+		t.EventMaxDeliver = 20
+	}
+	if t.Logger == nil {
+		t.Logger = slog.Default()
+	}
+	if t.Clock == nil {
+		t.Clock = clock.System{}
+	}
+	return t
+}
+
+// Validate reports the first setting that cannot work. Call it on the
+// result of WithDefaults.
+func (t Topology) Validate() error {
+	if p := t.Namespace.Prefix; p != "" {
+		if strings.ContainsAny(p, " \t\r\n*>") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
+			return fmt.Errorf("topology: namespace prefix %q is not a valid subject prefix", p)
+		}
+	}
+	if t.Replicas < 1 || t.Replicas > 5 {
+		return fmt.Errorf("topology: replicas %d is not between 1 and 5", t.Replicas)
+	}
+	if t.Storage != jetstream.FileStorage && t.Storage != jetstream.MemoryStorage {
+		return fmt.Errorf("topology: unknown storage type %d", t.Storage)
+	}
+	for _, a := range []struct {
+		name string
+		d    time.Duration
+	}{{"events max age", t.EventsMaxAge}, {"audit max age", t.AuditMaxAge}, {"dlq max age", t.DLQMaxAge}, {"accounts max age", t.AccountsMaxAge}} {
+		if a.d <= 0 {
+			return fmt.Errorf("topology: %s %s must be positive", a.name, a.d)
+		}
+		if t.DuplicateWindow > a.d {
+			return fmt.Errorf("topology: duplicate window %s exceeds %s %s", t.DuplicateWindow, a.name, a.d)
+		}
+	}
+	if t.DuplicateWindow <= 0 {
+		return fmt.Errorf("topology: duplicate window %s must be positive", t.DuplicateWindow)
+	}
+	if t.CheckAckWait < time.Second || t.EventAckWait < time.Second {
+		return fmt.Errorf("topology: ack waits (check %s, event %s) must be at least 1s", t.CheckAckWait, t.EventAckWait)
+	}
+	if t.CheckMaxDeliver < 1 || t.EventMaxDeliver < 1 {
+		return fmt.Errorf("topology: max deliver (check %d, event %d) must be at least 1", t.CheckMaxDeliver, t.EventMaxDeliver)
+	}
+	return nil
+}
+
+// Streams returns the stream configurations, namespace applied.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	t = t.WithDefaults()
+	ns := t.Namespace
+	limits := func(name, desc string, maxAge time.Duration, subjects ...string) jetstream.StreamConfig {
+		for i, s := range subjects {
+			subjects[i] = ns.Subject(s)
+		}
+		return jetstream.StreamConfig{
+			Name:        ns.Stream(name),
+			Description: desc,
+			Subjects:    subjects,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      maxAge,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			Duplicates:  t.DuplicateWindow,
+		}
+	}
+	checks := jetstream.StreamConfig{
+		Name:        ns.Stream(schemas.StreamDomainChecks),
+		Description: "domainguard check requests: work queue, at most one pending per domain",
+		Subjects:    []string{ns.Subject(schemas.SubjectChecksAll)},
+		Retention:   jetstream.WorkQueuePolicy,
+		// One pending check per domain subject; a second publish is refused
+		// (IsAlreadyPending) instead of replacing the pending one.
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		Storage:              t.Storage,
+		Replicas:             t.Replicas,
+		Duplicates:           t.DuplicateWindow,
+	}
+	return []jetstream.StreamConfig{
+		limits(schemas.StreamAccounts, "domainguard intake: host account events", t.AccountsMaxAge, schemas.SubjectAccountsAll),
+		checks,
+		limits(schemas.StreamDomainEvents, "domainguard domain changes and check heartbeats", t.EventsMaxAge,
+			schemas.SubjectDomainEventsChanged, schemas.SubjectDomainEventsChecked),
+		limits(schemas.StreamAudit, "domainguard audit events", t.AuditMaxAge, schemas.SubjectAuditAll),
+		limits(schemas.StreamDLQ, "domainguard dead letters", t.DLQMaxAge, schemas.SubjectDeadLetterAll),
+	}
+}
+
+// Consumers returns the durable pull consumers, keyed by the namespaced
+// stream name.
+func (t Topology) Consumers() map[string][]jetstream.ConsumerConfig {
+	t = t.WithDefaults()
+	ns := t.Namespace
+	pull := func(durable, desc, filter string, ackWait time.Duration, maxDeliver, maxAckPending int) jetstream.ConsumerConfig {
+		return jetstream.ConsumerConfig{
+			Durable:       durable,
+			Description:   desc,
+			FilterSubject: ns.Subject(filter),
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxDeliver:    maxDeliver,
+			MaxAckPending: maxAckPending,
+			ReplayPolicy:  jetstream.ReplayInstantPolicy,
+			Replicas:      t.Replicas,
+			MemoryStorage: t.Storage == jetstream.MemoryStorage,
+		}
+	}
+	return map[string][]jetstream.ConsumerConfig{
+		ns.Stream(schemas.StreamAccounts): {pull(ConsumerIntake, "producer: host account events",
+			schemas.SubjectAccountsAll, t.EventAckWait, t.EventMaxDeliver, intakeMaxAckPending)},
+		ns.Stream(schemas.StreamDomainChecks): {pull(ConsumerChecker, "checker: domain lookups",
+			schemas.SubjectChecksAll, t.CheckAckWait, t.CheckMaxDeliver, checkerMaxAckPending)},
+		ns.Stream(schemas.StreamDomainEvents): {pull(ConsumerEnforcer, "enforcer: domain changes and heartbeats",
+			"domains.>", t.EventAckWait, t.EventMaxDeliver, enforcerMaxAckPending)},
+	}
+}
+
+// Ensure creates or updates every stream and consumer. It is idempotent and
+// safe to run from several processes at once. It never lowers the replica
+// count of an existing stream: scaling down is an operator's decision, so it
+// logs a warning and keeps the existing count.
+func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
+	t = t.WithDefaults()
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	for _, cfg := range t.Streams() {
+		if err := t.ensureStream(ctx, js, cfg); err != nil {
+			return err
+		}
+	}
+	for stream, consumers := range t.Consumers() {
+		for _, cfg := range consumers {
+			if _, err := js.CreateOrUpdateConsumer(ctx, stream, cfg); err != nil {
+				return fmt.Errorf("ensure consumer %s on stream %s: %w", cfg.Durable, stream, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (t Topology) ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		} else if err == nil {
+			return nil
+		}
+		// Another process created it meanwhile: fall through to update.
+	case err != nil:
+		return fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+	default:
+		if have := s.CachedInfo().Config.Replicas; have > cfg.Replicas {
+			t.Logger.Warn("stream has more replicas than configured; keeping them (lower them by hand if intended)",
+				"stream", cfg.Name, "replicas", have, "configured", cfg.Replicas)
+			cfg.Replicas = have
+		}
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("update stream %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+// Consumer returns the durable consumer of the (unprefixed) stream,
+// recreating it, and the stream if need be, when it was deleted.
+func (t Topology) Consumer(ctx context.Context, js jetstream.JetStream, stream, durable string) (jetstream.Consumer, error) {
+	t = t.WithDefaults()
+	name := t.Namespace.Stream(stream)
+	c, err := js.Consumer(ctx, name, durable)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("get consumer %s on stream %s: %w", durable, name, err)
+	}
+	var cfg *jetstream.ConsumerConfig
+	for _, cc := range t.Consumers()[name] {
+		if cc.Durable == durable {
+			cfg = &cc
+		}
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("consumer %s on stream %s is not part of the topology", durable, name)
+	}
+	t.Logger.Warn("consumer or stream missing; recreating the topology", "stream", name, "consumer", durable, "error", err)
+	if err := t.Ensure(ctx, js); err != nil {
+		return nil, err
+	}
+	c, err = js.Consumer(ctx, name, durable)
+	if err != nil {
+		return nil, fmt.Errorf("get consumer %s on stream %s after recreating it: %w", durable, name, err)
+	}
+	return c, nil
+}
+
+// IsAlreadyPending reports whether a publish to domains.check.<domain> was
+// refused because a check for that domain is still pending in the work
+// queue (maximum messages per subject exceeded, discard new per subject).
+// Callers treat it as success: the pending check will do.
+func IsAlreadyPending(err error) bool {
+	var apiErr *jetstream.APIError
+	if err == nil || !errors.As(err, &apiErr) {
+		return false
+	}
+	return strings.Contains(strings.ToLower(apiErr.Description), "maximum messages per subject exceeded")
+}
