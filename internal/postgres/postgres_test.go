@@ -402,3 +402,20 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// DESIGN's default DATABASE_URL has no sslmode: pgx's "prefer" must connect
+// whether or not the server offers TLS.
+func TestOpenWithoutSSLMode(t *testing.T) {
+	_, u := serverHostPort(t)
+	q := u.Query()
+	q.Del("sslmode")
+	u.RawQuery = q.Encode()
+	pool, err := postgres.Open(context.Background(), u.String(), postgres.WithMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatalf("Open %s: %v", u.Redacted(), err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
