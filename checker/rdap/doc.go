@@ -1,0 +1,18 @@
+// Package rdap looks up the registration status of a domain with RDAP
+// (RFC 9082/9083), finding the authoritative server through the IANA
+// bootstrap registry (RFC 9224).
+//
+// The package does the I/O and turns an RDAP answer into
+// lifecycle.Evidence; the phase is decided by lifecycle.ClassifyRDAP.
+//
+// Safety rules kept here (DESIGN.md §2):
+//   - A 404 becomes released (Evidence.NotFound) only when it comes from the
+//     bootstrap-authoritative server (or a configured override) and a canary
+//     lookup of a known-registered name on that same server succeeded within
+//     Config.CanaryTTL. Otherwise the observation is unknown.
+//   - Failures (network, timeouts, 5xx, 429) are returned as
+//     *checker.LookupError, never as a phase.
+//   - Bootstrap services reachable only over plain http are ignored: an
+//     unauthenticated answer could forge a 404 and its canary alike. Use
+//     Config.Overrides to configure such a TLD deliberately.
+package rdap
