@@ -1,0 +1,213 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// BreakerStatus is the global breaker's state and its current counts.
+type BreakerStatus struct {
+	Open      bool       `json:"open"`
+	OpenedAt  *time.Time `json:"opened_at,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+	ResumedAt *time.Time `json:"resumed_at,omitempty"`
+	ResumedBy string     `json:"resumed_by,omitempty"`
+	// Window counts since max(now - BreakerWindow, ResumedAt).
+	Since     time.Time `json:"since"`
+	Observed  int       `json:"observed"`
+	NonActive int       `json:"non_active"`
+	Percent   float64   `json:"percent"`
+	// Threshold settings.
+	ThresholdPct float64 `json:"threshold_pct"`
+	MinDomains   int     `json:"min_domains"`
+	// PendingHolds counts holds waiting for resume (cause breaker).
+	PendingHolds int `json:"pending_holds"`
+}
+
+type breakerRow struct {
+	open      bool
+	openedAt  *time.Time
+	reason    *string
+	resumedAt *time.Time
+	resumedBy *string
+}
+
+func (s *Store) readBreaker(ctx context.Context, q pgx.Tx, lock bool) (breakerRow, error) {
+	sql := `SELECT open, opened_at, reason, resumed_at, resumed_by FROM breaker WHERE id = 1`
+	if lock {
+		sql += ` FOR UPDATE`
+	}
+	var b breakerRow
+	if err := q.QueryRow(ctx, sql).Scan(&b.open, &b.openedAt, &b.reason, &b.resumedAt, &b.resumedBy); err != nil {
+		return breakerRow{}, fmt.Errorf("read breaker: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Store) windowStart(b breakerRow, now time.Time) time.Time {
+	since := now.Add(-s.cfg.BreakerWindow)
+	if b.resumedAt != nil && b.resumedAt.After(since) {
+		since = *b.resumedAt
+	}
+	return since
+}
+
+// windowCounts counts the domains observed since `since` (looked up:
+// last_checked_at) and those that turned non-active.
+func windowCounts(ctx context.Context, tx pgx.Tx, since time.Time) (observed, nonActive int, err error) {
+	err = tx.QueryRow(ctx, `
+SELECT (SELECT count(*) FROM domains WHERE last_checked_at > $1),
+       (SELECT count(DISTINCT domain) FROM domain_observations WHERE turned_lapsed AND recorded_at > $1)`, since).Scan(&observed, &nonActive)
+	if err != nil {
+		return 0, 0, fmt.Errorf("breaker counts: %w", err)
+	}
+	// A backlog of old observations can count more lapses than recent checks.
+	observed = max(observed, nonActive)
+	return observed, nonActive, nil
+}
+
+func percent(part, whole int) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return 100 * float64(part) / float64(whole)
+}
+
+// breakerGate locks the breaker row for the rest of tx and reports whether
+// enforcement is paused. When this change turned a domain non-active, it
+// recounts the window and trips the breaker past the threshold, returning
+// the audit.enforcement.paused payload (emitted once: only the transaction
+// that flips the row returns it).
+func (s *Store) breakerGate(ctx context.Context, tx pgx.Tx, turned bool, now time.Time) (bool, *schemas.EnforcementPaused, error) {
+	b, err := s.readBreaker(ctx, tx, true)
+	if err != nil {
+		return false, nil, err
+	}
+	if b.open || !turned {
+		return b.open, nil, nil
+	}
+	observed, nonActive, err := windowCounts(ctx, tx, s.windowStart(b, now))
+	if err != nil {
+		return false, nil, err
+	}
+	pct := percent(nonActive, observed)
+	if observed < s.cfg.BreakerMinDomains || pct <= s.cfg.BreakerPct {
+		return false, nil, nil
+	}
+	reason := fmt.Sprintf("%d of %d domains observed in the last %s turned non-active (%.1f%% > %.1f%%)",
+		nonActive, observed, s.cfg.BreakerWindow, pct, s.cfg.BreakerPct)
+	if _, err := tx.Exec(ctx, `UPDATE breaker SET open = true, opened_at = $1, reason = $2 WHERE id = 1`, now, reason); err != nil {
+		return false, nil, fmt.Errorf("open breaker: %w", err)
+	}
+	s.metrics.breakerOpen.Set(1)
+	s.cfg.Logger.Error("breaker open: enforcement paused until an operator resumes it", "reason", reason)
+	return true, &schemas.EnforcementPaused{Paused: true, Reason: reason, Observed: observed, NonActive: nonActive, Percent: pct, At: now}, nil
+}
+
+// BreakerStatus reports the breaker and the current window counts.
+func (s *Store) BreakerStatus(ctx context.Context) (BreakerStatus, error) {
+	var st BreakerStatus
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		b, err := s.readBreaker(ctx, tx, false)
+		if err != nil {
+			return err
+		}
+		now := s.cfg.Clock.Now().UTC()
+		st = BreakerStatus{Open: b.open, OpenedAt: b.openedAt, ResumedAt: b.resumedAt, Since: s.windowStart(b, now),
+			ThresholdPct: s.cfg.BreakerPct, MinDomains: s.cfg.BreakerMinDomains}
+		if b.reason != nil {
+			st.Reason = *b.reason
+		}
+		if b.resumedBy != nil {
+			st.ResumedBy = *b.resumedBy
+		}
+		st.Observed, st.NonActive, err = windowCounts(ctx, tx, st.Since)
+		if err != nil {
+			return err
+		}
+		st.Percent = percent(st.NonActive, st.Observed)
+		return tx.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'pending' AND cause = $1`, CauseBreaker).Scan(&st.PendingHolds)
+	})
+	if err != nil {
+		return BreakerStatus{}, fmt.Errorf("breaker status: %w", err)
+	}
+	return st, nil
+}
+
+// ResumeResult says what resuming did.
+type ResumeResult struct {
+	// WasOpen is false when the breaker was already closed (pending breaker
+	// holds left by an interrupted resume are applied anyway).
+	WasOpen bool `json:"was_open"`
+	// Applied lists the breaker holds applied, in order.
+	Applied []HoldResult `json:"applied"`
+}
+
+// ResumeBreaker closes the breaker (emitting audit.enforcement.resumed),
+// restarts the counting window, then applies every pending hold with cause
+// breaker — the unverifications paused while it was open — each through
+// ApproveHold. If interrupted, calling it again finishes the job.
+func (s *Store) ResumeBreaker(ctx context.Context, by string) (ResumeResult, error) {
+	if by == "" {
+		return ResumeResult{}, errors.New("resume breaker: operator name is required")
+	}
+	var res ResumeResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		now := s.cfg.Clock.Now().UTC()
+		b, err := s.readBreaker(ctx, tx, true)
+		if err != nil {
+			return err
+		}
+		res.WasOpen = b.open
+		if !b.open {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE breaker SET open = false, resumed_at = $1, resumed_by = $2 WHERE id = 1`, now, by); err != nil {
+			return fmt.Errorf("close breaker: %w", err)
+		}
+		reason := "resumed by operator"
+		if b.reason != nil {
+			reason = "resumed by operator; paused because " + *b.reason
+		}
+		var openedAt string
+		if b.openedAt != nil {
+			openedAt = b.openedAt.UTC().Format(time.RFC3339Nano)
+		}
+		e, err := s.newAuditEvent(schemas.DerivedID(now, consumerName, "resumed", openedAt), schemas.SubjectEnforcementResumed, "", "", "", now,
+			schemas.EnforcementPaused{Paused: false, Reason: reason, At: now, By: by})
+		if err != nil {
+			return err
+		}
+		_, err = writeAudit(ctx, tx, []auditEvent{e}, s.cfg.DryRun, now)
+		return err
+	})
+	if err != nil {
+		return ResumeResult{}, fmt.Errorf("resume breaker: %w", err)
+	}
+	s.metrics.breakerOpen.Set(0)
+	s.cfg.Logger.Warn("breaker resumed", "by", by, "was_open", res.WasOpen)
+	holds, err := s.ListHolds(ctx, HoldPending)
+	if err != nil {
+		return res, fmt.Errorf("resume breaker: %w", err)
+	}
+	for _, h := range holds {
+		if h.Cause != CauseBreaker {
+			continue
+		}
+		r, err := s.ApproveHold(ctx, h.ID, by)
+		if errors.Is(err, ErrHoldDecided) {
+			continue // superseded meanwhile by a newer observation
+		}
+		if err != nil {
+			return res, fmt.Errorf("resume breaker: %w", err)
+		}
+		res.Applied = append(res.Applied, r)
+	}
+	return res, nil
+}

@@ -1,0 +1,196 @@
+package enforcer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/clock"
+)
+
+// BuiltinProtectedDomains are large mailbox providers. A change that would
+// unverify addresses on one of them is always held for an operator: a
+// false "released" for gmail.com must never unverify millions of users.
+var BuiltinProtectedDomains = []string{
+	"gmail.com", "googlemail.com",
+	"outlook.com", "hotmail.com", "live.com", "msn.com", "outlook.de", "hotmail.co.uk", "hotmail.fr", "live.co.uk",
+	"yahoo.com", "ymail.com", "rocketmail.com", "yahoo.co.uk", "yahoo.co.jp", "yahoo.fr", "yahoo.de",
+	"aol.com", "aim.com",
+	"icloud.com", "me.com", "mac.com",
+	"proton.me", "protonmail.com", "pm.me",
+	"gmx.de", "gmx.net", "gmx.com", "web.de", "t-online.de", "freenet.de",
+	"yandex.ru", "yandex.com", "mail.ru", "bk.ru", "inbox.ru", "list.ru", "rambler.ru",
+	"qq.com", "163.com", "126.com", "sina.com", "sohu.com", "foxmail.com",
+	"naver.com", "daum.net", "hanmail.net",
+	"zoho.com", "fastmail.com", "fastmail.fm", "hey.com", "tutanota.com", "tuta.io", "mailbox.org", "posteo.de",
+	"orange.fr", "free.fr", "laposte.net", "sfr.fr", "wanadoo.fr",
+	"libero.it", "virgilio.it", "seznam.cz", "wp.pl", "o2.pl", "interia.pl",
+	"comcast.net", "att.net", "verizon.net", "sbcglobal.net", "cox.net", "charter.net",
+	"btinternet.com", "sky.com", "virginmedia.com",
+	"rediffmail.com", "uol.com.br", "bol.com.br", "terra.com.br",
+}
+
+// Config configures the enforcer. Zero values take the documented defaults
+// (WithDefaults); Validate reports settings that cannot work.
+type Config struct {
+	// Pool is the PostgreSQL pool (required).
+	Pool *pgxpool.Pool
+	// JS is the JetStream context (required by New and NewRelay, not by
+	// NewStore: the operator commands only write the outbox).
+	JS jetstream.JetStream
+	// Topology names streams, subjects and the consumer (namespace!).
+	Topology broker.Topology
+	// Clock tells the time. Default clock.System.
+	Clock clock.Clock
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the metrics. Default: a private registry.
+	Registerer prometheus.Registerer
+	// Source is the CloudEvents source of emitted events. Default
+	// "domainguard/enforcer".
+	Source string
+	// Strict makes grace unverify too (DOMAINGUARD_STRICT). Default false.
+	Strict bool
+	// DryRun computes, logs, counts and records decisions (audit_log rows
+	// with dry_run=true) but changes no email and publishes nothing
+	// (DOMAINGUARD_DRY_RUN). Default false.
+	DryRun bool
+	// MaxUnverifyPerDomain holds a change that would unverify more addresses
+	// than this. Default 50; negative disables the cap.
+	MaxUnverifyPerDomain int
+	// ProtectedDomains are added to BuiltinProtectedDomains.
+	ProtectedDomains []string
+	// BreakerPct: enforcement pauses when more than this percentage of the
+	// domains observed within BreakerWindow turned non-active. Default 5;
+	// 100 or more never trips.
+	BreakerPct float64
+	// BreakerMinDomains is the least number of observed domains before the
+	// breaker may trip. Default 20.
+	BreakerMinDomains int
+	// BreakerWindow is the breaker's counting window. Default 1h.
+	BreakerWindow time.Duration
+	// ExpiryWarning: an active domain expiring within it gets one
+	// audit.domain.expiring per expiry date. Default 720h (30 days).
+	ExpiryWarning time.Duration
+	// RecheckInterval is the healthy re-check interval
+	// (DOMAINGUARD_RECHECK_INTERVAL). Default 720h.
+	RecheckInterval time.Duration
+	// Batch is how many DOMAIN_EVENTS messages are fetched at once.
+	// Default 50.
+	Batch int
+	// RelayInterval is the outbox poll interval when no NOTIFY arrives.
+	// Default 1s.
+	RelayInterval time.Duration
+	// RelayBatch is how many outbox rows one relay round publishes.
+	// Default 500.
+	RelayBatch int
+	// Workers is how many changed events are enforced concurrently (each in
+	// its own transaction; domains are locked row by row). Default 4.
+	Workers int
+}
+
+// DefaultSource is the CloudEvents source of the enforcer's events.
+const DefaultSource = "domainguard/enforcer"
+
+// WithDefaults returns c with every unset field at its documented default.
+func (c Config) WithDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = clock.System{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Source == "" {
+		c.Source = DefaultSource
+	}
+	if c.MaxUnverifyPerDomain == 0 {
+		c.MaxUnverifyPerDomain = 50
+	}
+	if c.BreakerPct == 0 {
+		c.BreakerPct = 5
+	}
+	if c.BreakerMinDomains == 0 {
+		c.BreakerMinDomains = 20
+	}
+	if c.BreakerWindow == 0 {
+		c.BreakerWindow = time.Hour
+	}
+	if c.ExpiryWarning == 0 {
+		c.ExpiryWarning = 30 * 24 * time.Hour
+	}
+	if c.RecheckInterval == 0 {
+		c.RecheckInterval = 720 * time.Hour
+	}
+	if c.Batch == 0 {
+		c.Batch = 50
+	}
+	if c.RelayInterval == 0 {
+		c.RelayInterval = time.Second
+	}
+	if c.RelayBatch == 0 {
+		c.RelayBatch = 500
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	c.Topology = c.Topology.WithDefaults()
+	return c
+}
+
+// Validate reports the first setting that cannot work. Call it on the
+// result of WithDefaults. JS is checked by New and NewRelay.
+func (c Config) Validate() error {
+	if c.Pool == nil {
+		return errors.New("enforcer: Pool is required")
+	}
+	if c.BreakerPct < 0 {
+		return fmt.Errorf("enforcer: breaker percent %v is negative", c.BreakerPct)
+	}
+	if c.BreakerMinDomains < 1 {
+		return fmt.Errorf("enforcer: breaker minimum domains %d must be at least 1", c.BreakerMinDomains)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"breaker window", c.BreakerWindow}, {"expiry warning", c.ExpiryWarning}, {"recheck interval", c.RecheckInterval}, {"relay interval", c.RelayInterval}} {
+		if d.v <= 0 {
+			return fmt.Errorf("enforcer: %s %s must be positive", d.name, d.v)
+		}
+	}
+	if c.Batch < 1 || c.Batch > 1000 {
+		return fmt.Errorf("enforcer: batch %d is not between 1 and 1000", c.Batch)
+	}
+	if c.RelayBatch < 1 || c.RelayBatch > 10000 {
+		return fmt.Errorf("enforcer: relay batch %d is not between 1 and 10000", c.RelayBatch)
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		return fmt.Errorf("enforcer: workers %d is not between 1 and 64", c.Workers)
+	}
+	for _, d := range c.ProtectedDomains {
+		if strings.TrimSpace(d) == "" || strings.ContainsAny(d, " @*>") {
+			return fmt.Errorf("enforcer: protected domain %q is not a domain name", d)
+		}
+	}
+	return c.Topology.Validate()
+}
+
+// protectedSet returns the built-in and configured protected domains, lower
+// case, without trailing dots.
+func (c Config) protectedSet() map[string]bool {
+	set := make(map[string]bool, len(BuiltinProtectedDomains)+len(c.ProtectedDomains))
+	for _, d := range slices.Concat(BuiltinProtectedDomains, c.ProtectedDomains) {
+		set[strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")] = true
+	}
+	return set
+}

@@ -1,0 +1,74 @@
+// Package enforcer applies the decision rules of DESIGN.md §3 to the
+// emails table: it consumes domains.changed.> and domains.checked.> from
+// DOMAIN_EVENTS, decides with lifecycle.Decide (the only place the rules
+// live), and emits audit events through a transactional outbox.
+//
+// # Enforcing a change
+//
+// Each domains.changed event is enforced in one transaction
+// (Store.EnforceChanged): the message id (the CloudEvent id) is inserted
+// into processed_messages first, so a redelivered or duplicated event
+// changes nothing; the domains row is locked FOR UPDATE (replicas enforce
+// one domain one event at a time); the observation is recorded in
+// domain_observations (applied or not); a newer observation updates the
+// domain and schedules its next check; the affected verified addresses are
+// unverified with one multi-row UPDATE; and one audit_log row and one
+// outbox row per emitted event are written, with ids derived from the input
+// event id (schemas.DerivedID), so reprocessing yields the same ids. The
+// outbox insert NOTIFYs the relay.
+//
+// Heartbeats (domains.checked) of a fetched batch are applied together with
+// one read and one multi-row UPDATE (Store.ApplyHeartbeats): they move
+// last_checked_at forward (older ones are ignored), reset check_failures and
+// schedule the next check (lifecycle.NextCheck); a failed heartbeat counts a
+// failure and schedules a retry (lifecycle.RetryAfterFailure).
+//
+// # Holds and the breaker
+//
+// A decision lifecycle.Decide puts on hold (more than MaxUnverifyPerDomain
+// addresses, or a protected domain: BuiltinProtectedDomains plus
+// Config.ProtectedDomains) is stored in holds with the addresses and the
+// observation, and audit.enforcement.held is emitted. ApproveHold applies it
+// through the same transactional path (addresses re-verified after the held
+// observation are left alone); RejectHold leaves the addresses verified. A
+// newer applied observation of the domain supersedes its pending holds (if
+// it still unverifies, it is held anew).
+//
+// The global breaker counts, within BreakerWindow, the domains looked at
+// (domains.last_checked_at) and those that turned non-active (an applied
+// observation entering an unverifying phase from a non-unverifying one).
+// When at least BreakerMinDomains were observed and more than BreakerPct
+// percent turned non-active, the breaker opens and audit.enforcement.paused
+// is emitted once. While it is open, observations are still recorded and
+// domains updated, but every unverification is stored as a hold with cause
+// "breaker" (no held event each). ResumeBreaker closes it, restarts the
+// counting window, emits audit.enforcement.resumed and applies the pending
+// breaker holds (each through ApproveHold); nothing paused is lost, and an
+// interrupted resume is finished by calling it again.
+//
+// # Dry run
+//
+// With DryRun, decisions are computed, logged, counted
+// (domainguard_enforcer_dry_run_unverified_total) and recorded as audit_log
+// rows with dry_run=true; no email changes, no hold rows are written, the
+// breaker is not evaluated and no outbox rows (so no events) are written.
+// Domains and observations are still updated, so scheduling continues.
+//
+// # Outbox relay
+//
+// Relay claims unsent outbox rows (FOR UPDATE SKIP LOCKED, safe with
+// several replicas), publishes them to AUDIT with Nats-Msg-Id = row id,
+// waits for the acks and marks them sent in the same transaction. It wakes
+// on LISTEN domainguard_outbox and polls every RelayInterval.
+//
+// # Metrics
+//
+//	domainguard_enforcer_events_total{result=applied|stale|duplicate|invalid|unknown}
+//	domainguard_enforcer_emails_unverified_total{reason}
+//	domainguard_enforcer_dry_run_unverified_total{reason}
+//	domainguard_enforcer_holds_open
+//	domainguard_enforcer_breaker_open
+//	domainguard_enforcer_outbox_lag_seconds
+//	domainguard_enforcer_outbox_published_total
+//	domainguard_enforcer_heartbeats_total{result=checked|failed|stale|invalid}
+package enforcer

@@ -1,0 +1,202 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// Enforcer consumes DOMAIN_EVENTS (changes and heartbeats) and runs the
+// outbox relay. Its embedded Store offers the operator API.
+type Enforcer struct {
+	*Store
+	relay *Relay
+}
+
+// New checks cfg (Pool and JS are required) and returns an Enforcer.
+func New(cfg Config) (*Enforcer, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.JS == nil {
+		return nil, errors.New("enforcer: JS is required")
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Enforcer{Store: newStore(cfg, m), relay: newRelay(cfg, m)}, nil
+}
+
+// Relay returns the enforcer's outbox relay.
+func (e *Enforcer) Relay() *Relay { return e.relay }
+
+// Run consumes domains.changed.> and domains.checked.> from the enforcer's
+// durable consumer and relays the outbox until ctx ends; then it finishes
+// the batch in flight and returns nil.
+func (e *Enforcer) Run(ctx context.Context) error {
+	if err := e.cfg.Topology.Ensure(ctx, e.cfg.JS); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("enforcer: ensure topology: %w", err)
+	}
+	if e.cfg.DryRun {
+		e.cfg.Logger.Warn("dry run: decisions are recorded as would-be audit rows; no email is changed and nothing is published")
+	}
+	var wg sync.WaitGroup
+	var relayErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		relayErr = e.relay.Run(ctx)
+	}()
+	err := e.cfg.Topology.RunBatch(ctx, e.cfg.JS, broker.ConsumeOptions{
+		Stream:  schemas.StreamDomainEvents,
+		Durable: broker.ConsumerEnforcer,
+		Batch:   e.cfg.Batch,
+		Workers: 1,
+		MaxWait: 2 * time.Second,
+		Logger:  e.cfg.Logger,
+	}, e.HandleBatch)
+	wg.Wait()
+	return errors.Join(err, relayErr)
+}
+
+type changedMsg struct {
+	msg    jetstream.Msg
+	id     string
+	change schemas.DomainChanged
+}
+
+// HandleBatch handles one fetched batch of DOMAIN_EVENTS messages and owns
+// their acknowledgements: heartbeats are applied together in one
+// transaction; changed events each in their own transaction, in order per
+// domain, domains in parallel (Workers). Bad input is dead-lettered;
+// transient failures are Nak'ed with a delay (dead-lettered on the last
+// delivery). It returns nil unless it could not even settle a message.
+func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error {
+	ns := e.cfg.Topology.Namespace
+	var (
+		hbs    []schemas.DomainChecked
+		hbMsgs []jetstream.Msg
+		byDom  = map[string][]changedMsg{}
+		order  []string
+	)
+	for _, msg := range msgs {
+		subject := ns.Strip(msg.Subject())
+		switch {
+		case strings.HasPrefix(subject, schemas.SubjectChangedPrefix):
+			ev, ch, err := schemas.Decode[schemas.DomainChanged](msg.Data())
+			if err == nil && ch.Domain != strings.TrimPrefix(subject, schemas.SubjectChangedPrefix) {
+				err = fmt.Errorf("%w: payload domain %q does not match subject %s", schemas.ErrInvalid, ch.Domain, subject)
+			}
+			if err != nil {
+				e.metrics.events.WithLabelValues(ResultInvalid).Inc()
+				e.deadLetter(ctx, msg, err)
+				continue
+			}
+			id := ev.ID
+			if id == "" { // bare JSON: the stream sequence is stable across redelivery
+				id = messageSeqID(msg)
+			}
+			if _, ok := byDom[ch.Domain]; !ok {
+				order = append(order, ch.Domain)
+			}
+			byDom[ch.Domain] = append(byDom[ch.Domain], changedMsg{msg: msg, id: id, change: ch})
+		case strings.HasPrefix(subject, schemas.SubjectCheckedPrefix):
+			_, hb, err := schemas.Decode[schemas.DomainChecked](msg.Data())
+			if err == nil && hb.Domain != strings.TrimPrefix(subject, schemas.SubjectCheckedPrefix) {
+				err = fmt.Errorf("%w: payload domain %q does not match subject %s", schemas.ErrInvalid, hb.Domain, subject)
+			}
+			if err != nil {
+				e.metrics.heartbeats.WithLabelValues("invalid").Inc()
+				e.deadLetter(ctx, msg, err)
+				continue
+			}
+			hbs = append(hbs, hb)
+			hbMsgs = append(hbMsgs, msg)
+		default:
+			e.deadLetter(ctx, msg, fmt.Errorf("%w: unexpected subject %s", schemas.ErrInvalid, subject))
+		}
+	}
+
+	if len(hbs) > 0 {
+		_, err := e.ApplyHeartbeats(ctx, hbs)
+		for _, m := range hbMsgs {
+			e.settle(ctx, m, err)
+		}
+	}
+
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(e.cfg.Workers, len(order)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for dom := range work {
+				for _, c := range byDom[dom] {
+					_, err := e.EnforceChanged(ctx, c.id, c.change)
+					e.settle(ctx, c.msg, err)
+				}
+			}
+		}()
+	}
+	for _, dom := range order {
+		work <- dom
+	}
+	close(work)
+	wg.Wait()
+	return nil
+}
+
+func messageSeqID(msg jetstream.Msg) string {
+	if meta, err := msg.Metadata(); err == nil {
+		return fmt.Sprintf("%s/%d", meta.Stream, meta.Sequence.Stream)
+	}
+	return msg.Subject()
+}
+
+// settle acks a handled message, dead-letters bad input, and Naks a
+// transient failure with a growing delay (dead-letters it on the last
+// delivery, so it is never retried forever).
+func (e *Enforcer) settle(ctx context.Context, msg jetstream.Msg, err error) {
+	switch {
+	case err == nil:
+		if aerr := msg.Ack(); aerr != nil {
+			// The work is committed; a redelivery is a recorded duplicate.
+			e.cfg.Logger.Warn("ack failed; the redelivery will be a duplicate", "subject", msg.Subject(), "error", aerr)
+		}
+	case errors.Is(err, schemas.ErrInvalid):
+		e.metrics.events.WithLabelValues(ResultInvalid).Inc()
+		e.deadLetter(ctx, msg, err)
+	case e.cfg.Topology.IsLastDelivery(msg, 0):
+		e.cfg.Logger.Error("giving up on message after its last delivery", "subject", msg.Subject(), "error", err)
+		e.deadLetter(ctx, msg, err)
+	default:
+		delay := time.Second
+		if meta, merr := msg.Metadata(); merr == nil {
+			delay = min(time.Second<<min(meta.NumDelivered, 6), time.Minute)
+		}
+		e.cfg.Logger.Warn("enforcing failed; will retry", "subject", msg.Subject(), "error", err, "retry_in", delay)
+		if nerr := msg.NakWithDelay(delay); nerr != nil {
+			e.cfg.Logger.Warn("nak failed", "subject", msg.Subject(), "error", nerr)
+		}
+	}
+}
+
+func (e *Enforcer) deadLetter(ctx context.Context, msg jetstream.Msg, cause error) {
+	if err := e.cfg.Topology.DeadLetter(ctx, e.cfg.JS, msg, schemas.StreamDomainEvents, broker.ConsumerEnforcer, cause); err != nil {
+		e.cfg.Logger.Error("dead-letter failed; message will be redelivered", "subject", msg.Subject(), "error", err)
+		_ = msg.NakWithDelay(5 * time.Second)
+	}
+}

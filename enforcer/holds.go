@@ -1,0 +1,233 @@
+package enforcer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// Hold causes: why a change was held instead of applied.
+const (
+	CauseCap       = "cap"       // more addresses than MaxUnverifyPerDomain
+	CauseProtected = "protected" // a protected mailbox provider
+	CauseBreaker   = "breaker"   // the breaker was open; applied on resume
+)
+
+// Hold statuses.
+const (
+	HoldPending    = "pending"
+	HoldApproved   = "approved"
+	HoldRejected   = "rejected"
+	HoldSuperseded = "superseded" // a newer applied observation of the domain replaced it
+)
+
+// ErrHoldDecided is returned when approving or rejecting a hold that is no
+// longer pending.
+var ErrHoldDecided = errors.New("hold already decided")
+
+// Hold is a change waiting for (or decided by) an operator.
+type Hold struct {
+	ID            string                `json:"id"`
+	Domain        string                `json:"domain"`
+	Cause         string                `json:"cause"`
+	Reason        lifecycle.Reason      `json:"reason"`
+	Phase         lifecycle.Phase       `json:"phase"`
+	PreviousPhase lifecycle.Phase       `json:"previous_phase,omitempty"`
+	Observation   lifecycle.Observation `json:"observation"`
+	Addresses     []lifecycle.Address   `json:"addresses"`
+	Status        string                `json:"status"`
+	CreatedAt     time.Time             `json:"created_at"`
+	DecidedAt     *time.Time            `json:"decided_at,omitempty"`
+	DecidedBy     string                `json:"decided_by,omitempty"`
+	MessageID     string                `json:"message_id,omitempty"`
+}
+
+// HoldResult says what approving a hold did.
+type HoldResult struct {
+	Hold Hold `json:"hold"`
+	// Unverified counts the addresses unverified now; addresses re-verified
+	// after the held observation are left alone.
+	Unverified int `json:"unverified"`
+	// WouldUnverify counts them in dry run.
+	WouldUnverify int `json:"would_unverify,omitempty"`
+}
+
+func insertHold(ctx context.Context, tx pgx.Tx, id, domain, cause string, reason lifecycle.Reason, obs lifecycle.Observation, prev lifecycle.Phase, addrs []lifecycle.Address, msgID string, now time.Time) error {
+	o, err := json.Marshal(obs)
+	if err != nil {
+		return fmt.Errorf("encode hold observation: %w", err)
+	}
+	a, err := json.Marshal(addrs)
+	if err != nil {
+		return fmt.Errorf("encode hold addresses: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `
+INSERT INTO holds (id, domain, cause, reason, phase, observation, addresses, status, created_at, previous_phase, message_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10)
+ON CONFLICT (id) DO NOTHING`, id, domain, cause, string(reason), string(obs.Phase), o, a, now, string(prev), nullable(msgID)); err != nil {
+		return fmt.Errorf("insert hold for %s: %w", domain, err)
+	}
+	return nil
+}
+
+const holdColumns = `id::text, domain, cause, reason, phase, COALESCE(previous_phase, ''), observation, addresses, status, created_at, decided_at, COALESCE(decided_by, ''), COALESCE(message_id, '')`
+
+func scanHold(row pgx.Row) (Hold, error) {
+	var (
+		h         Hold
+		obs, addr []byte
+		reason    string
+		phase     string
+		prev      string
+	)
+	if err := row.Scan(&h.ID, &h.Domain, &h.Cause, &reason, &phase, &prev, &obs, &addr, &h.Status, &h.CreatedAt, &h.DecidedAt, &h.DecidedBy, &h.MessageID); err != nil {
+		return Hold{}, err
+	}
+	h.Reason, h.Phase, h.PreviousPhase = lifecycle.Reason(reason), lifecycle.Phase(phase), lifecycle.Phase(prev)
+	if err := json.Unmarshal(obs, &h.Observation); err != nil {
+		return Hold{}, fmt.Errorf("hold %s observation: %w", h.ID, err)
+	}
+	if err := json.Unmarshal(addr, &h.Addresses); err != nil {
+		return Hold{}, fmt.Errorf("hold %s addresses: %w", h.ID, err)
+	}
+	return h, nil
+}
+
+// ListHolds lists holds with the given status ("" = all), oldest first.
+func (s *Store) ListHolds(ctx context.Context, status string) ([]Hold, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+holdColumns+` FROM holds WHERE ($1 = '' OR status = $1) ORDER BY created_at, id`, status)
+	if err != nil {
+		return nil, fmt.Errorf("list holds: %w", err)
+	}
+	defer rows.Close()
+	var out []Hold
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list holds: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list holds: %w", err)
+	}
+	return out, nil
+}
+
+// GetHold returns one hold.
+func (s *Store) GetHold(ctx context.Context, id string) (Hold, error) {
+	h, err := scanHold(s.pool.QueryRow(ctx, `SELECT `+holdColumns+` FROM holds WHERE id::text = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Hold{}, fmt.Errorf("hold %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Hold{}, fmt.Errorf("hold %s: %w", id, err)
+	}
+	return h, nil
+}
+
+// ApproveHold applies a pending hold through the same transactional path as
+// a changed event: the domain is locked, the held addresses still verified
+// (and verified no later than the held observation) are unverified, one
+// audit.email.unverified per address goes to the outbox, and the hold is
+// marked approved by `by`.
+func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, error) {
+	if by == "" {
+		return HoldResult{}, errors.New("approve hold: operator name is required")
+	}
+	h, err := s.GetHold(ctx, id)
+	if err != nil {
+		return HoldResult{}, err
+	}
+	var res HoldResult
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		now := s.cfg.Clock.Now().UTC()
+		// Domain first, then hold: the same lock order as EnforceChanged.
+		if _, err := lockDomain(ctx, tx, h.Domain, now); err != nil {
+			return err
+		}
+		h, err = scanHold(tx.QueryRow(ctx, `SELECT `+holdColumns+` FROM holds WHERE id = $1::uuid FOR UPDATE`, id))
+		if err != nil {
+			return fmt.Errorf("lock hold: %w", err)
+		}
+		if h.Status != HoldPending {
+			return fmt.Errorf("hold %s is %s: %w", id, h.Status, ErrHoldDecided)
+		}
+		res = HoldResult{}
+		obsAt := h.Observation.Evidence.ObservedAt.UTC()
+		var addrs []unverifiedRow
+		if s.cfg.DryRun {
+			for _, a := range h.Addresses {
+				addrs = append(addrs, unverifiedRow{a.UserID, a.Email})
+			}
+			res.WouldUnverify = len(addrs)
+		} else {
+			addrs, err = unverify(ctx, tx, h.Addresses, h.Reason, h.Phase, obsAt, now)
+			if err != nil {
+				return err
+			}
+			res.Unverified = len(addrs)
+		}
+		evs := make([]auditEvent, 0, len(addrs))
+		for _, a := range addrs {
+			e, err := s.newAuditEvent(schemas.DerivedID(obsAt, consumerName, "hold", h.ID, schemas.SubjectEmailUnverified, a.UserID, a.Email),
+				schemas.SubjectEmailUnverified, h.Domain, a.UserID, a.Email, now, schemas.EmailUnverified{
+					UserID: a.UserID, Email: a.Email, Domain: h.Domain, Reason: h.Reason, Phase: h.Phase,
+					PreviousPhase: h.PreviousPhase, Evidence: h.Observation.Evidence, UnverifiedAt: now, HoldID: h.ID,
+				})
+			if err != nil {
+				return err
+			}
+			evs = append(evs, e)
+		}
+		if _, err := writeAudit(ctx, tx, evs, s.cfg.DryRun, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE holds SET status = 'approved', decided_at = $2, decided_by = $3 WHERE id = $1::uuid`, id, now, by); err != nil {
+			return fmt.Errorf("mark hold approved: %w", err)
+		}
+		h.Status, h.DecidedAt, h.DecidedBy = HoldApproved, &now, by
+		res.Hold = h
+		return nil
+	})
+	if err != nil {
+		return HoldResult{}, fmt.Errorf("approve hold %s: %w", id, err)
+	}
+	if res.Unverified > 0 {
+		s.metrics.unverified.WithLabelValues(string(h.Reason)).Add(float64(res.Unverified))
+	}
+	if res.WouldUnverify > 0 {
+		s.metrics.wouldBe.WithLabelValues(string(h.Reason)).Add(float64(res.WouldUnverify))
+	}
+	s.cfg.Logger.Info("hold approved", "hold", id, "domain", h.Domain, "cause", h.Cause, "by", by,
+		"unverified", res.Unverified, "would_unverify", res.WouldUnverify)
+	return res, nil
+}
+
+// RejectHold marks a pending hold rejected: its addresses stay verified.
+func (s *Store) RejectHold(ctx context.Context, id, by string) (Hold, error) {
+	if by == "" {
+		return Hold{}, errors.New("reject hold: operator name is required")
+	}
+	now := s.cfg.Clock.Now().UTC()
+	tag, err := s.pool.Exec(ctx, `UPDATE holds SET status = 'rejected', decided_at = $2, decided_by = $3 WHERE id::text = $1 AND status = 'pending'`, id, now, by)
+	if err != nil {
+		return Hold{}, fmt.Errorf("reject hold %s: %w", id, err)
+	}
+	h, err := s.GetHold(ctx, id)
+	if err != nil {
+		return Hold{}, err
+	}
+	if tag.RowsAffected() == 0 {
+		return h, fmt.Errorf("reject hold %s: hold is %s: %w", id, h.Status, ErrHoldDecided)
+	}
+	s.cfg.Logger.Info("hold rejected", "hold", id, "domain", h.Domain, "cause", h.Cause, "by", by)
+	return h, nil
+}

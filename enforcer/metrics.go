@@ -1,0 +1,98 @@
+package enforcer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results of handling one DOMAIN_EVENTS changed message, the values of the
+// result label of domainguard_enforcer_events_total.
+const (
+	ResultApplied   = "applied"   // decision applied (or held) for a new observation
+	ResultStale     = "stale"     // recorded, not applied: older than the applied one
+	ResultDuplicate = "duplicate" // message id already processed
+	ResultInvalid   = "invalid"   // dead-lettered
+	ResultUnknown   = "unknown"   // phase unknown: nothing to do
+)
+
+type metrics struct {
+	events      *prometheus.CounterVec
+	unverified  *prometheus.CounterVec
+	wouldBe     *prometheus.CounterVec
+	holdsOpen   prometheus.Gauge
+	breakerOpen prometheus.Gauge
+	outboxLag   prometheus.Gauge
+	published   prometheus.Counter
+	heartbeats  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domainguard_enforcer_events_total",
+			Help: "Changed events handled by the enforcer, by result (applied, stale, duplicate, invalid, unknown).",
+		}, []string{"result"}),
+		unverified: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domainguard_enforcer_emails_unverified_total",
+			Help: "Email addresses unverified, by reason.",
+		}, []string{"reason"}),
+		wouldBe: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domainguard_enforcer_dry_run_unverified_total",
+			Help: "Email addresses a dry run would have unverified, by reason.",
+		}, []string{"reason"}),
+		holdsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domainguard_enforcer_holds_open",
+			Help: "Holds waiting for an operator (pending).",
+		}),
+		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domainguard_enforcer_breaker_open",
+			Help: "1 while the global breaker pauses enforcement.",
+		}),
+		outboxLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domainguard_enforcer_outbox_lag_seconds",
+			Help: "Age of the oldest unpublished outbox row (0 when empty).",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "domainguard_enforcer_outbox_published_total",
+			Help: "Audit events published from the outbox.",
+		}),
+		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domainguard_enforcer_heartbeats_total",
+			Help: "Heartbeats (domains.checked) handled, by result (checked, failed, stale, invalid).",
+		}, []string{"result"}),
+	}
+	var err error
+	register(reg, &m.events, &err)
+	register(reg, &m.unverified, &err)
+	register(reg, &m.wouldBe, &err)
+	register(reg, &m.holdsOpen, &err)
+	register(reg, &m.breakerOpen, &err)
+	register(reg, &m.outboxLag, &err)
+	register(reg, &m.published, &err)
+	register(reg, &m.heartbeats, &err)
+	if err != nil {
+		return nil, fmt.Errorf("enforcer metrics: %w", err)
+	}
+	return m, nil
+}
+
+// register registers *c, or replaces it with the collector already
+// registered under its name (a Store and a Relay built separately in one
+// process share the registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C, errp *error) {
+	if *errp != nil {
+		return
+	}
+	if err := reg.Register(*c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				*c = existing
+				return
+			}
+		}
+		*errp = err
+	}
+}

@@ -1,0 +1,244 @@
+package enforcer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// Relay publishes outbox rows to the AUDIT stream. Each row is published
+// with Nats-Msg-Id = its id (the CloudEvent id), then marked sent in the
+// same transaction that claimed it (FOR UPDATE SKIP LOCKED, so several
+// replicas share the work without publishing a row twice at once). A crash
+// between publish and commit re-publishes the row with the same id, which
+// JetStream drops within its duplicate window: audit events are never lost
+// and never appear under two ids.
+type Relay struct {
+	cfg     Config
+	pool    *pgxpool.Pool
+	js      jetstream.JetStream
+	topo    broker.Topology
+	metrics *metrics
+	log     *slog.Logger
+}
+
+// NewRelay checks cfg (Pool and JS are required) and returns a Relay.
+func NewRelay(cfg Config) (*Relay, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.JS == nil {
+		return nil, errors.New("enforcer relay: JS is required")
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return newRelay(cfg, m), nil
+}
+
+func newRelay(cfg Config, m *metrics) *Relay {
+	return &Relay{cfg: cfg, pool: cfg.Pool, js: cfg.JS, topo: cfg.Topology, metrics: m, log: cfg.Logger.With("component", "outbox-relay")}
+}
+
+// Run publishes the outbox until ctx ends, waking on NOTIFY
+// domainguard_outbox and at least every RelayInterval. It returns nil after
+// ctx ends (a round in flight is rolled back and its rows published again
+// later under the same ids).
+func (r *Relay) Run(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	listenCtx, stopListen := context.WithCancel(ctx)
+	defer stopListen()
+	go r.listen(listenCtx, wake)
+
+	var lastGauges time.Time
+	failures := 0
+	for {
+		n, err := r.PublishPending(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			failures++
+			r.log.Error("outbox relay round failed", "error", err, "failures", failures)
+		} else {
+			failures = 0
+		}
+		if time.Since(lastGauges) >= r.cfg.RelayInterval {
+			if err := r.RefreshGauges(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("refresh enforcer gauges", "error", err)
+			}
+			lastGauges = time.Now()
+		}
+		if err == nil && n == r.cfg.RelayBatch {
+			continue // more waiting
+		}
+		wait := r.cfg.RelayInterval
+		if failures > 0 {
+			wait = min(r.cfg.RelayInterval<<min(failures, 6), time.Minute)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// listen holds a dedicated connection LISTENing on NotifyChannel and pokes
+// wake on every notification; it reconnects after errors (the poll keeps
+// the relay going meanwhile).
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := func() error {
+			conn, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
+			if err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			for {
+				if _, err := conn.WaitForNotification(ctx); err != nil {
+					return fmt.Errorf("wait for notification: %w", err)
+				}
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("outbox LISTEN failed; polling every interval meanwhile", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * r.cfg.RelayInterval):
+		}
+	}
+}
+
+// PublishPending publishes one round of at most RelayBatch unsent outbox
+// rows and marks those JetStream acknowledged as sent. It returns how many
+// rows it claimed.
+func (r *Relay) PublishPending(ctx context.Context) (int, error) {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after commit a no-op
+	rows, err := tx.Query(ctx, `
+SELECT id::text, subject, payload FROM outbox
+WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.RelayBatch)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: claim: %w", err)
+	}
+	type claimed struct {
+		id, subject string
+		payload     []byte
+	}
+	var batch []claimed
+	for rows.Next() {
+		var c claimed
+		if err := rows.Scan(&c.id, &c.subject, &c.payload); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("outbox: claim: %w", err)
+		}
+		batch = append(batch, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("outbox: claim: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	var pubErr error
+	for i, c := range batch {
+		msg := &nats.Msg{Subject: r.topo.Namespace.Subject(c.subject), Data: c.payload, Header: nats.Header{}}
+		msg.Header.Set(schemas.HeaderMsgID, c.id)
+		msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
+		f, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
+			pubErr = fmt.Errorf("outbox: publish %s: %w", c.id, err)
+			futures = futures[:i]
+			break
+		}
+		futures[i] = f
+	}
+	sent := make([]string, 0, len(futures))
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+wait:
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			sent = append(sent, batch[i].id)
+		case err := <-f.Err():
+			if pubErr == nil {
+				pubErr = fmt.Errorf("outbox: publish %s: %w", batch[i].id, err)
+			}
+		case <-timeout.C:
+			if pubErr == nil {
+				pubErr = fmt.Errorf("outbox: %d acks outstanding after 30s", len(futures)-i)
+			}
+			break wait
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	if len(sent) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1::text[]::uuid[])`, sent); err != nil {
+			return 0, fmt.Errorf("outbox: mark sent: %w", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return 0, fmt.Errorf("outbox: commit: %w", err)
+		}
+		r.metrics.published.Add(float64(len(sent)))
+	}
+	return len(batch), pubErr
+}
+
+// RefreshGauges reads the outbox lag, the open holds and the breaker into
+// their gauges.
+func (r *Relay) RefreshGauges(ctx context.Context) error {
+	var (
+		lag   float64
+		holds int
+		open  bool
+	)
+	err := r.pool.QueryRow(ctx, `
+SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE sent_at IS NULL), 0)::float8,
+       (SELECT count(*) FROM holds WHERE status = 'pending'),
+       (SELECT open FROM breaker WHERE id = 1)`).Scan(&lag, &holds, &open)
+	if err != nil {
+		return fmt.Errorf("read gauges: %w", err)
+	}
+	r.metrics.outboxLag.Set(max(lag, 0))
+	r.metrics.holdsOpen.Set(float64(holds))
+	if open {
+		r.metrics.breakerOpen.Set(1)
+	} else {
+		r.metrics.breakerOpen.Set(0)
+	}
+	return nil
+}
