@@ -1,0 +1,276 @@
+package domainr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/lifecycle"
+)
+
+// Provider kinds.
+const (
+	KindDomainr = "domainr"
+	KindFastly  = "fastly"
+)
+
+// Default base URLs.
+const (
+	DefaultDomainrURL  = "https://api.domainr.com"
+	DefaultRapidAPIURL = "https://domainr.p.rapidapi.com"
+	DefaultFastlyURL   = "https://api.fastly.com"
+	DefaultTimeout     = 15 * time.Second
+
+	maxBodyBytes  = 1 << 20
+	maxRetryAfter = 24 * time.Hour
+)
+
+// Config configures a Client.
+type Config struct {
+	// Kind is KindDomainr or KindFastly. Required.
+	Kind string
+	// BaseURL is the API root. Default: DefaultFastlyURL for fastly; for
+	// domainr DefaultDomainrURL, or DefaultRapidAPIURL when only
+	// RapidAPIKey is set.
+	BaseURL string
+	// ClientID is Domainr's client_id (sent as a query parameter).
+	ClientID string
+	// RapidAPIKey is the RapidAPI key for Domainr (sent as X-RapidAPI-Key
+	// and the legacy mashape-key header).
+	RapidAPIKey string
+	// FastlyKey is the Fastly API token (sent as Fastly-Key).
+	FastlyKey string
+	// HTTPClient makes the requests. Default: 15 s timeout, no redirects.
+	HTTPClient *http.Client
+	// Clock tells the time. Default clock.System{}.
+	Clock clock.Clock
+	// Logger receives debug logs (never credentials). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns cfg with unset fields filled in.
+func (cfg Config) WithDefaults() Config {
+	cfg.Kind = strings.ToLower(strings.TrimSpace(cfg.Kind))
+	if cfg.BaseURL == "" {
+		switch {
+		case cfg.Kind == KindFastly:
+			cfg.BaseURL = DefaultFastlyURL
+		case cfg.ClientID == "" && cfg.RapidAPIKey != "":
+			cfg.BaseURL = DefaultRapidAPIURL
+		default:
+			cfg.BaseURL = DefaultDomainrURL
+		}
+	}
+	cfg.BaseURL = strings.TrimRight(strings.TrimSpace(cfg.BaseURL), "/")
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{
+			Timeout: DefaultTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return errors.New("redirects are not followed") // would resend credentials
+			},
+		}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// Validate checks that the kind is known and its credentials are present.
+func (cfg Config) Validate() error {
+	var errs []error
+	switch cfg.Kind {
+	case KindDomainr:
+		if cfg.ClientID == "" && cfg.RapidAPIKey == "" {
+			errs = append(errs, errors.New("domainr needs a client_id (DOMAINR_CLIENT_ID) or a RapidAPI key (DOMAINR_RAPIDAPI_KEY)"))
+		}
+	case KindFastly:
+		if cfg.FastlyKey == "" {
+			errs = append(errs, errors.New("fastly needs an API key (FASTLY_API_KEY)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("unknown provider kind %q (want %q or %q)", cfg.Kind, KindDomainr, KindFastly))
+	}
+	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("base URL %q is not an http(s) URL", cfg.BaseURL))
+	}
+	return errors.Join(errs...)
+}
+
+// Client is a Domainr or Fastly provider, safe for concurrent use.
+type Client struct {
+	cfg Config
+}
+
+var _ checker.Provider = (*Client)(nil)
+
+// New returns a Client for cfg (defaults filled in, then validated).
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s config: %w", cfg.Kind, err)
+	}
+	return &Client{cfg: cfg}, nil
+}
+
+// Name returns the kind: "domainr" or "fastly".
+func (c *Client) Name() string { return c.cfg.Kind }
+
+// Lookup asks the API about domain. prev is not used: tokens carry no
+// history to compare.
+func (c *Client) Lookup(ctx context.Context, domain string, _ *lifecycle.Observation) (lifecycle.Observation, error) {
+	name := normalizeName(domain)
+	now := c.cfg.Clock.Now()
+	obs := lifecycle.Observation{Domain: name, Phase: lifecycle.PhaseUnknown,
+		Evidence: lifecycle.Evidence{Provider: c.cfg.Kind, Server: c.cfg.BaseURL, ObservedAt: now}}
+	if !strings.Contains(name, ".") || strings.ContainsAny(name, "/?#%@&= \t\r\n") {
+		return obs, c.lookupErr(name, false, 0, 0, fmt.Errorf("invalid domain name %q", domain))
+	}
+	req, err := c.request(ctx, name)
+	if err != nil {
+		return obs, c.lookupErr(name, false, 0, 0, err)
+	}
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return obs, c.lookupErr(name, true, 0, 0, redact(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		return obs, c.lookupErr(name, true, resp.StatusCode, 0, fmt.Errorf("read body: %w", redact(err)))
+	}
+	if len(body) > maxBodyBytes {
+		body = body[:maxBodyBytes]
+	}
+
+	switch code := resp.StatusCode; {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return obs, c.lookupErr(name, false, code, 0, errors.New("credentials rejected: check the API key / client_id"))
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		wait := parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now())
+		return obs, c.lookupErr(name, true, code, wait, errors.New(http.StatusText(code)))
+	case code >= 500:
+		return obs, c.lookupErr(name, true, code, 0, errors.New(http.StatusText(code)))
+	case code == http.StatusBadRequest || code == http.StatusUnprocessableEntity:
+		msg := "the API rejected the name as invalid"
+		if e := apiError(body); e != nil {
+			msg += ": " + e.Message
+		}
+		return obs, c.lookupErr(name, false, code, 0, errors.New(msg))
+	case code == http.StatusNotFound:
+		return obs, c.lookupErr(name, false, code, 0, errors.New("API endpoint not found: check the base URL"))
+	case code != http.StatusOK:
+		return obs, c.lookupErr(name, true, code, 0, errors.New(http.StatusText(code)))
+	}
+
+	var toks []string
+	if c.cfg.Kind == KindFastly {
+		toks, err = ParseFastlyStatus(body, name)
+	} else {
+		toks, err = ParseDomainrStatus(body, name)
+	}
+	var apiErr *APIError
+	switch {
+	case errors.As(err, &apiErr):
+		switch {
+		case apiErr.credentialsRejected():
+			return obs, c.lookupErr(name, false, resp.StatusCode, 0, fmt.Errorf("credentials rejected: %w", apiErr))
+		case apiErr.invalidName():
+			return obs, c.lookupErr(name, false, resp.StatusCode, 0, apiErr)
+		}
+		return obs, c.lookupErr(name, true, resp.StatusCode, 0, apiErr)
+	case err != nil:
+		obs.Evidence.Detail = fmt.Sprintf("unparseable %s answer: %v", c.cfg.Kind, err)
+		return obs, nil
+	}
+	obs.Evidence.Statuses = toks
+	phase, why := lifecycle.ClassifyTokens(toks)
+	obs.Phase = phase
+	if phase == lifecycle.PhaseUnknown {
+		obs.Evidence.Detail = why
+	}
+	return obs, nil
+}
+
+func (c *Client) request(ctx context.Context, name string) (*http.Request, error) {
+	q := url.Values{"domain": {name}}
+	var u string
+	if c.cfg.Kind == KindFastly {
+		u = c.cfg.BaseURL + "/domain-management/v1/tools/status"
+	} else {
+		u = c.cfg.BaseURL + "/v2/status"
+		if c.cfg.ClientID != "" {
+			q.Set("client_id", c.cfg.ClientID)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, redact(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "domainguard (+https://github.com/domainguard/domainguard)")
+	switch {
+	case c.cfg.Kind == KindFastly:
+		req.Header.Set("Fastly-Key", c.cfg.FastlyKey)
+	case c.cfg.RapidAPIKey != "":
+		req.Header.Set("X-RapidAPI-Key", c.cfg.RapidAPIKey)
+		req.Header.Set("X-RapidAPI-Host", req.URL.Host)
+		req.Header.Set("mashape-key", c.cfg.RapidAPIKey)
+	}
+	return req, nil
+}
+
+func (c *Client) lookupErr(domain string, temporary bool, status int, wait time.Duration, err error) error {
+	return &checker.LookupError{Provider: c.cfg.Kind, Domain: domain, Temporary: temporary,
+		RetryAfter: wait, StatusCode: status, Err: err}
+}
+
+// redact strips the query (which may hold client_id) from URLs in err.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: stripQuery(ue.URL), Err: ue.Err}
+	}
+	return err
+}
+
+func stripQuery(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		return raw[:i] + "?…"
+	}
+	return raw
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP
+// date relative to now; 0 when absent or unreadable, at most 24h.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d < 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
+}
