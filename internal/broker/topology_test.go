@@ -15,14 +15,14 @@ import (
 )
 
 // server is one kind of real server the tests run against.
-type server struct {
+type testServer struct {
 	name  string
 	setup func(t *testing.T, adjust func(*broker.Topology)) (jetstream.JetStream, *nats.Conn, broker.Topology)
 }
 
 // servers are the Debian system server (nats-server 2.9, under a unique
 // namespace) and a fresh embedded current server.
-var servers = []server{
+var servers = []testServer{
 	{"system-2.9", func(t *testing.T, adjust func(*broker.Topology)) (jetstream.JetStream, *nats.Conn, broker.Topology) {
 		return testnats.SharedWith(t, adjust)
 	}},
