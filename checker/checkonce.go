@@ -1,0 +1,43 @@
+package checker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/domainguard/domainguard/internal/domainname"
+	"github.com/domainguard/domainguard/lifecycle"
+)
+
+// CheckOnce looks up the registrable domain of domain once through p, for
+// the `domainguard check` command: no retries, no rate limit, nothing
+// published. The observation's Domain is the registrable domain and its
+// ObservedAt is now when the provider left it unset.
+func CheckOnce(ctx context.Context, p Provider, domain string, now time.Time) (lifecycle.Observation, error) {
+	name, err := domainname.Registrable(domain)
+	if err != nil {
+		return lifecycle.Observation{}, fmt.Errorf("check %q: %w", domain, err)
+	}
+	obs, err := p.Lookup(ctx, name, nil)
+	if err != nil {
+		return lifecycle.Observation{}, fmt.Errorf("check %s: %w", name, err)
+	}
+	fillObservation(&obs, name, p.Name(), now)
+	return obs, nil
+}
+
+// fillObservation sets what a provider may have left empty.
+func fillObservation(obs *lifecycle.Observation, domain, provider string, now time.Time) {
+	if obs.Domain == "" {
+		obs.Domain = domain
+	}
+	if obs.Phase == "" {
+		obs.Phase = lifecycle.PhaseUnknown
+	}
+	if obs.Evidence.Provider == "" {
+		obs.Evidence.Provider = provider
+	}
+	if obs.Evidence.ObservedAt.IsZero() {
+		obs.Evidence.ObservedAt = now
+	}
+}

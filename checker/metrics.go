@@ -1,0 +1,68 @@
+package checker
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Lookup outcomes (label values of domainguard_checker_lookups_total).
+const (
+	outcomeOK        = "ok"
+	outcomeUnknown   = "unknown"
+	outcomeTemporary = "temporary_error"
+	outcomePermanent = "permanent_error"
+)
+
+// Event kinds (label values of domainguard_checker_events_published_total).
+const (
+	kindChanged = "changed"
+	kindChecked = "checked"
+	kindFailed  = "failed"
+)
+
+type metrics struct {
+	lookups        *prometheus.CounterVec
+	lookupDuration *prometheus.HistogramVec
+	rateLimitWait  prometheus.Histogram
+	retries        prometheus.Counter
+	published      *prometheus.CounterVec
+	deadLetters    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domainguard_checker_lookups_total",
+			Help: "Lookup attempts by provider and outcome (ok, unknown, temporary_error, permanent_error).",
+		}, []string{"provider", "outcome"}),
+		lookupDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "domainguard_checker_lookup_duration_seconds",
+			Help:    "Duration of one lookup attempt.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"provider"}),
+		rateLimitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "domainguard_checker_rate_limit_wait_seconds",
+			Help:    "Time a lookup waited for the per-host rate limiter (and provider Retry-After pauses).",
+			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "domainguard_checker_retries_total",
+			Help: "In-process lookup retries after transient failures.",
+		}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "domainguard_checker_events_published_total",
+			Help: "Events published by kind (changed, checked heartbeat, failed heartbeat).",
+		}, []string{"kind"}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "domainguard_checker_dead_letters_total",
+			Help: "Check requests dead-lettered (invalid input or permanent lookup failure).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.lookups, m.lookupDuration, m.rateLimitWait, m.retries, m.published, m.deadLetters} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("checker metrics: %w", err)
+		}
+	}
+	return m, nil
+}

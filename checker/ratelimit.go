@@ -1,0 +1,105 @@
+package checker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// RateKeyer is implemented by providers whose lookups go to different
+// hosts (RDAP: one server per registry): lookups are rate limited per key
+// instead of per provider.
+type RateKeyer interface {
+	RateKey(domain string) string
+}
+
+// rateKey returns the limiter key for a lookup of domain through p.
+func rateKey(p Provider, domain string) string {
+	if k, ok := p.(RateKeyer); ok {
+		if key := k.RateKey(domain); key != "" {
+			return key
+		}
+	}
+	return p.Name()
+}
+
+// rateLimiters holds one token bucket per rate key, plus a pause per key
+// set from a provider's Retry-After. Safe for concurrent use.
+type rateLimiters struct {
+	limit rate.Limit
+	burst int
+
+	mu   sync.Mutex
+	keys map[string]*keyLimiter
+}
+
+type keyLimiter struct {
+	bucket *rate.Limiter
+
+	mu          sync.Mutex
+	pausedUntil time.Time
+}
+
+func newRateLimiters(perSecond float64, burst int) *rateLimiters {
+	return &rateLimiters{limit: rate.Limit(perSecond), burst: burst, keys: make(map[string]*keyLimiter)}
+}
+
+func (r *rateLimiters) get(key string) *keyLimiter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k, ok := r.keys[key]
+	if !ok {
+		k = &keyLimiter{bucket: rate.NewLimiter(r.limit, r.burst)}
+		r.keys[key] = k
+	}
+	return k
+}
+
+// wait blocks until a lookup on key may start: after any Retry-After pause
+// and with a token from the bucket. It returns how long it waited.
+func (r *rateLimiters) wait(ctx context.Context, key string) (time.Duration, error) {
+	start := time.Now()
+	k := r.get(key)
+	for {
+		k.mu.Lock()
+		until := k.pausedUntil
+		k.mu.Unlock()
+		d := time.Until(until)
+		if d <= 0 {
+			break
+		}
+		if err := sleep(ctx, d); err != nil {
+			return time.Since(start), err
+		}
+	}
+	err := k.bucket.Wait(ctx)
+	return time.Since(start), err
+}
+
+// pause stops lookups on key for d (a provider's Retry-After).
+func (r *rateLimiters) pause(key string, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	k := r.get(key)
+	until := time.Now().Add(d)
+	k.mu.Lock()
+	if until.After(k.pausedUntil) {
+		k.pausedUntil = until
+	}
+	k.mu.Unlock()
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,297 @@
+package checker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/domainname"
+	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// Event kinds (CloudEvents type suffixes) the worker publishes.
+const (
+	eventKindChanged = "domains.changed"
+	eventKindChecked = "domains.checked"
+)
+
+// publishTimeout bounds publishing an event and acknowledging its check,
+// which still happen after shutdown began.
+const publishTimeout = 10 * time.Second
+
+// Worker consumes check requests; see the package doc. Create it with
+// NewWorker and start it with Run.
+type Worker struct {
+	cfg      Config
+	metrics  *metrics
+	limiters *rateLimiters
+	stream   string // namespaced DOMAIN_CHECKS
+}
+
+// NewWorker validates cfg (after WithDefaults) and registers the metrics.
+func NewWorker(cfg Config) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{
+		cfg:      cfg,
+		metrics:  m,
+		limiters: newRateLimiters(cfg.LookupsPerSecond, cfg.Burst),
+		stream:   cfg.Topology.Namespace.Stream(schemas.StreamDomainChecks),
+	}, nil
+}
+
+// Run consumes checks until ctx is cancelled, then lets in-flight checks
+// finish (or hands them back) and returns nil. It survives the consumer
+// being deleted and the server restarting (broker.Topology.Run).
+func (w *Worker) Run(ctx context.Context) error {
+	w.cfg.Logger.Info("checker started", "provider", w.cfg.Provider.Name(), "concurrency", w.cfg.Concurrency,
+		"lookups_per_second", w.cfg.LookupsPerSecond, "burst", w.cfg.Burst, "stream", w.stream)
+	err := w.cfg.Topology.Run(ctx, w.cfg.JS, broker.ConsumeOptions{
+		Stream:  schemas.StreamDomainChecks,
+		Durable: broker.ConsumerChecker,
+		Batch:   w.cfg.Concurrency,
+		Workers: w.cfg.Concurrency,
+		MaxWait: w.cfg.FetchWait,
+		Logger:  w.cfg.Logger,
+	}, w.handle)
+	if err != nil {
+		return fmt.Errorf("checker: %w", err)
+	}
+	w.cfg.Logger.Info("checker stopped")
+	return nil
+}
+
+// handle works on one check message. It acknowledges, dead-letters or
+// Naks the message itself; a returned error makes broker.Run Nak it with a
+// delay.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("check on %s: metadata: %w", msg.Subject(), err)
+	}
+	_, req, err := schemas.Decode[schemas.CheckRequest](msg.Data())
+	if err != nil {
+		return w.deadLetter(ctx, msg, fmt.Errorf("check request: %w", err))
+	}
+	domain, err := domainname.Registrable(req.Domain)
+	if err != nil {
+		return w.deadLetter(ctx, msg, fmt.Errorf("%w: check request domain: %v", schemas.ErrInvalid, err))
+	}
+
+	stop := w.keepAlive(msg)
+	obs, lookupErr := w.lookup(ctx, domain, req.Previous)
+	stop()
+
+	// From here on the work is done: publish and acknowledge even if
+	// shutdown has begun.
+	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	log := w.cfg.Logger.With("domain", domain, "sequence", meta.Sequence.Stream, "delivery", meta.NumDelivered)
+	switch {
+	case lookupErr != nil && ctx.Err() != nil:
+		// Shutting down mid-lookup: hand the check to another worker now.
+		log.Info("check interrupted by shutdown; returned to the queue", "error", lookupErr)
+		if err := msg.Nak(); err != nil {
+			return fmt.Errorf("nak interrupted check of %s: %w", domain, err)
+		}
+		return nil
+	case IsPermanent(lookupErr):
+		return w.deadLetter(pubCtx, msg, lookupErr)
+	case lookupErr != nil:
+		log.Warn("lookup failed; publishing failed heartbeat", "error", lookupErr)
+		return w.publishFailed(pubCtx, msg, meta, domain, req.Previous, lookupErr.Error())
+	case !obs.Phase.Known():
+		log.Info("lookup inconclusive", "detail", obs.Evidence.Detail)
+		detail := obs.Evidence.Detail
+		if detail == "" {
+			detail = "provider " + obs.Evidence.Provider + " gave no decision"
+		}
+		return w.publishFailed(pubCtx, msg, meta, domain, req.Previous, detail)
+	case lifecycle.Changed(req.Previous, obs):
+		changed := schemas.DomainChanged{
+			Domain:        domain,
+			PreviousPhase: lifecycle.PhaseUnknown,
+			Phase:         obs.Phase,
+			Evidence:      obs.Evidence,
+		}
+		if req.Previous != nil {
+			changed.PreviousPhase = req.Previous.Phase
+			prevEv := req.Previous.Evidence
+			changed.PreviousEvidence = &prevEv
+		}
+		log.Info("domain changed", "previous_phase", changed.PreviousPhase, "phase", obs.Phase)
+		return w.publish(pubCtx, msg, meta, domain, kindChanged, eventKindChanged,
+			w.cfg.Topology.Namespace.ChangedSubject(domain), obs.Evidence.ObservedAt, changed)
+	default:
+		checked := schemas.DomainChecked{Domain: domain, Phase: obs.Phase, ObservedAt: obs.Evidence.ObservedAt}
+		return w.publish(pubCtx, msg, meta, domain, kindChecked, eventKindChecked,
+			w.cfg.Topology.Namespace.CheckedSubject(domain), obs.Evidence.ObservedAt, checked)
+	}
+}
+
+// publishFailed publishes a Failed heartbeat: the phase stays the previous
+// one (or unknown), never a phase derived from an error.
+func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+	phase := lifecycle.PhaseUnknown
+	if prev != nil && prev.Phase.Valid() {
+		phase = prev.Phase
+	}
+	if len(detail) > 1024 {
+		detail = detail[:1024]
+	}
+	now := w.cfg.Clock.Now().UTC()
+	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now, Failed: true, Detail: detail}
+	return w.publish(ctx, msg, meta, domain, kindFailed, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
+}
+
+// publish sends one event with an id derived from the check message and
+// then acknowledges the check.
+func (w *Worker) publish(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain, kind, eventKind, subject string, at time.Time, payload schemas.Payload) error {
+	id := schemas.DerivedID(meta.Timestamp, w.stream, strconv.FormatUint(meta.Sequence.Stream, 10), domain, kind)
+	ev, err := schemas.NewEventWithID(id, w.cfg.Source, eventKind, domain, at, payload)
+	if err != nil {
+		// The provider's answer cannot form a valid event; retrying gives
+		// the same answer.
+		return w.deadLetter(ctx, msg, fmt.Errorf("build event for %s: %w", domain, err))
+	}
+	if _, err := broker.PublishEvent(ctx, w.cfg.JS, subject, ev); err != nil {
+		err = fmt.Errorf("publish %s event for %s: %w", kind, domain, err)
+		if w.cfg.Topology.IsLastDelivery(msg, w.cfg.Topology.CheckMaxDeliver) {
+			return w.deadLetter(ctx, msg, err)
+		}
+		return err
+	}
+	w.metrics.published.WithLabelValues(kind).Inc()
+	if err := msg.DoubleAck(ctx); err != nil {
+		// The event is out; a redelivery republishes the same id, which
+		// the duplicate window drops.
+		return fmt.Errorf("ack check of %s: %w", domain, err)
+	}
+	return nil
+}
+
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, cause error) error {
+	if err := w.cfg.Topology.DeadLetter(ctx, w.cfg.JS, msg, schemas.StreamDomainChecks, broker.ConsumerChecker, cause); err != nil {
+		return fmt.Errorf("checker: %w", err)
+	}
+	w.metrics.deadLetters.Inc()
+	return nil
+}
+
+// keepAlive reports the message in progress every ProgressEvery until the
+// returned stop is called.
+func (w *Worker) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(w.cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					w.cfg.Logger.Debug("in-progress report failed", "subject", msg.Subject(), "error", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// errRetriesExhausted marks a transient failure that outlasted the
+// in-process retries.
+var errRetriesExhausted = errors.New("retries exhausted")
+
+// lookup asks the provider, waiting on the rate limiter before every
+// attempt and retrying transient failures with backoff. Errors: permanent
+// lookup errors as they are; transient ones wrapped with
+// errRetriesExhausted; ctx errors on cancellation.
+func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
+	p := w.cfg.Provider
+	key := rateKey(p, domain)
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     w.cfg.RetryInitial,
+		RandomizationFactor: 0.2,
+		Multiplier:          2,
+		MaxInterval:         w.cfg.RetryMax,
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	bo.Reset()
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		waited, err := w.limiters.wait(ctx, key)
+		w.metrics.rateLimitWait.Observe(waited.Seconds())
+		if err != nil {
+			return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+		}
+		obs, err := w.attempt(ctx, domain, prev)
+		if err == nil {
+			return obs, nil
+		}
+		if IsPermanent(err) || ctx.Err() != nil {
+			return lifecycle.Observation{}, err
+		}
+		retryAfter := RetryAfter(err)
+		w.limiters.pause(key, retryAfter)
+		if attempt >= w.cfg.MaxAttempts {
+			return lifecycle.Observation{}, fmt.Errorf("%w after %d attempts: %w", errRetriesExhausted, attempt, err)
+		}
+		delay := max(bo.NextBackOff(), retryAfter)
+		if time.Since(start)+delay > w.cfg.MaxElapsed {
+			return lifecycle.Observation{}, fmt.Errorf("%w after %d attempts (next wait %s would exceed %s): %w",
+				errRetriesExhausted, attempt, delay.Round(time.Millisecond), w.cfg.MaxElapsed, err)
+		}
+		w.metrics.retries.Inc()
+		w.cfg.Logger.Debug("lookup failed; retrying", "domain", domain, "attempt", attempt, "wait", delay, "error", err)
+		if err := sleep(ctx, delay); err != nil {
+			return lifecycle.Observation{}, fmt.Errorf("retry wait for %s: %w", domain, err)
+		}
+	}
+}
+
+// attempt is one provider lookup with its timeout and metrics.
+func (w *Worker) attempt(ctx context.Context, domain string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
+	p := w.cfg.Provider
+	actx, cancel := context.WithTimeout(ctx, w.cfg.LookupTimeout)
+	defer cancel()
+	start := time.Now()
+	obs, err := p.Lookup(actx, domain, prev)
+	w.metrics.lookupDuration.WithLabelValues(p.Name()).Observe(time.Since(start).Seconds())
+	outcome := outcomeOK
+	switch {
+	case err != nil && IsPermanent(err):
+		outcome = outcomePermanent
+	case err != nil:
+		outcome = outcomeTemporary
+	default:
+		fillObservation(&obs, domain, p.Name(), w.cfg.Clock.Now().UTC())
+		if !obs.Phase.Known() {
+			outcome = outcomeUnknown
+		}
+	}
+	w.metrics.lookups.WithLabelValues(p.Name(), outcome).Inc()
+	if err != nil {
+		return lifecycle.Observation{}, err
+	}
+	return obs, nil
+}
