@@ -111,7 +111,8 @@ type statusEntry struct {
 // tokens for domain: lower case, deduplicated, in order. Errors reported
 // in the body are returned as *APIError.
 func ParseDomainrStatus(body []byte, domain string) ([]string, error) {
-	if err := checkObject(body); err != nil {
+	body, err := checkObject(body)
+	if err != nil {
 		return nil, err
 	}
 	if e := apiError(body); e != nil {
@@ -152,7 +153,8 @@ func ParseDomainrStatus(body []byte, domain string) ([]string, error) {
 // ({"domain","zone","status":"undelegated inactive",...}) and returns the
 // status tokens for domain, as ParseDomainrStatus does.
 func ParseFastlyStatus(body []byte, domain string) ([]string, error) {
-	if err := checkObject(body); err != nil {
+	body, err := checkObject(body)
+	if err != nil {
 		return nil, err
 	}
 	if e := apiError(body); e != nil {
@@ -178,12 +180,14 @@ func ParseFastlyStatus(body []byte, domain string) ([]string, error) {
 	return tokens(status)
 }
 
-func checkObject(body []byte) error {
-	body = bytes.TrimSpace(body)
+// checkObject trims white space and a UTF-8 byte order mark and checks
+// that a JSON object remains.
+func checkObject(body []byte) ([]byte, error) {
+	body = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\ufeff")))
 	if len(body) == 0 || body[0] != '{' {
-		return errors.New("answer is not a JSON object")
+		return nil, errors.New("answer is not a JSON object")
 	}
-	return nil
+	return body, nil
 }
 
 func normalizeName(s string) string {

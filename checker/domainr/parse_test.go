@@ -18,6 +18,7 @@ func TestParseDomainrStatus(t *testing.T) {
 	}{
 		{"single", `{"status":[{"domain":"example.com","zone":"com","status":"undelegated inactive","summary":"inactive"}]}`, "example.com", []string{"undelegated", "inactive"}, false, false},
 		{"picks the asked domain", `{"status":[{"domain":"a.com","status":"active"},{"domain":"EXAMPLE.com.","status":"deleting"}]}`, "example.com", []string{"deleting"}, false, false},
+		{"byte order mark", "\ufeff" + `{"status":[{"domain":"example.com","status":"active"}]}`, "example.com", []string{"active"}, false, false},
 		{"entry without domain", `{"status":[{"status":"active parked"}]}`, "example.com", []string{"active", "parked"}, false, false},
 		{"duplicates and junk tokens", `{"status":[{"domain":"example.com","status":"active  ACTIVE <b> parked"}]}`, "example.com", []string{"active", "parked"}, false, false},
 		{"errors array", `{"errors":[{"code":400,"message":"Invalid domain","detail":"x"}]}`, "example.com", nil, true, true},

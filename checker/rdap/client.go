@@ -256,7 +256,7 @@ func answerName(body []byte) string {
 	var v struct {
 		LDHName string `json:"ldhName"`
 	}
-	if json.Unmarshal(body, &v) != nil {
+	if json.Unmarshal(trimBody(body), &v) != nil {
 		return ""
 	}
 	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(v.LDHName), "."))

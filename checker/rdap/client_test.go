@@ -189,6 +189,22 @@ func TestLookupPhases(t *testing.T) {
 			phase:   lifecycle.PhaseGrace,
 		},
 		{
+			name:    "auto renew period, nameservers moved since the last RDAP answer",
+			domain:  "example-renewed.com",
+			answers: map[string]answer{"example-renewed.com": {file: "arp-healthy-com.json"}},
+			prev: &lifecycle.Observation{Domain: "example-renewed.com", Phase: lifecycle.PhaseActive,
+				Evidence: lifecycle.Evidence{Provider: "rdap", Nameservers: []string{"ns1.old-host.test"}}},
+			phase: lifecycle.PhaseExpired,
+		},
+		{
+			name:    "auto renew period, previous evidence from another provider is not compared",
+			domain:  "example-renewed.com",
+			answers: map[string]answer{"example-renewed.com": {file: "arp-healthy-com.json"}},
+			prev: &lifecycle.Observation{Domain: "example-renewed.com", Phase: lifecycle.PhaseActive,
+				Evidence: lifecycle.Evidence{Provider: "domainr", Nameservers: []string{"ns1.old-host.test"}}},
+			phase: lifecycle.PhaseGrace,
+		},
+		{
 			name:    "auto renew period plus client hold",
 			domain:  "example-lapsing.com",
 			answers: map[string]answer{"example-lapsing.com": {file: "arp-hold-com.json"}},
@@ -267,6 +283,14 @@ func TestLookupPhases(t *testing.T) {
 			name:      "truncated JSON",
 			domain:    "example-active.com",
 			answers:   map[string]answer{"example-active.com": {file: "truncated-com.json"}},
+			phase:     lifecycle.PhaseUnknown,
+			detailHas: "unparseable RDAP answer",
+		},
+		{
+			name:   "answer larger than 1 MiB",
+			domain: "example-big.com",
+			answers: map[string]answer{"example-big.com": {body: `{"objectClassName":"domain","ldhName":"example-big.com",` +
+				`"remarks":[{"description":["` + strings.Repeat("x", 1<<20) + `"]}],"status":["active"]}`}},
 			phase:     lifecycle.PhaseUnknown,
 			detailHas: "unparseable RDAP answer",
 		},

@@ -53,7 +53,7 @@ type nameserver struct {
 // an object of another class; it never panics.
 func ParseDomain(body []byte) (lifecycle.Evidence, error) {
 	var ev lifecycle.Evidence
-	body = bytes.TrimSpace(body)
+	body = trimBody(body)
 	if len(body) == 0 || body[0] != '{' {
 		return ev, errors.New("rdap answer is not a JSON object")
 	}
@@ -87,6 +87,11 @@ func ParseDomain(body []byte) (lifecycle.Evidence, error) {
 	ev.Nameservers = parseNameservers(obj.Nameservers)
 	ev.Detail = strings.Join(notes, "; ")
 	return ev, nil
+}
+
+// trimBody drops surrounding white space and a UTF-8 byte order mark.
+func trimBody(body []byte) []byte {
+	return bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\ufeff")))
 }
 
 // rawString returns a JSON string value, or "" for anything else.

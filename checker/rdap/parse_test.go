@@ -243,6 +243,14 @@ func TestParseDomainLenientShapes(t *testing.T) {
 	}
 }
 
+func TestParseDomainByteOrderMark(t *testing.T) {
+	body := append([]byte("\ufeff\n"), readFixture(t, "active-com.json")...)
+	ev, err := ParseDomain(body)
+	if err != nil || ev.Handle != "2001234567_DOMAIN_COM-VRSN" {
+		t.Fatalf("ParseDomain with BOM: %+v, %v", ev, err)
+	}
+}
+
 func TestParseDate(t *testing.T) {
 	tests := []struct {
 		in   string
