@@ -24,6 +24,7 @@ type fixture struct {
 	t     testing.TB
 	ctx   context.Context
 	pool  *pgxpool.Pool
+	dbURL string
 	clock *clock.Stub
 	store *Store
 	seq   atomic.Int64
@@ -31,7 +32,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, adjust func(*Config)) *fixture {
 	t.Helper()
-	pool, _ := testdb.New(t)
+	pool, dbURL := testdb.New(t)
 	clk := clock.NewStub(t0)
 	cfg := Config{Pool: pool, Clock: clk, Logger: quietLogger(t)}
 	if adjust != nil {
@@ -41,7 +42,7 @@ func newFixture(t testing.TB, adjust func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ctx: context.Background(), pool: pool, clock: clk, store: st}
+	return &fixture{t: t, ctx: context.Background(), pool: pool, dbURL: dbURL, clock: clk, store: st}
 }
 
 func quietLogger(t testing.TB) *slog.Logger { return testnats.Logger(t) }

@@ -1,0 +1,111 @@
+package enforcer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+func TestHeartbeatsBatchUpdateAndIgnoreOlder(t *testing.T) {
+	f := newFixture(t, nil)
+	f.activate("hb1.com", t0.Add(-48*time.Hour))
+	f.activate("hb2.com", t0.Add(-48*time.Hour))
+	f.activate("hb3.com", t0.Add(-48*time.Hour))
+	f.exec(`UPDATE domains SET check_failures = 2 WHERE name = 'hb1.com'`)
+	res, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{
+		{Domain: "hb1.com", Phase: lifecycle.PhaseActive, ObservedAt: t0},
+		{Domain: "hb1.com", Phase: lifecycle.PhaseActive, ObservedAt: t0.Add(-time.Minute)}, // older duplicate in the batch
+		{Domain: "hb2.com", Phase: lifecycle.PhaseActive, ObservedAt: t0.Add(-72 * time.Hour)}, // older than last check
+		{Domain: "hb3.com", Phase: lifecycle.PhaseUnknown, ObservedAt: t0, Failed: true},
+		{Domain: "nobody.com", Phase: lifecycle.PhaseActive, ObservedAt: t0}, // not tracked
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Checked != 1 || res.Failed != 1 || res.Stale != 3 {
+		t.Fatalf("result %+v, want 1 checked, 1 failed, 3 stale", res)
+	}
+	var (
+		last     time.Time
+		next     time.Time
+		failures int
+	)
+	if err := f.pool.QueryRow(f.ctx, `SELECT last_checked_at, next_check_at, check_failures FROM domains WHERE name = 'hb1.com'`).Scan(&last, &next, &failures); err != nil {
+		t.Fatal(err)
+	}
+	if !last.Equal(t0) || failures != 0 || !next.After(t0.Add(24*time.Hour)) {
+		t.Errorf("hb1: last %s next %s failures %d", last, next, failures)
+	}
+	if err := f.pool.QueryRow(f.ctx, `SELECT last_checked_at FROM domains WHERE name = 'hb2.com'`).Scan(&last); err != nil || !last.Equal(t0.Add(-48*time.Hour)) {
+		t.Errorf("hb2 moved back to %s (%v)", last, err)
+	}
+	if err := f.pool.QueryRow(f.ctx, `SELECT last_checked_at, next_check_at, check_failures FROM domains WHERE name = 'hb3.com'`).Scan(&last, &next, &failures); err != nil {
+		t.Fatal(err)
+	}
+	if !last.Equal(t0.Add(-48*time.Hour)) || failures != 1 || next.After(t0.Add(3*time.Hour)) {
+		t.Errorf("hb3 (failed): last %s next %s failures %d; want unchanged last, 1 failure, retry within hours", last, next, failures)
+	}
+}
+
+func TestStatusReportsEmailAndDomain(t *testing.T) {
+	f := newFixture(t, nil)
+	f.addEmails("stat.com", 2, t0.Add(-48*time.Hour))
+	f.activate("stat.com", t0.Add(-time.Hour))
+	f.observe("stat.com", lifecycle.PhaseActive, lifecycle.PhaseExpired, evidence(t0, reg, "H-stat.com", nil))
+
+	rep, err := f.store.Status(f.ctx, "U0@stat.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Kind != "email" || len(rep.Emails) != 1 || rep.Emails[0].Verified || rep.Emails[0].UnverifyReason != "domain_expired" {
+		t.Fatalf("email report %+v", rep)
+	}
+	if rep.Domain == nil || rep.Domain.Phase != lifecycle.PhaseExpired || rep.Domain.UnverifiedCount != 2 {
+		t.Fatalf("email report domain %+v", rep.Domain)
+	}
+	types := map[string]bool{}
+	for _, a := range rep.Audit {
+		types[a.Type] = true
+		if a.Email != "" && a.Email != "u0@stat.com" {
+			t.Errorf("email report lists another address's event: %+v", a)
+		}
+	}
+	if !types[schemas.SubjectEmailUnverified] || !types[schemas.SubjectDomainChanged] {
+		t.Errorf("email report audit types %v", types)
+	}
+
+	rep, err = f.store.Status(f.ctx, "mail.stat.com")
+	if err != nil || rep.Kind != "domain" || rep.Domain.Name != "stat.com" || len(rep.Emails) != 2 || len(rep.Observations) != 2 {
+		t.Fatalf("domain report %+v %v", rep, err)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "expired") || !strings.Contains(text.String(), "UNVERIFIED") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Error(err)
+	}
+	if _, err := f.store.Status(f.ctx, "nothing.example"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown domain: %v, want ErrNotFound", err)
+	}
+}
+
+func TestConfigDefaultsAndValidate(t *testing.T) {
+	c := Config{}.WithDefaults()
+	if c.MaxUnverifyPerDomain != 50 || c.BreakerPct != 5 || c.BreakerMinDomains != 20 || c.BreakerWindow != time.Hour ||
+		c.RecheckInterval != 720*time.Hour || c.Batch != 50 || c.RelayInterval != time.Second || c.Source != DefaultSource {
+		t.Errorf("defaults %+v", c)
+	}
+	if err := c.Validate(); err == nil {
+		t.Error("config without a pool validated")
+	}
+	if !c.protectedSet()["gmail.com"] {
+		t.Error("gmail.com is not protected by default")
+	}
+}

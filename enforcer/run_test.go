@@ -1,0 +1,183 @@
+package enforcer
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// publishChanged publishes a domains.changed event and returns its id.
+func publishChanged(t testing.TB, ctx context.Context, js jetstream.JetStream, topo broker.Topology, ch schemas.DomainChanged) string {
+	t.Helper()
+	ev, err := schemas.NewEvent("test/checker", "domains.changed", ch.Domain, ch.Evidence.ObservedAt, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broker.PublishEvent(ctx, js, topo.Namespace.ChangedSubject(ch.Domain), ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev.ID
+}
+
+func publishChecked(t testing.TB, ctx context.Context, js jetstream.JetStream, topo broker.Topology, hb schemas.DomainChecked) {
+	t.Helper()
+	ev, err := schemas.NewEvent("test/checker", "domains.checked", hb.Domain, hb.ObservedAt, hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broker.PublishEvent(ctx, js, topo.Namespace.CheckedSubject(hb.Domain), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// auditMessages reads every message of the AUDIT stream: count per
+// Nats-Msg-Id and per subject.
+func auditMessages(t testing.TB, ctx context.Context, js jetstream.JetStream, topo broker.Topology) (byID map[string]int, bySubject map[string]int) {
+	t.Helper()
+	stream, err := js.Stream(ctx, topo.Namespace.Stream(schemas.StreamAudit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID, bySubject = map[string]int{}, map[string]int{}
+	total := int(info.State.Msgs)
+	if total == 0 {
+		return byID, bySubject
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < total; {
+		batch, err := cons.Fetch(min(total-got, 500), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			byID[m.Headers().Get(schemas.HeaderMsgID)]++
+			bySubject[topo.Namespace.Strip(m.Subject())]++
+			n++
+		}
+		if n == 0 {
+			t.Fatalf("audit stream: read %d of %d messages", got, total)
+		}
+		got += n
+	}
+	return byID, bySubject
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunConsumesEnforcesAndRelays(t *testing.T) {
+	f := newFixture(t, nil)
+	js, _, topo := sharedNATS(t)
+	e, err := New(Config{Pool: f.pool, JS: js, Topology: topo, Clock: f.clock, Logger: quietLogger(t), RelayInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}()
+
+	f.addEmails("e2e.com", 3, t0.Add(-48*time.Hour))
+	f.activate("e2e.com", t0.Add(-time.Hour))
+	f.activate("beat.com", t0.Add(-48*time.Hour))
+	id := publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: "e2e.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseReleased, Evidence: evidence(t0, reg, "", nil)})
+	// The same CloudEvent again, as a checker that crashed before its ack
+	// would publish it (outside JetStream's de-duplication, via a new
+	// Nats-Msg-Id, to reach the enforcer twice).
+	ev, _ := schemas.NewEventWithID(id, "test/checker", "domains.changed", "e2e.com", t0,
+		schemas.DomainChanged{Domain: "e2e.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseReleased, Evidence: evidence(t0, reg, "", nil)})
+	raw, _ := ev.Marshal()
+	if _, err := js.Publish(ctx, topo.Namespace.ChangedSubject("e2e.com"), raw, jetstream.WithMsgID("other-"+id)); err != nil {
+		t.Fatal(err)
+	}
+	publishChecked(t, ctx, js, topo, schemas.DomainChecked{Domain: "beat.com", Phase: lifecycle.PhaseActive, ObservedAt: t0})
+	if _, err := js.Publish(ctx, topo.Namespace.ChangedSubject("bad.com"), []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+
+	// released: audit.domain.changed and 3 audit.email.unverified (the
+	// activations emit nothing).
+	waitFor(t, 30*time.Second, "4 audit events on AUDIT", func() bool {
+		_, subj := auditMessages(t, ctx, js, topo)
+		return subj[schemas.SubjectEmailUnverified] == 3 && subj[schemas.SubjectDomainChanged] == 1
+	})
+	waitFor(t, 30*time.Second, "the heartbeat", func() bool {
+		return f.count(`SELECT count(*) FROM domains WHERE name = 'beat.com' AND last_checked_at = $1`, t0) == 1
+	})
+	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+		s, err := js.Stream(ctx, topo.Namespace.Stream(schemas.StreamDLQ))
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 1
+	})
+	byID, _ := auditMessages(t, ctx, js, topo)
+	rows, err := f.pool.Query(ctx, `SELECT id::text FROM audit_log`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var s string
+		_ = rows.Scan(&s)
+		ids = append(ids, s)
+	}
+	rows.Close()
+	if len(ids) != len(byID) {
+		t.Errorf("audit_log has %d rows, AUDIT %d distinct ids", len(ids), len(byID))
+	}
+	for _, id := range ids {
+		if byID[id] != 1 {
+			t.Errorf("audit event %s published %d times", id, byID[id])
+		}
+	}
+	// Published rows are marked sent right after their acks.
+	waitFor(t, 10*time.Second, "the outbox to be marked sent", func() bool {
+		return f.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`) == 0
+	})
+	if n := f.count(`SELECT count(*) FROM processed_messages WHERE message_id = $1`, id); n != 1 {
+		t.Errorf("processed %d times", n)
+	}
+}
+
+// sharedNATS is the system server under a fresh namespace, with short ack
+// waits so redeliveries happen within a test.
+func sharedNATS(t testing.TB) (jetstream.JetStream, *nats.Conn, broker.Topology) {
+	return testnats.SharedWith(t, func(topo *broker.Topology) { topo.EventAckWait = 3 * time.Second })
+}
