@@ -20,7 +20,7 @@ func TestHeartbeatsBatchUpdateAndIgnoreOlder(t *testing.T) {
 	f.exec(`UPDATE domains SET check_failures = 2 WHERE name = 'hb1.com'`)
 	res, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{
 		{Domain: "hb1.com", Phase: lifecycle.PhaseActive, ObservedAt: t0},
-		{Domain: "hb1.com", Phase: lifecycle.PhaseActive, ObservedAt: t0.Add(-time.Minute)}, // older duplicate in the batch
+		{Domain: "hb1.com", Phase: lifecycle.PhaseActive, ObservedAt: t0.Add(-time.Minute)},    // older duplicate in the batch
 		{Domain: "hb2.com", Phase: lifecycle.PhaseActive, ObservedAt: t0.Add(-72 * time.Hour)}, // older than last check
 		{Domain: "hb3.com", Phase: lifecycle.PhaseUnknown, ObservedAt: t0, Failed: true},
 		{Domain: "nobody.com", Phase: lifecycle.PhaseActive, ObservedAt: t0}, // not tracked
