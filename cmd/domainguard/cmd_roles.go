@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sync"
+
+	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/producer"
+)
+
+func init() {
+	register("run", command{
+		usage: "producer, checker, enforcer and outbox relay in one process; embedded NATS and private PostgreSQL when none is configured",
+		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "run", roleAll) },
+	})
+	register("producer", command{
+		usage: "the producer role: intake of account events and the budgeted check sweep",
+		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "producer", roleProducer) },
+	})
+	register("checker", command{
+		usage: "the checker role: provider lookups for queued checks",
+		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "checker", roleChecker) },
+	})
+	register("enforcer", command{
+		usage: "the enforcer role: decisions, unverifications, holds, breaker and the outbox relay",
+		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "enforcer", roleEnforcer) },
+	})
+}
+
+type roleSet uint8
+
+const (
+	roleProducer roleSet = 1 << iota
+	roleChecker
+	roleEnforcer
+	roleAll = roleProducer | roleChecker | roleEnforcer
+)
+
+// runRoles wires the requested roles and runs them until ctx ends (SIGINT or
+// SIGTERM), then lets each drain its in-flight work and returns nil. The
+// first role to fail stops the others.
+func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) error {
+	cfg, rest, log, err := loadConfig(inv, flag.NewFlagSet(name, flag.ContinueOnError))
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("%s takes no arguments, got %q", name, rest)
+	}
+	n := needs{nats: true, metrics: true, db: roles&(roleProducer|roleEnforcer) != 0}
+	if roles == roleAll {
+		// `run` is the one-command start: it may start the embedded broker
+		// and a private database, and it migrates.
+		n.embedded, n.migrate = true, true
+	}
+	a, err := openApp(ctx, cfg, log, n)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	log.Info("starting", "command", name, "config", cfg.Redacted())
+
+	var runs []func(context.Context) error
+	if roles&roleProducer != 0 {
+		p, err := producer.New(producer.Config{
+			Pool: a.pool, JS: a.js, Topology: a.topo, Logger: log.With("role", "producer"),
+			Registerer: a.reg, DailyBudget: cfg.DailyLookupBudget, SweepInterval: cfg.SweepInterval,
+		})
+		if err != nil {
+			return err
+		}
+		runs = append(runs, p.Run)
+	}
+	if roles&roleChecker != 0 {
+		prov, err := newProvider(cfg, log.With("role", "checker"))
+		if err != nil {
+			return err
+		}
+		w, err := checker.NewWorker(checker.Config{
+			JS: a.js, Topology: a.topo, Provider: prov, LookupsPerSecond: cfg.LookupsPerSecond,
+			Concurrency: cfg.CheckConcurrency, Logger: log.With("role", "checker"), Registerer: a.reg,
+		})
+		if err != nil {
+			return err
+		}
+		runs = append(runs, w.Run)
+	}
+	if roles&roleEnforcer != 0 {
+		e, err := enforcer.New(enforcer.Config{
+			Pool: a.pool, JS: a.js, Topology: a.topo, Logger: log.With("role", "enforcer"), Registerer: a.reg,
+			Strict: cfg.Strict, DryRun: cfg.DryRun, MaxUnverifyPerDomain: cfg.MaxUnverifyPerDomain,
+			ProtectedDomains: cfg.ProtectedDomains, BreakerPct: cfg.BreakerPct,
+			BreakerMinDomains: cfg.BreakerMinDomains, RecheckInterval: cfg.RecheckInterval,
+		})
+		if err != nil {
+			return err
+		}
+		runs = append(runs, e.Run)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, run := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				cancel() // one role failing stops the process: let the supervisor restart it
+			}
+		}()
+	}
+	<-runCtx.Done()
+	log.Info("shutting down: draining in-flight work", "command", name)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	log.Info("stopped cleanly", "command", name)
+	return nil
+}
