@@ -141,7 +141,7 @@ func startWorker(t *testing.T, cfg Config) *Worker {
 	return w
 }
 
-func (e env) publishCheck(t *testing.T, domain string, prev *lifecycle.Observation) {
+func (e env) publishCheck(t testing.TB, domain string, prev *lifecycle.Observation) {
 	t.Helper()
 	req := schemas.CheckRequest{Domain: domain, Reason: schemas.CheckSchedule, RequestedAt: time.Now().UTC(), Previous: prev}
 	ev, err := schemas.NewEvent("test", "domains.check", domain, time.Now(), req)
@@ -182,10 +182,10 @@ func (e env) streamMsgs(t *testing.T, stream string) []*jetstream.RawStreamMsg {
 	return out
 }
 
-func (e env) pendingChecks(t *testing.T) uint64 { return e.streamCount(t, schemas.StreamDomainChecks) }
+func (e env) pendingChecks(t testing.TB) uint64 { return e.streamCount(t, schemas.StreamDomainChecks) }
 
 // streamCount returns how many messages the (unprefixed) stream holds.
-func (e env) streamCount(t *testing.T, stream string) uint64 {
+func (e env) streamCount(t testing.TB, stream string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
