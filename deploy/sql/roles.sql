@@ -1,0 +1,77 @@
+-- domainguard: PostgreSQL roles with least privilege, one per role that
+-- uses the database (DESIGN.md §7). The checker has no database access at
+-- all (it only talks to NATS and the lookup providers): give it no
+-- DATABASE_URL.
+--
+--   domainguard_producer  intake of host events, CSV import, sweep
+--   domainguard_enforcer  decisions, holds, breaker, audit log, outbox relay;
+--                         also `domainguard holds ...` and `breaker resume`
+--   domainguard_operator  read only: dashboards, `domainguard status`,
+--                         ad-hoc queries
+--
+-- The roles are NOLOGIN groups; give each process a login role in one:
+--   CREATE ROLE dg_producer LOGIN PASSWORD '...' IN ROLE domainguard_producer;
+-- `domainguard migrate` runs as the owner of the database (the tables
+-- belong to it), never as one of these roles.
+--
+-- Apply after every migration, connected to the domainguard database as
+-- its owner or a superuser:
+--   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f deploy/sql/roles.sql
+-- It is idempotent and declarative: it first revokes what the roles hold on
+-- the schema's tables, then grants exactly what is listed here. A table a
+-- later migration adds is reachable by no role until it is listed here.
+
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['domainguard_producer', 'domainguard_enforcer', 'domainguard_operator'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+        EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
+        EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
+        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', r);
+        EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', r);
+    END LOOP;
+    -- The CSV import loads batches through a temporary table.
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO domainguard_producer', current_database());
+END
+$$;
+
+-- producer ------------------------------------------------------------------
+-- Intake and import upsert addresses (a newer host verification verifies
+-- again) and delete removed ones; they add new domains. The sweep reads
+-- domains and moves only their schedule; the budget is its own table.
+-- It cannot change a domain's phase or evidence, and cannot touch the audit
+-- log, the outbox, holds, the breaker or the observation history.
+GRANT SELECT, DELETE ON emails TO domainguard_producer;
+GRANT INSERT (user_id, email, domain, verified, verified_at) ON emails TO domainguard_producer;
+GRANT UPDATE (domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase, updated_at)
+    ON emails TO domainguard_producer;
+GRANT SELECT ON domains TO domainguard_producer;
+GRANT INSERT (name, next_check_at) ON domains TO domainguard_producer;
+GRANT UPDATE (next_check_at, last_enqueued_at) ON domains TO domainguard_producer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON lookup_budget TO domainguard_producer;
+GRANT SELECT, INSERT ON processed_messages TO domainguard_producer;
+
+-- enforcer ------------------------------------------------------------------
+-- Reads addresses and unverifies them (only the unverification columns:
+-- it never creates, deletes or re-dates an address); owns the domains' state
+-- and the observation history, audit log, outbox, holds and breaker.
+GRANT SELECT ON emails TO domainguard_enforcer;
+GRANT UPDATE (verified, unverified_at, unverify_reason, unverify_phase, updated_at) ON emails TO domainguard_enforcer;
+GRANT SELECT, INSERT, UPDATE ON domains TO domainguard_enforcer;
+GRANT SELECT, INSERT ON domain_observations TO domainguard_enforcer;
+GRANT USAGE ON SEQUENCE domain_observations_id_seq TO domainguard_enforcer;
+GRANT SELECT, INSERT ON audit_log TO domainguard_enforcer;
+GRANT SELECT, INSERT ON outbox TO domainguard_enforcer;
+GRANT UPDATE (sent_at) ON outbox TO domainguard_enforcer;
+GRANT SELECT, INSERT ON processed_messages TO domainguard_enforcer;
+GRANT SELECT, INSERT ON holds TO domainguard_enforcer;
+GRANT UPDATE (status, decided_at, decided_by) ON holds TO domainguard_enforcer;
+GRANT SELECT ON breaker TO domainguard_enforcer;
+GRANT UPDATE (open, opened_at, reason, resumed_at, resumed_by) ON breaker TO domainguard_enforcer;
+
+-- operator (read only) ------------------------------------------------------
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO domainguard_operator;
