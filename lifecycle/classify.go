@@ -252,6 +252,25 @@ func sameHost(a, b string) bool {
 	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
+// ClassifyRDAPAfter is ClassifyRDAPFor given the domain's previous
+// observation (nil: none). It adds one rule: a lapse once seen is kept. A
+// domain classified expired because its nameservers moved to parking stays
+// parked on the next lookup, so comparing with that lookup's evidence finds
+// no move and would say grace; while the registry still shows the same
+// registration in its auto-renew period, the domain stays expired. prev's
+// evidence is compared only when it came from the same provider as ev.
+func ClassifyRDAPAfter(domain string, ev Evidence, prev *Observation, now time.Time) (Phase, string) {
+	var prevEv *Evidence
+	if prev != nil && prev.Evidence.Provider == ev.Provider {
+		prevEv = &prev.Evidence
+	}
+	phase, why := ClassifyRDAPFor(domain, ev, prevEv, now)
+	if phase == PhaseGrace && prev != nil && prev.Phase == PhaseExpired && !Reregistered(prevEv, ev) {
+		return PhaseExpired, "auto-renew period continues after the lapse was seen"
+	}
+	return phase, why
+}
+
 // ClassifyTokens maps Domainr / Fastly Domain Research status tokens
 // (https://domainr.com/docs/api/v2/status) to a phase (DESIGN.md §2). Tokens
 // may be given one per element or space-separated; case is ignored.
@@ -262,7 +281,7 @@ func sameHost(a, b string) bool {
 // ("invalid", "disallowed", "suffix", "zone", "tld" → unknown); everything
 // else ("undelegated" alone, "unknown", no tokens) → unknown.
 func ClassifyTokens(tokens []string) (Phase, string) {
-	var deleting, expiring, active, inactive bool
+	var deleting, expiring, active, inactive, parked bool
 	notRegistrable := ""
 	for _, t := range tokens {
 		for tok := range strings.FieldsSeq(t) {
@@ -273,6 +292,10 @@ func ClassifyTokens(tokens []string) (Phase, string) {
 				expiring = true
 			case "active":
 				active = true
+			case "parked", "marketed":
+				// DESIGN §2 counts these as active; with inactive (listed
+				// for sale but not in the zone) inactive decides below.
+				parked = true
 			case "inactive":
 				inactive = true
 			case "invalid", "disallowed", "suffix", "zone", "tld":
@@ -289,6 +312,8 @@ func ClassifyTokens(tokens []string) (Phase, string) {
 		return PhaseRedemption, "status token expiring"
 	case active:
 		return PhaseActive, "status token active"
+	case parked && !inactive:
+		return PhaseActive, "status token parked or marketed"
 	case inactive && notRegistrable != "":
 		return PhaseUnknown, "inactive but not a registrable name (" + notRegistrable + ")"
 	case inactive:

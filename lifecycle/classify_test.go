@@ -205,8 +205,9 @@ func TestClassifyTokens(t *testing.T) {
 		{[]string{"dpml"}, PhaseUnknown},
 		{[]string{"invalid"}, PhaseUnknown},
 		{[]string{"active"}, PhaseActive},
-		{[]string{"parked"}, PhaseUnknown},
-		{[]string{"marketed"}, PhaseUnknown},
+		{[]string{"parked"}, PhaseActive},
+		{[]string{"marketed"}, PhaseActive},
+		{[]string{"parked marketed"}, PhaseActive},
 		{[]string{"expiring"}, PhaseRedemption},
 		{[]string{"deleting"}, PhasePendingDelete},
 		{[]string{"priced"}, PhaseUnknown},
@@ -331,3 +332,39 @@ func BenchmarkClassifyRDAP(b *testing.B) {
 		ClassifyRDAPFor("example.com", cases[i%len(cases)], prev, now)
 	}
 }
+
+func TestClassifyRDAPAfterKeepsALapse(t *testing.T) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	reg := now.AddDate(-3, 0, 0)
+	exp := now.AddDate(0, 0, -10)
+	parkedNS := []string{"ns1.parking.example", "ns2.parking.example"}
+	autoRenew := func(ns []string, handle string, regAt time.Time) Evidence {
+		return Evidence{Provider: "rdap", Statuses: []string{"auto renew period"}, RegisteredAt: &regAt,
+			ExpiresAt: &exp, Handle: handle, Nameservers: ns, ObservedAt: now}
+	}
+	expiredPrev := &Observation{Domain: "lapsed.com", Phase: PhaseExpired, Evidence: autoRenew(parkedNS, "H1", reg)}
+	tests := []struct {
+		name string
+		ev   Evidence
+		prev *Observation
+		want Phase
+	}{
+		{"parked again after expired stays expired", autoRenew(parkedNS, "H1", reg), expiredPrev, PhaseExpired},
+		{"healthy auto-renew without a lapse seen is grace", autoRenew(parkedNS, "H1", reg),
+			&Observation{Phase: PhaseGrace, Evidence: autoRenew(parkedNS, "H1", reg)}, PhaseGrace},
+		{"no previous observation is grace", autoRenew(parkedNS, "H1", reg), nil, PhaseGrace},
+		{"new handle is not the same registration", autoRenew(parkedNS, "H2", reg), expiredPrev, PhaseGrace},
+		{"renewed (active) leaves expired", Evidence{Provider: "rdap", Statuses: []string{"active"}, RegisteredAt: &reg,
+			ExpiresAt: ptrTime(now.AddDate(1, 0, 0)), Handle: "H1", ObservedAt: now}, expiredPrev, PhaseActive},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := ClassifyRDAPAfter("lapsed.com", tt.ev, tt.prev, now)
+			if got != tt.want {
+				t.Errorf("ClassifyRDAPAfter = %s (%s), want %s", got, why, tt.want)
+			}
+		})
+	}
+}
+
+func ptrTime(t time.Time) *time.Time { return &t }

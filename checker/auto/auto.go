@@ -75,3 +75,20 @@ func (p *Provider) Lookup(ctx context.Context, domain string, prev *lifecycle.Ob
 	return lifecycle.Observation{Domain: name, Phase: lifecycle.PhaseUnknown,
 		Evidence: lifecycle.Evidence{Provider: ProviderName, Detail: reason, ObservedAt: p.clock.Now()}}, nil
 }
+
+// RateKey passes the RDAP server's rate key through (see rdap.Client.RateKey),
+// so the checker limits each registry's server separately.
+func (p *Provider) RateKey(domain string) string {
+	if p.rdap != nil {
+		if k := p.rdap.RateKey(domain); k != rdap.ProviderName {
+			return k
+		}
+	}
+	if p.fallback != nil {
+		if rk, ok := p.fallback.(checker.RateKeyer); ok {
+			return rk.RateKey(domain)
+		}
+		return p.fallback.Name()
+	}
+	return ProviderName
+}

@@ -220,3 +220,11 @@ func (bc *bootstrapCache) writeCache(body []byte, fetchedAt time.Time) {
 		bc.c.cfg.Logger.Warn("rdap bootstrap cache not written", "dir", dir, "error", err)
 	}
 }
+
+// loaded returns the bootstrap in memory, if any, without loading or
+// refreshing it (for callers that must not block, such as RateKey).
+func (bc *bootstrapCache) loaded() *Bootstrap {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return bc.current
+}

@@ -131,13 +131,9 @@ func (c *Client) observeAnswer(obs lifecycle.Observation, name string, body []by
 // shown to the classifier, which reads a Detail as "no decision possible".
 // The previous evidence is compared only if it came from RDAP too.
 func classify(domain string, ev lifecycle.Evidence, prev *lifecycle.Observation) (lifecycle.Phase, string) {
-	var prevEv *lifecycle.Evidence
-	if prev != nil && prev.Evidence.Provider == ProviderName {
-		prevEv = &prev.Evidence
-	}
 	notes := ev.Detail
 	ev.Detail = ""
-	phase, why := lifecycle.ClassifyRDAPFor(domain, ev, prevEv, ev.ObservedAt)
+	phase, why := lifecycle.ClassifyRDAPAfter(domain, ev, prev, ev.ObservedAt)
 	if phase == lifecycle.PhaseUnknown {
 		return phase, joinDetail(why, notes)
 	}
@@ -289,4 +285,30 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	return min(d, maxRetryAfter)
+}
+
+// RateKey names the RDAP server that answers for domain (its host), so the
+// checker rate-limits each registry's server on its own instead of all RDAP
+// lookups together. Before the bootstrap is loaded, and for TLDs without a
+// service, it is "rdap".
+func (c *Client) RateKey(domain string) string {
+	tld := domain
+	if i := strings.LastIndexByte(domain, '.'); i >= 0 {
+		tld = domain[i+1:]
+	}
+	tld = normalizeTLD(tld)
+	base, ok := c.cfg.Overrides[tld]
+	if !ok {
+		b := c.bootstrap.loaded()
+		if b == nil {
+			return ProviderName
+		}
+		if base, ok = b.BaseURL(tld); !ok {
+			return ProviderName
+		}
+	}
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return ProviderName
 }

@@ -783,3 +783,27 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+func TestRateKeyIsTheServerHost(t *testing.T) {
+	r := newRegistry(t, "com")
+	c := r.client(t, clock.NewStub(testNow), func(cfg *Config) {
+		cfg.Overrides = map[string]string{"io": "https://rdap.nic.io.example/"}
+	})
+	// Before the bootstrap is loaded, only overrides are known.
+	if got := c.RateKey("example.com"); got != ProviderName {
+		t.Errorf("before load: RateKey = %q, want %q", got, ProviderName)
+	}
+	if got := c.RateKey("example.io"); got != "rdap.nic.io.example" {
+		t.Errorf("override: RateKey = %q", got)
+	}
+	if _, err := c.HasService(context.Background(), "com"); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(r.srv.URL, "https://")
+	if got := c.RateKey("example.com"); got != host {
+		t.Errorf("after load: RateKey = %q, want %q", got, host)
+	}
+	if got := c.RateKey("example.zz"); got != ProviderName {
+		t.Errorf("no service: RateKey = %q, want %q", got, ProviderName)
+	}
+}
