@@ -89,8 +89,8 @@ func (s *Store) breakerGate(ctx context.Context, tx pgx.Tx, turned bool, now tim
 	if err != nil {
 		return false, nil, err
 	}
-	if b.open || !turned {
-		return b.open, nil, nil
+	if b.open || !turned || s.cfg.BreakerPct >= 100 {
+		return b.open, nil, nil // (a percentage cannot exceed 100: never trips)
 	}
 	observed, nonActive, err := windowCounts(ctx, tx, s.windowStart(b, now))
 	if err != nil {

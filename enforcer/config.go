@@ -92,6 +92,13 @@ type Config struct {
 	// RelayBatch is how many outbox rows one relay round publishes.
 	// Default 500.
 	RelayBatch int
+	// OutboxRetention is how long published outbox rows are kept (the
+	// audit_log keeps the history). Default 168h.
+	OutboxRetention time.Duration
+	// ProcessedRetention is how long processed message ids are kept for
+	// de-duplication; it must exceed the DOMAIN_EVENTS max age (14 days by
+	// default). Default 720h.
+	ProcessedRetention time.Duration
 	// Workers is how many changed events are enforced concurrently (each in
 	// its own transaction; domains are locked row by row). Default 4.
 	Workers int
@@ -141,6 +148,12 @@ func (c Config) WithDefaults() Config {
 	if c.RelayBatch == 0 {
 		c.RelayBatch = 500
 	}
+	if c.OutboxRetention == 0 {
+		c.OutboxRetention = 7 * 24 * time.Hour
+	}
+	if c.ProcessedRetention == 0 {
+		c.ProcessedRetention = 30 * 24 * time.Hour
+	}
 	if c.Workers == 0 {
 		c.Workers = 4
 	}
@@ -163,7 +176,8 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"breaker window", c.BreakerWindow}, {"expiry warning", c.ExpiryWarning}, {"recheck interval", c.RecheckInterval}, {"relay interval", c.RelayInterval}} {
+	}{{"breaker window", c.BreakerWindow}, {"expiry warning", c.ExpiryWarning}, {"recheck interval", c.RecheckInterval}, {"relay interval", c.RelayInterval},
+		{"outbox retention", c.OutboxRetention}, {"processed retention", c.ProcessedRetention}} {
 		if d.v <= 0 {
 			return fmt.Errorf("enforcer: %s %s must be positive", d.name, d.v)
 		}
@@ -181,6 +195,10 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(d) == "" || strings.ContainsAny(d, " @*>") {
 			return fmt.Errorf("enforcer: protected domain %q is not a domain name", d)
 		}
+	}
+	if c.ProcessedRetention < c.Topology.EventsMaxAge {
+		return fmt.Errorf("enforcer: processed retention %s is shorter than the DOMAIN_EVENTS max age %s: redeliveries could be applied twice",
+			c.ProcessedRetention, c.Topology.EventsMaxAge)
 	}
 	return c.Topology.Validate()
 }

@@ -53,12 +53,15 @@ func (e *Enforcer) Run(ctx context.Context) error {
 	if e.cfg.DryRun {
 		e.cfg.Logger.Warn("dry run: decisions are recorded as would-be audit rows; no email is changed and nothing is published")
 	}
+	// The relay stops with the consumer, even if the consumer gives up early.
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
 	var wg sync.WaitGroup
 	var relayErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		relayErr = e.relay.Run(ctx)
+		relayErr = e.relay.Run(relayCtx)
 	}()
 	err := e.cfg.Topology.RunBatch(ctx, e.cfg.JS, broker.ConsumeOptions{
 		Stream:  schemas.StreamDomainEvents,
@@ -68,6 +71,7 @@ func (e *Enforcer) Run(ctx context.Context) error {
 		MaxWait: 2 * time.Second,
 		Logger:  e.cfg.Logger,
 	}, e.HandleBatch)
+	stopRelay()
 	wg.Wait()
 	return errors.Join(err, relayErr)
 }

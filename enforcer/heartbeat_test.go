@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -108,4 +112,70 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	if !c.protectedSet()["gmail.com"] {
 		t.Error("gmail.com is not protected by default")
 	}
+}
+
+func TestMetricsCountEventsAndUnverified(t *testing.T) {
+	registry := prometheus.NewRegistry()
+	f := newFixture(t, func(c *Config) { c.Registerer = registry })
+	f.addEmails("m.com", 2, t0.Add(-48*time.Hour))
+	f.activate("m.com", t0.Add(-time.Hour))
+	ch := schemas.DomainChanged{Domain: "m.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseExpired, Evidence: evidence(t0, reg, "H-m.com", nil)}
+	for range 2 {
+		if _, err := f.store.EnforceChanged(f.ctx, "m-1", ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := metricValue(t, f.store.metrics.events.WithLabelValues(ResultApplied)); got != 2 { // activate + expired
+		t.Errorf("applied = %v, want 2", got)
+	}
+	if got := metricValue(t, f.store.metrics.events.WithLabelValues(ResultDuplicate)); got != 1 {
+		t.Errorf("duplicate = %v, want 1", got)
+	}
+	if got := metricValue(t, f.store.metrics.unverified.WithLabelValues(string(lifecycle.ReasonExpired))); got != 2 {
+		t.Errorf("unverified{domain_expired} = %v, want 2", got)
+	}
+	// A relay built on the same registry shares the collectors.
+	r, err := NewRelay(Config{Pool: f.pool, JS: nopJS{}, Registerer: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RefreshGauges(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	mfs, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"domainguard_enforcer_events_total", "domainguard_enforcer_emails_unverified_total",
+		"domainguard_enforcer_holds_open", "domainguard_enforcer_breaker_open", "domainguard_enforcer_outbox_lag_seconds"} {
+		if !names[n] {
+			t.Errorf("metric %s not gathered", n)
+		}
+	}
+	if got := metricValue(t, r.metrics.outboxLag); got <= 0 {
+		t.Errorf("outbox lag = %v with unsent rows, want > 0", got)
+	}
+}
+
+// nopJS satisfies jetstream.JetStream for relays that never publish.
+type nopJS struct{ jetstream.JetStream }
+
+func metricValue(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	t.Fatal("not a counter or gauge")
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -123,6 +124,7 @@ func (s *Store) ListHolds(ctx context.Context, status string) ([]Hold, error) {
 
 // GetHold returns one hold.
 func (s *Store) GetHold(ctx context.Context, id string) (Hold, error) {
+	id = strings.ToLower(strings.TrimSpace(id))
 	h, err := scanHold(s.pool.QueryRow(ctx, `SELECT `+holdColumns+` FROM holds WHERE id::text = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Hold{}, fmt.Errorf("hold %s: %w", id, ErrNotFound)
@@ -146,6 +148,7 @@ func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, err
 	if err != nil {
 		return HoldResult{}, err
 	}
+	id = h.ID
 	var res HoldResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		now := s.cfg.Clock.Now().UTC()
@@ -216,6 +219,7 @@ func (s *Store) RejectHold(ctx context.Context, id, by string) (Hold, error) {
 	if by == "" {
 		return Hold{}, errors.New("reject hold: operator name is required")
 	}
+	id = strings.ToLower(strings.TrimSpace(id))
 	now := s.cfg.Clock.Now().UTC()
 	tag, err := s.pool.Exec(ctx, `UPDATE holds SET status = 'rejected', decided_at = $2, decided_by = $3 WHERE id::text = $1 AND status = 'pending'`, id, now, by)
 	if err != nil {

@@ -59,10 +59,17 @@ func newRelay(cfg Config, m *metrics) *Relay {
 func (r *Relay) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
 	listenCtx, stopListen := context.WithCancel(ctx)
-	defer stopListen()
-	go r.listen(listenCtx, wake)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		r.listen(listenCtx, wake)
+	}()
+	defer func() {
+		stopListen()
+		<-listening
+	}()
 
-	var lastGauges time.Time
+	var lastGauges, lastPrune time.Time
 	failures := 0
 	for {
 		n, err := r.PublishPending(ctx)
@@ -80,6 +87,12 @@ func (r *Relay) Run(ctx context.Context) error {
 				r.log.Warn("refresh enforcer gauges", "error", err)
 			}
 			lastGauges = time.Now()
+		}
+		if time.Since(lastPrune) >= time.Hour {
+			if err := r.Prune(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("prune outbox", "error", err)
+			}
+			lastPrune = time.Now()
 		}
 		if err == nil && n == r.cfg.RelayBatch {
 			continue // more waiting
@@ -239,6 +252,21 @@ SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox 
 		r.metrics.breakerOpen.Set(1)
 	} else {
 		r.metrics.breakerOpen.Set(0)
+	}
+	return nil
+}
+
+// Prune deletes outbox rows sent more than OutboxRetention ago and
+// processed_messages entries older than ProcessedRetention (longer than
+// DOMAIN_EVENTS keeps messages, so no redelivery can outlive its entry).
+func (r *Relay) Prune(ctx context.Context) error {
+	now := r.cfg.Clock.Now().UTC()
+	// sent_at is the database's time.
+	if _, err := r.pool.Exec(ctx, `DELETE FROM outbox WHERE sent_at < now() - $1::interval`, r.cfg.OutboxRetention); err != nil {
+		return fmt.Errorf("prune outbox: %w", err)
+	}
+	if _, err := r.pool.Exec(ctx, `DELETE FROM processed_messages WHERE consumer = $1 AND processed_at < $2`, consumerName, now.Add(-r.cfg.ProcessedRetention)); err != nil {
+		return fmt.Errorf("prune processed messages: %w", err)
 	}
 	return nil
 }
