@@ -134,6 +134,9 @@ func Normalize(host string) (string, error) {
 	if err := checkLDH(ascii); err != nil {
 		return "", invalid(input, "%s", err)
 	}
+	if err := checkTLD(ascii); err != nil {
+		return "", invalid(input, "%s", err)
+	}
 	return ascii, nil
 }
 
