@@ -181,3 +181,65 @@ func TestRunConsumesEnforcesAndRelays(t *testing.T) {
 func sharedNATS(t testing.TB) (jetstream.JetStream, *nats.Conn, broker.Topology) {
 	return testnats.SharedWith(t, func(topo *broker.Topology) { topo.EventAckWait = 3 * time.Second })
 }
+
+// TestReplicasShareTheWork runs two enforcers (consumer and relay each) on
+// one database and stream: every address is unverified once and every audit
+// event published once.
+func TestReplicasShareTheWork(t *testing.T) {
+	const domains = 300
+	f := newFixture(t, nil)
+	js, _, topo := sharedNATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		runs      []chan error
+		enforcers []*Enforcer
+	)
+	for range 2 {
+		e, err := New(Config{Pool: f.pool, JS: js, Topology: topo, Logger: quietLogger(t), BreakerPct: 100,
+			Batch: 10, RelayBatch: 20, RelayInterval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enforcers = append(enforcers, e)
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		runs = append(runs, done)
+	}
+	defer func() {
+		cancel()
+		for _, done := range runs {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}()
+	obsAt := time.Now().UTC().Add(-time.Minute)
+	f.exec(`INSERT INTO emails (user_id, email, domain, verified, verified_at)
+SELECT 'user-' || i, 'u@rep' || i || '.com', 'rep' || i || '.com', true, $1 FROM generate_series(1, $2) i`, obsAt.Add(-time.Hour), domains)
+	for i := 1; i <= domains; i++ {
+		d := "rep" + itoa(i) + ".com"
+		publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: d, PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhasePendingDelete,
+			Evidence: lifecycle.Evidence{Provider: "rdap", Statuses: []string{"pending delete"}, ObservedAt: obsAt}})
+	}
+	waitFor(t, 60*time.Second, "all addresses unverified and relayed", func() bool {
+		return f.count(`SELECT count(*) FROM emails WHERE verified`) == 0 && f.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`) == 0
+	})
+	byID, bySubject := auditMessages(t, ctx, js, topo)
+	if n := f.count(`SELECT count(*) FROM audit_log`); n != len(byID) || bySubject[schemas.SubjectEmailUnverified] != domains {
+		t.Errorf("audit_log %d rows, AUDIT %d ids, by subject %v", n, len(byID), bySubject)
+	}
+	for id, n := range byID {
+		if n != 1 {
+			t.Errorf("%s published %d times", id, n)
+		}
+	}
+	// SKIP LOCKED: the relays never published a row twice (JetStream's
+	// de-duplication would hide it on the stream).
+	var published float64
+	for _, e := range enforcers {
+		published += metricValue(t, e.relay.metrics.published)
+	}
+	if int(published) != len(byID) {
+		t.Errorf("relays published %v times for %d events", published, len(byID))
+	}
+}
