@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -55,7 +56,7 @@ type app struct {
 // defined on fs) and returns the config, the remaining arguments and a logger.
 func loadConfig(inv invocation, fs *flag.FlagSet) (config.Config, []string, *slog.Logger, error) {
 	fs.SetOutput(inv.stderr)
-	cfg, rest, err := config.Load(inv.args, inv.getenv, fs)
+	cfg, rest, err := config.Load(flagsFirst(inv.args, fs), inv.getenv, fs)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, nil, nil, err
@@ -67,6 +68,55 @@ func loadConfig(inv invocation, fs *flag.FlagSet) (config.Config, []string, *slo
 		return cfg, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return cfg, rest, cfg.Logger(inv.stderr), nil
+}
+
+// flagsFirst moves flags ahead of positional arguments, so that
+// `domainguard dlq list --json` works like `domainguard dlq --json list`
+// (the flag package stops at the first positional argument). fs holds the
+// command's own flags; the configuration flags are learnt from a scratch
+// Load. Everything after "--" stays positional.
+func flagsFirst(args []string, fs *flag.FlagSet) []string {
+	scratch := flag.NewFlagSet("scratch", flag.ContinueOnError)
+	scratch.SetOutput(io.Discard)
+	_, _, _ = config.Load(nil, nil, scratch)
+	lookup := func(name string) *flag.Flag {
+		if f := fs.Lookup(name); f != nil {
+			return f
+		}
+		return scratch.Lookup(name)
+	}
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := lookup(name)
+		if f == nil {
+			continue // unknown: let the parser report it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	if len(positional) > 0 && positional[0] != "--" {
+		positional = append([]string{"--"}, positional...)
+	}
+	return append(flags, positional...)
 }
 
 func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) (_ *app, err error) {

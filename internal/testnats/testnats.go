@@ -144,3 +144,12 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// URL is the system server's URL (EnvURL, else DefaultURL), for tests that
+// start binaries against the shared server.
+func URL() string {
+	if u := os.Getenv(EnvURL); u != "" {
+		return u
+	}
+	return DefaultURL
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/fakerdap"
+	"github.com/domainguard/domainguard/internal/postgres"
+	"github.com/domainguard/domainguard/internal/testbin"
+	"github.com/domainguard/domainguard/internal/testdb"
+	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{{}, {"no-such-command"}, {"check"}, {"holds"}, {"breaker", "sideways"}, {"migrate", "--no-such-flag"}} {
+		var out, errOut strings.Builder
+		code := runMain(ctx, invocation{args: args, stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }})
+		if code != 2 {
+			t.Errorf("domainguard %q exited %d, want 2 (stderr %q)", args, code, errOut.String())
+		}
+	}
+}
+
+// Two migrate processes started at once both succeed and leave one schema.
+func TestConcurrentMigrates(t *testing.T) {
+	url := testdb.NewEmpty(t)
+	env := []string{"DATABASE_URL=" + url, "DOMAINGUARD_METRICS_ADDR=off"}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	testbin.Path(t) // build before the race starts
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	outs := make([]string, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = testbin.Run(ctx, t, env, "migrate")
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Fatalf("migrate %d: %v\n%s", i, errs[i], outs[i])
+		}
+	}
+	pool, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	migrations, err := postgres.LoadMigrations(schemas.Migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(migrations) {
+		t.Fatalf("schema_migrations has %d rows, want %d", n, len(migrations))
+	}
+}
+
+// `run` without NATS_URL starts the embedded broker, migrates, serves and
+// exits 0 on SIGTERM after draining.
+func TestRunEmbeddedStartsAndStopsCleanly(t *testing.T) {
+	url := testdb.NewEmpty(t)
+	dataDir := t.TempDir()
+	p := testbin.Start(t, testbin.Options{Name: "run"}, "run",
+		"--database-url", url, "--data-dir", dataDir, "--metrics-addr", "off")
+	if !p.WaitOutput("embedded NATS JetStream server started", 60*time.Second) {
+		t.Fatalf("embedded NATS did not start:\n%s", p.Output())
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for strings.Count(p.Output(), `"msg":"consuming"`) < 3 {
+		if time.Now().After(deadline) || p.Exited() {
+			t.Fatalf("roles did not start consuming:\n%s", p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(p.Output(), "nats://127.0.0.1:") {
+		t.Errorf("the embedded server's loopback URL is not logged")
+	}
+	if err := p.Stop(60 * time.Second); err != nil {
+		t.Fatalf("run did not exit 0 on SIGTERM: %v\n%s", err, p.Output())
+	}
+	if !strings.Contains(p.Output(), "stopped cleanly") {
+		t.Errorf("no clean-stop log line:\n%s", p.Output())
+	}
+	if matches, _ := filepath.Glob(filepath.Join(dataDir, "nats", "*")); len(matches) == 0 {
+		t.Errorf("embedded JetStream store not under the data dir")
+	}
+}
+
+// `check` looks a domain up through RDAP and changes nothing.
+func TestCheckCommandPrintsPhaseAndEvidence(t *testing.T) {
+	rdap := fakerdap.New(t)
+	exp := time.Now().UTC().AddDate(0, 0, -20)
+	rdap.Set("lapsing.com", fakerdap.Answer{Phase: lifecycle.PhaseRedemption, ExpiresAt: exp, Handle: "H-1"})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := rdap.WriteCACert(ca); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env := []string{"RDAP_BOOTSTRAP_URL=" + rdap.BootstrapURL(), "SSL_CERT_FILE=" + ca, "DOMAINGUARD_PROVIDER=rdap",
+		"DOMAINGUARD_DATA_DIR=" + t.TempDir()}
+	out, err := testbin.Run(ctx, t, env, "check", "--json", "Mail.Lapsing.COM")
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	var obs lifecycle.Observation
+	if err := json.Unmarshal([]byte(stdoutJSON(out)), &obs); err != nil {
+		t.Fatalf("check --json output: %v\n%s", err, out)
+	}
+	if obs.Domain != "lapsing.com" || obs.Phase != lifecycle.PhaseRedemption || obs.Evidence.Handle != "H-1" {
+		t.Fatalf("check = %+v", obs)
+	}
+	out, err = testbin.Run(ctx, t, env, "check", "lapsing.com")
+	if err != nil || !strings.Contains(out, "redemption") || !strings.Contains(out, "H-1") {
+		t.Fatalf("check (text): %v\n%s", err, out)
+	}
+}
+
+// dlq list and replay against a real stream: a dead letter is listed, and
+// replaying it republishes the original message and removes the letter.
+func TestDLQListAndReplay(t *testing.T) {
+	// File storage, as the binary's topology has: Ensure never changes the
+	// storage of an existing stream.
+	js, _, topo := testnats.SharedWith(t, func(tp *broker.Topology) { tp.Storage = jetstream.FileStorage })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Dead-letter one intake message by hand, as the intake consumer would.
+	if _, err := js.Publish(ctx, topo.Namespace.Subject(schemas.SubjectEmailVerified), []byte(`{"user_id":"u1","email":"not-an-email"}`)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := topo.Consumer(ctx, js, schemas.StreamAccounts, "producer-intake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.DeadLetter(ctx, js, msg, schemas.StreamAccounts, "producer-intake", schemas.ErrInvalid); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"NATS_URL=" + testnats.URL(), "DOMAINGUARD_SUBJECT_PREFIX=" + topo.Namespace.Prefix, "DOMAINGUARD_METRICS_ADDR=off"}
+	out, err := testbin.Run(ctx, t, env, "dlq", "list", "--json")
+	if err != nil {
+		t.Fatalf("dlq list: %v\n%s", err, out)
+	}
+	var entries []deadLetterEntry
+	if err := json.Unmarshal([]byte(stdoutJSON(out)), &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("dlq list: %v %d entries\n%s", err, len(entries), out)
+	}
+	if entries[0].Letter.Subject != schemas.SubjectEmailVerified {
+		t.Fatalf("dead letter subject %q", entries[0].Letter.Subject)
+	}
+	out, err = testbin.Run(ctx, t, env, "dlq", "replay", "--all")
+	if err != nil {
+		t.Fatalf("dlq replay: %v\n%s", err, out)
+	}
+	again, err := cons.Next()
+	if err != nil {
+		t.Fatalf("replayed message not delivered: %v", err)
+	}
+	if !strings.Contains(string(again.Data()), "not-an-email") {
+		t.Fatalf("replayed payload %q", again.Data())
+	}
+	_ = again.Ack()
+	out, err = testbin.Run(ctx, t, env, "dlq", "list", "--json")
+	if err != nil || strings.Contains(out, "not-an-email") {
+		t.Fatalf("dead letter still listed after replay: %v\n%s", err, out)
+	}
+}
+
+// stdoutJSON returns the JSON document a command printed, skipping the log
+// lines (JSON objects with a "level") it wrote to stderr around it.
+func stdoutJSON(out string) string {
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, `{"time":`) {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.TrimSpace(strings.Join(keep, "\n"))
+}
+
+func TestFlagsFirst(t *testing.T) {
+	newFS := func() *flag.FlagSet {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.Bool("json", false, "")
+		fs.String("by", "", "")
+		return fs
+	}
+	tests := []struct{ in, want []string }{
+		{[]string{"list", "--json"}, []string{"--json", "--", "list"}},
+		{[]string{"approve", "ID", "--by", "ops"}, []string{"--by", "ops", "--", "approve", "ID"}},
+		{[]string{"--nats-url", "nats://x:1", "list"}, []string{"--nats-url", "nats://x:1", "--", "list"}},
+		{[]string{"list", "--strict", "--json"}, []string{"--strict", "--json", "--", "list"}},
+		{[]string{"-", "--by=me"}, []string{"--by=me", "--", "-"}},
+		{[]string{"a", "--", "--json"}, []string{"--", "a", "--", "--json"}},
+		{nil, nil},
+	}
+	for _, tt := range tests {
+		got := flagsFirst(tt.in, newFS())
+		if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("flagsFirst(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
