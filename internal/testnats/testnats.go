@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,7 @@ func SharedWith(t testing.TB, adjust func(*broker.Topology)) (jetstream.JetStrea
 	if err != nil {
 		t.Fatalf("testnats: connect to the system NATS server (set %s): %v", EnvURL, err)
 	}
+	sweepStale.Do(func() { deleteStaleStreams(ctx, js) })
 	topo := broker.Topology{
 		Namespace: schemas.Namespace{Prefix: UniquePrefix()},
 		Storage:   jetstream.MemoryStorage,
@@ -152,4 +154,27 @@ func URL() string {
 		return u
 	}
 	return DefaultURL
+}
+
+var sweepStale sync.Once
+
+// staleStream matches the streams of UniquePrefix namespaces ("T" and 12
+// hex digits, upper-cased by schemas.Namespace.Stream).
+var staleStream = regexp.MustCompile(`^T[0-9A-F]{12}_`)
+
+// deleteStaleStreams removes test streams older than an hour from the shared
+// server: a test process killed before its cleanup (a CI timeout, a
+// developer's Ctrl-C) leaves them behind, and memory streams would pile up
+// until the server restarts.
+func deleteStaleStreams(ctx context.Context, js jetstream.JetStream) {
+	lister := js.ListStreams(ctx)
+	var stale []string
+	for info := range lister.Info() {
+		if staleStream.MatchString(info.Config.Name) && time.Since(info.Created) > time.Hour {
+			stale = append(stale, info.Config.Name)
+		}
+	}
+	for _, name := range stale {
+		_ = js.DeleteStream(ctx, name)
+	}
 }
