@@ -127,8 +127,10 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) 
 		}
 	}()
 	a.topo = broker.Topology{
-		Namespace: schemas.Namespace{Prefix: cfg.SubjectPrefix},
-		Replicas:  cfg.StreamReplicas,
+		Namespace:    schemas.Namespace{Prefix: cfg.SubjectPrefix},
+		Replicas:     cfg.StreamReplicas,
+		CheckAckWait: cfg.CheckAckWait,
+		EventAckWait: cfg.EventAckWait,
 	}.WithDefaults()
 	if err := a.topo.Validate(); err != nil {
 		return nil, err

@@ -37,6 +37,8 @@ const (
 	DefaultStreamReplicas       = 1
 	DefaultCheckConcurrency     = 8
 	DefaultSweepInterval        = time.Minute
+	DefaultCheckAckWait         = 2 * time.Minute
+	DefaultEventAckWait         = time.Minute
 	DefaultLogLevel             = "info"
 )
 
@@ -118,6 +120,14 @@ type Config struct {
 	// SweepInterval (DOMAINGUARD_SWEEP_INTERVAL): how often the producer
 	// looks for due domains. Default 1m; WithDefaults fills it.
 	SweepInterval time.Duration
+	// CheckAckWait (DOMAINGUARD_CHECK_ACK_WAIT): how long a check may go
+	// unacknowledged before JetStream redelivers it (the checker reports
+	// progress every third of it). Default 2m; WithDefaults fills it.
+	CheckAckWait time.Duration
+	// EventAckWait (DOMAINGUARD_EVENT_ACK_WAIT): the same for the intake and
+	// enforcer consumers: how soon a crashed role's messages are redelivered.
+	// Default 1m; WithDefaults fills it.
+	EventAckWait time.Duration
 
 	// Strict (DOMAINGUARD_STRICT): unverify on `grace` too. Default false.
 	Strict bool
@@ -193,6 +203,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.CheckAckWait == 0 {
+		c.CheckAckWait = DefaultCheckAckWait
+	}
+	if c.EventAckWait == 0 {
+		c.EventAckWait = DefaultEventAckWait
 	}
 	if c.MaxUnverifyPerDomain == 0 {
 		c.MaxUnverifyPerDomain = DefaultMaxUnverifyPerDomain

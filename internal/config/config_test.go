@@ -43,6 +43,8 @@ func TestLoadDefaults(t *testing.T) {
 		CheckConcurrency:     8,
 		RecheckInterval:      720 * time.Hour,
 		SweepInterval:        time.Minute,
+		CheckAckWait:         2 * time.Minute,
+		EventAckWait:         time.Minute,
 		MaxUnverifyPerDomain: 50,
 		BreakerPct:           5,
 		BreakerMinDomains:    20,

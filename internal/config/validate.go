@@ -111,6 +111,12 @@ func (c Config) Validate() error {
 	if c.SweepInterval < time.Second {
 		bad("DOMAINGUARD_SWEEP_INTERVAL", "%s: want at least 1s", c.SweepInterval)
 	}
+	if c.CheckAckWait < 3*time.Second || c.CheckAckWait > time.Hour {
+		bad("DOMAINGUARD_CHECK_ACK_WAIT", "%s: want 3s to 1h", c.CheckAckWait)
+	}
+	if c.EventAckWait < time.Second || c.EventAckWait > time.Hour {
+		bad("DOMAINGUARD_EVENT_ACK_WAIT", "%s: want 1s to 1h", c.EventAckWait)
+	}
 	if c.MaxUnverifyPerDomain < 1 {
 		bad("DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN", "%d: must be at least 1", c.MaxUnverifyPerDomain)
 	}
