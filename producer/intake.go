@@ -1,0 +1,241 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// RunIntake consumes host account events from ACCOUNTS until ctx ends,
+// then lets the messages in flight finish and returns nil.
+func (p *Producer) RunIntake(ctx context.Context) error {
+	return p.cfg.Topology.Run(ctx, p.cfg.JS, broker.ConsumeOptions{
+		Stream:  schemas.StreamAccounts,
+		Durable: broker.ConsumerIntake,
+		Workers: p.cfg.IntakeWorkers,
+		Logger:  p.log,
+	}, p.HandleIntake)
+}
+
+// intakeOutcome is what became of one intake message.
+type intakeOutcome int
+
+const (
+	intakeApplied intakeOutcome = iota
+	intakeDuplicate
+	intakeIgnored
+)
+
+// HandleIntake processes one message from ACCOUNTS and acknowledges it. A
+// malformed message is dead-lettered to dlq.ACCOUNTS (and acknowledged); a
+// transient failure is returned so that the consumer loop redelivers the
+// message, until its last delivery, which is dead-lettered too.
+func (p *Producer) HandleIntake(ctx context.Context, msg jetstream.Msg) error {
+	outcome, err := p.applyIntake(ctx, msg)
+	if err != nil {
+		invalid := errors.Is(err, schemas.ErrInvalid)
+		if !invalid && !p.cfg.Topology.IsLastDelivery(msg, p.cfg.Topology.EventMaxDeliver) {
+			p.m.intakeErrors.Inc()
+			return fmt.Errorf("intake %s: %w", msg.Subject(), err)
+		}
+		if dlErr := p.cfg.Topology.DeadLetter(ctx, p.cfg.JS, msg, schemas.StreamAccounts, broker.ConsumerIntake, err); dlErr != nil {
+			p.m.intakeErrors.Inc()
+			return fmt.Errorf("intake %s: %w (and dead-lettering failed: %w)", msg.Subject(), err, dlErr)
+		}
+		p.m.intakeDeadLettered.Inc()
+		return nil
+	}
+	switch outcome {
+	case intakeApplied:
+		p.m.intakeAccepted.Inc()
+	case intakeDuplicate:
+		p.m.intakeDuplicates.Inc()
+	case intakeIgnored:
+		p.m.intakeIgnored.Inc()
+	}
+	// A failed ack only means a redelivery, which processed_messages absorbs.
+	if err := msg.Ack(); err != nil {
+		p.log.Warn("intake: ack failed; the message will be redelivered and skipped", "subject", msg.Subject(), "error", err)
+	}
+	return nil
+}
+
+// applyIntake decodes and applies one message. Errors wrapping
+// schemas.ErrInvalid mean the message can never be applied.
+func (p *Producer) applyIntake(ctx context.Context, msg jetstream.Msg) (intakeOutcome, error) {
+	switch p.cfg.Topology.Namespace.Strip(msg.Subject()) {
+	case schemas.SubjectEmailVerified:
+		ev, m, err := schemas.Decode[schemas.EmailVerified](msg.Data())
+		if err != nil {
+			return 0, err
+		}
+		addr, err := intakeAddress(m.UserID, m.Email)
+		if err != nil {
+			return 0, err
+		}
+		now := p.cfg.Clock.Now()
+		if err := checkVerifiedAt(m.VerifiedAt, now); err != nil {
+			return 0, fmt.Errorf("%w: %w", schemas.ErrInvalid, err)
+		}
+		id, err := intakeMessageID(ev, msg)
+		if err != nil {
+			return 0, err
+		}
+		applied, firstSeen, err := p.storeVerified(ctx, id, addr, m.VerifiedAt.UTC(), now)
+		if err != nil || !applied {
+			return intakeDuplicate, err
+		}
+		if firstSeen {
+			p.enqueueSignup(ctx, addr.Domain, now)
+		}
+		return intakeApplied, nil
+	case schemas.SubjectEmailRemoved:
+		ev, m, err := schemas.Decode[schemas.EmailRemoved](msg.Data())
+		if err != nil {
+			return 0, err
+		}
+		addr, err := intakeAddress(m.UserID, m.Email)
+		if err != nil {
+			return 0, err
+		}
+		id, err := intakeMessageID(ev, msg)
+		if err != nil {
+			return 0, err
+		}
+		applied, err := p.storeRemoved(ctx, id, addr)
+		if err != nil || !applied {
+			return intakeDuplicate, err
+		}
+		return intakeApplied, nil
+	default:
+		p.log.Debug("intake: ignoring message on an unhandled subject", "subject", msg.Subject())
+		return intakeIgnored, nil
+	}
+}
+
+// intakeAddress normalises the address and marks every problem as invalid
+// input (domainname errors are already clear about the reason).
+func intakeAddress(userID, email string) (Address, error) {
+	addr, err := NormalizeAddress(userID, email)
+	if err != nil {
+		return Address{}, fmt.Errorf("%w: %w", schemas.ErrInvalid, err)
+	}
+	return addr, nil
+}
+
+// intakeMessageID identifies a host event across redeliveries: the
+// CloudEvent id (with its source: ids are unique per source), else the
+// Nats-Msg-Id the host published with, else the stream position.
+func intakeMessageID(ev schemas.Event, msg jetstream.Msg) (string, error) {
+	if ev.ID != "" {
+		return "ce:" + ev.Source + " " + ev.ID, nil
+	}
+	if h := msg.Headers().Get(schemas.HeaderMsgID); h != "" {
+		return "msgid:" + h, nil
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing makes it idempotent.
+		return "", fmt.Errorf("%w: no message id and no stream metadata: %w", schemas.ErrInvalid, err)
+	}
+	return "seq:" + meta.Stream + "/" + strconv.FormatUint(meta.Sequence.Stream, 10), nil
+}
+
+// markProcessed records the message id in tx; false means it was applied
+// before (a redelivery).
+func markProcessed(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)
+		ON CONFLICT DO NOTHING`, broker.ConsumerIntake, id)
+	if err != nil {
+		return false, fmt.Errorf("record message %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// storeVerified upserts the address and its domain in one transaction. It
+// reports whether the message was new (not a redelivery) and whether the
+// domain was seen for the first time.
+func (p *Producer) storeVerified(ctx context.Context, id string, a Address, verifiedAt, now time.Time) (applied, firstSeen bool, err error) {
+	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
+		if applied, err = markProcessed(ctx, tx, id); err != nil || !applied {
+			return err
+		}
+		// Same rules as Import: a newer verified_at verifies (again); an
+		// older one, or one not after domainguard's unverification, is stale.
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at)
+			VALUES ($1, $2, $3, true, $4)
+			ON CONFLICT (user_id, email) DO UPDATE
+			   SET domain = excluded.domain, verified = true, verified_at = excluded.verified_at,
+			       unverified_at = NULL, unverify_reason = NULL, unverify_phase = NULL, updated_at = now()
+			 WHERE excluded.verified_at > e.verified_at
+			   AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)`,
+			a.UserID, a.Email, a.Domain, verifiedAt); err != nil {
+			return fmt.Errorf("upsert email: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at) VALUES ($1, $2)
+			ON CONFLICT (name) DO NOTHING`, a.Domain, now)
+		if err != nil {
+			return fmt.Errorf("insert domain %s: %w", a.Domain, err)
+		}
+		firstSeen = tag.RowsAffected() == 1
+		return nil
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("store verified address: %w", err)
+	}
+	return applied, firstSeen, nil
+}
+
+// storeRemoved deletes the address. Its domain stays: other addresses may
+// use it, and an unused domain costs one lookup per interval at most.
+func (p *Producer) storeRemoved(ctx context.Context, id string, a Address) (applied bool, err error) {
+	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
+		if applied, err = markProcessed(ctx, tx, id); err != nil || !applied {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM emails WHERE user_id = $1 AND email = $2`, a.UserID, a.Email); err != nil {
+			return fmt.Errorf("delete email: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store removed address: %w", err)
+	}
+	return applied, nil
+}
+
+// enqueueSignup publishes the immediate check of a first-seen domain and
+// leases it. Failing here loses nothing: the domain was inserted due now,
+// so the next sweep enqueues it; and "already pending" is as good as done.
+func (p *Producer) enqueueSignup(ctx context.Context, domain string, now time.Time) {
+	msg, err := p.checkMsg(domain, schemas.CheckSignup, nil, now)
+	if err != nil {
+		p.log.Error("intake: build signup check; the sweep will enqueue it", "domain", domain, "error", err)
+		return
+	}
+	enqueued := 1
+	if _, err := p.cfg.JS.PublishMsg(ctx, msg); err != nil {
+		if !broker.IsAlreadyPending(err) {
+			p.log.Warn("intake: publish signup check failed; the sweep will enqueue it", "domain", domain, "error", err)
+			return
+		}
+		enqueued = 0
+	} else {
+		p.m.signupChecks.Inc()
+	}
+	if _, err := p.cfg.Pool.Exec(ctx, leaseSQL, []string{domain}, []time.Time{p.leaseTime(now)}, now,
+		now.Truncate(time.Hour), enqueued); err != nil {
+		// The domain stays due: the sweep re-publishes, which the pending
+		// check turns into "already pending".
+		p.log.Warn("intake: lease after signup check failed", "domain", domain, "error", err)
+	}
+}

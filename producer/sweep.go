@@ -1,0 +1,395 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/schemas"
+)
+
+// SweepLockKey is the PostgreSQL advisory lock (per database) that lets one
+// sweep run at a time across replicas.
+const SweepLockKey int64 = 0x64670001_73776570 // "dg" 1 "swep"
+
+// OverdueAfter is how late a check must be for the overdue gauge.
+const OverdueAfter = 24 * time.Hour
+
+// ExpiringWithin is how close an expiration date makes a domain urgent.
+const ExpiringWithin = 30 * 24 * time.Hour
+
+// SweepProgress is reported after every page of a sweep.
+type SweepProgress struct {
+	Due            int64  // due domains when the sweep started
+	Enqueued       int64  // checks published so far
+	AlreadyPending int64  // domains with a check already pending (counted as done)
+	Failed         int64  // publishes that failed (those domains stay due)
+	Pass           string // "never checked", "urgent", "routine"
+	Elapsed        time.Duration
+}
+
+// String renders a one-line progress report.
+func (p SweepProgress) String() string {
+	done := p.Enqueued + p.AlreadyPending + p.Failed
+	var b strings.Builder
+	fmt.Fprintf(&b, "sweep: %d/%d due domains (%d enqueued, %d already pending, %d failed)",
+		done, p.Due, p.Enqueued, p.AlreadyPending, p.Failed)
+	if p.Elapsed > 0 {
+		rate := float64(done) / p.Elapsed.Seconds()
+		fmt.Fprintf(&b, ", %.0f/s", rate)
+		if rate > 0 && done < p.Due {
+			fmt.Fprintf(&b, " ETA %s", time.Duration(float64(p.Due-done)/rate*float64(time.Second)).Round(time.Second))
+		}
+	}
+	if p.Pass != "" {
+		fmt.Fprintf(&b, " [%s]", p.Pass)
+	}
+	return b.String()
+}
+
+// SweepResult sums up one sweep.
+type SweepResult struct {
+	// Skipped is set when another replica held the sweep lock; only Due and
+	// Overdue are filled then.
+	Skipped        bool
+	Due            int64 // due domains when the sweep started
+	Overdue        int64 // of which more than OverdueAfter late
+	Enqueued       int64
+	AlreadyPending int64
+	Failed         int64
+	// BudgetLeft is what remains of the rolling-day budget after the sweep
+	// (-1: unlimited); BudgetExhausted says the sweep stopped because of it.
+	BudgetLeft      int64
+	BudgetExhausted bool
+	Duration        time.Duration
+}
+
+// RunSweeper sweeps at once and then every SweepInterval until ctx ends. A
+// failed sweep is logged and retried at the next tick; nothing is lost,
+// since whatever was not leased is still due.
+func (p *Producer) RunSweeper(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		res, err := p.Sweep(ctx, nil)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			p.log.Error("sweep failed", "error", err)
+		case err == nil && !res.Skipped && (res.Enqueued > 0 || res.Failed > 0 || res.BudgetExhausted):
+			p.log.Info("sweep done", "due", res.Due, "enqueued", res.Enqueued, "already_pending", res.AlreadyPending,
+				"failed", res.Failed, "budget_left", res.BudgetLeft, "budget_exhausted", res.BudgetExhausted,
+				"duration", res.Duration)
+		}
+		timer.Reset(p.cfg.SweepInterval)
+	}
+}
+
+// sweepPass is one urgency class (DESIGN.md §8): a filter on due domains.
+type sweepPass struct {
+	name   string
+	filter string // SQL over domains; @expiring is now + ExpiringWithin
+}
+
+var sweepPasses = []sweepPass{
+	{"never checked", `last_checked_at IS NULL`},
+	{"urgent", `last_checked_at IS NOT NULL AND (phase <> 'active' OR expires_at < @expiring)`},
+	{"routine", `last_checked_at IS NOT NULL AND phase = 'active' AND (expires_at IS NULL OR expires_at >= @expiring)`},
+}
+
+// dueDomain is one row of a sweep page.
+type dueDomain struct {
+	name     string
+	phase    string
+	evidence []byte
+}
+
+// Sweep enqueues every due domain once, in urgency order and within the
+// budget, unless another replica is sweeping (then it returns Skipped). It
+// stops early, after the page in flight, when ctx ends. progress may be nil.
+func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (SweepResult, error) {
+	start := time.Now()
+	now := p.cfg.Clock.Now()
+	res := SweepResult{BudgetLeft: -1}
+
+	if err := p.cfg.Pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE next_check_at < $2) FROM domains WHERE next_check_at <= $1`,
+		now, now.Add(-OverdueAfter)).Scan(&res.Due, &res.Overdue); err != nil {
+		return res, fmt.Errorf("sweep: count due domains: %w", err)
+	}
+	p.m.domainsDue.Set(float64(res.Due))
+	p.m.domainsOverdue.Set(float64(res.Overdue))
+
+	conn, locked, err := tryLock(ctx, p.cfg.Pool)
+	if err != nil {
+		return res, fmt.Errorf("sweep: %w", err)
+	}
+	if !locked {
+		p.m.sweepsSkipped.Inc()
+		res.Skipped = true
+		return res, nil
+	}
+	defer unlock(ctx, conn, p)
+	p.m.sweeps.Inc()
+
+	left := int64(-1) // unlimited
+	if p.cfg.DailyBudget > 0 {
+		used, err := budgetUsed(ctx, conn, now)
+		if err != nil {
+			return res, fmt.Errorf("sweep: %w", err)
+		}
+		left = max(int64(p.cfg.DailyBudget)-used, 0)
+	}
+
+	report := func(pass string) {
+		if progress != nil {
+			progress(SweepProgress{Due: res.Due, Enqueued: res.Enqueued, AlreadyPending: res.AlreadyPending,
+				Failed: res.Failed, Pass: pass, Elapsed: time.Since(start)})
+		}
+	}
+	var sweepErr error
+passes:
+	for _, pass := range sweepPasses {
+		var afterAt time.Time // keyset cursor: (next_check_at, name) of the last row seen
+		afterName := ""
+		for {
+			if left == 0 {
+				res.BudgetExhausted = res.Due > res.Enqueued+res.AlreadyPending+res.Failed
+				break passes
+			}
+			if ctx.Err() != nil {
+				break passes
+			}
+			limit := int64(p.cfg.PageSize)
+			if left > 0 {
+				limit = min(limit, left)
+			}
+			page, lastAt, err := duePage(ctx, conn, pass, now, afterAt, afterName, limit)
+			if err != nil {
+				sweepErr = fmt.Errorf("sweep %s: %w", pass.name, err)
+				break passes
+			}
+			if len(page) == 0 {
+				break
+			}
+			afterAt, afterName = lastAt, page[len(page)-1].name
+			enq, pend, err := p.enqueuePage(ctx, conn, page, now)
+			res.Enqueued += enq
+			res.AlreadyPending += pend
+			res.Failed += int64(len(page)) - enq - pend
+			if left > 0 {
+				left = max(left-enq, 0)
+			}
+			report(pass.name)
+			if err != nil {
+				sweepErr = fmt.Errorf("sweep %s: %w", pass.name, err)
+				break passes
+			}
+			if int64(len(page)) < limit {
+				break
+			}
+		}
+	}
+
+	res.BudgetLeft = left
+	res.Duration = time.Since(start)
+	p.m.budgetLeft.Set(float64(left))
+	p.m.sweepDuration.Observe(res.Duration.Seconds())
+	p.m.lastSweep.SetToCurrentTime()
+	if sweepErr == nil && ctx.Err() != nil {
+		sweepErr = fmt.Errorf("sweep interrupted: %w", ctx.Err())
+	}
+	return res, sweepErr
+}
+
+// tryLock takes the sweep lock on a connection of its own (a session
+// lock: it is released when the connection ends, so a dead producer never
+// blocks the others).
+func tryLock(ctx context.Context, pool *pgxpool.Pool) (*pgxpool.Conn, bool, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("acquire connection for the sweep lock: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, SweepLockKey).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, false, fmt.Errorf("take the sweep lock: %w", err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, false, nil
+	}
+	return conn, true, nil
+}
+
+// unlock releases the sweep lock, or closes the connection when that fails
+// so that the lock does not linger in the pool.
+func unlock(ctx context.Context, conn *pgxpool.Conn, p *Producer) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, SweepLockKey); err != nil {
+		p.log.Warn("sweep: unlock failed; closing the connection", "error", err)
+		_ = conn.Conn().Close(ctx)
+	}
+	conn.Release()
+}
+
+// budgetUsed sums the checks enqueued in the rolling day (hourly buckets)
+// and prunes buckets nobody reads any more.
+func budgetUsed(ctx context.Context, conn *pgxpool.Conn, now time.Time) (int64, error) {
+	if _, err := conn.Exec(ctx, `DELETE FROM lookup_budget WHERE hour < $1`, now.Add(-7*24*time.Hour)); err != nil {
+		return 0, fmt.Errorf("prune lookup budget: %w", err)
+	}
+	var used int64
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(sum(count), 0) FROM lookup_budget WHERE hour > $1`,
+		now.Add(-24*time.Hour)).Scan(&used); err != nil {
+		return 0, fmt.Errorf("read lookup budget: %w", err)
+	}
+	return used, nil
+}
+
+// duePage reads the next page of due domains of one pass after the keyset
+// cursor, and returns it with the next_check_at of its last row.
+func duePage(ctx context.Context, conn *pgxpool.Conn, pass sweepPass, now, afterAt time.Time, afterName string, limit int64) ([]dueDomain, time.Time, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT name, phase, evidence, next_check_at FROM domains
+		 WHERE next_check_at <= @now AND `+pass.filter+`
+		   AND (next_check_at, name) > (@after_at, @after_name)
+		 ORDER BY next_check_at, name
+		 LIMIT @limit`, pgx.NamedArgs{"now": now, "expiring": now.Add(ExpiringWithin),
+		"after_at": afterAt, "after_name": afterName, "limit": limit})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read due domains: %w", err)
+	}
+	page := make([]dueDomain, 0, limit)
+	var at time.Time
+	var d dueDomain
+	_, err = pgx.ForEachRow(rows, []any{&d.name, &d.phase, &d.evidence, &at}, func() error {
+		page = append(page, d)
+		d.evidence = nil
+		return nil
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read due domains: %w", err)
+	}
+	return page, at, nil
+}
+
+// enqueuePage publishes the page's checks with at most MaxInFlight
+// unacknowledged, then leases the domains that were enqueued or already
+// pending and counts the new ones against the budget. Domains whose publish
+// failed are not leased and stay due.
+func (p *Producer) enqueuePage(ctx context.Context, conn *pgxpool.Conn, page []dueDomain, now time.Time) (enqueued, pending int64, err error) {
+	type inFlight struct {
+		i   int
+		ack jetstream.PubAckFuture
+	}
+	const (
+		failed = iota
+		done
+		wasPending
+	)
+	outcome := make([]int, len(page))
+	window := make([]inFlight, 0, len(page)) // window[head:] are unacknowledged
+	head := 0
+	await := func(f inFlight) {
+		timer := time.NewTimer(p.cfg.PublishTimeout)
+		defer timer.Stop()
+		select {
+		case <-f.ack.Ok():
+			outcome[f.i] = done
+		case err := <-f.ack.Err():
+			if broker.IsAlreadyPending(err) {
+				outcome[f.i] = wasPending
+			} else {
+				p.log.Warn("sweep: publish failed; the domain stays due", "domain", page[f.i].name, "error", err)
+			}
+		case <-timer.C:
+			p.log.Warn("sweep: no publish ack in time; the domain stays due", "domain", page[f.i].name)
+		}
+	}
+	// Publishing is not cut short by ctx: a page is small and its acks
+	// come within PublishTimeout, and finishing it keeps the lease exact.
+	pubCtx := context.WithoutCancel(ctx)
+	for i, d := range page {
+		msg, err := p.checkMsg(d.name, schemas.CheckSchedule, p.previous(d), now)
+		if err != nil {
+			p.log.Error("sweep: cannot build check; the domain stays due", "domain", d.name, "error", err)
+			continue
+		}
+		if len(window)-head >= p.cfg.MaxInFlight {
+			await(window[head])
+			head++
+		}
+		ack, err := p.cfg.JS.PublishMsgAsync(msg)
+		if err != nil {
+			p.log.Warn("sweep: publish failed; the domain stays due", "domain", d.name, "error", err)
+			continue
+		}
+		window = append(window, inFlight{i: i, ack: ack})
+	}
+	for _, f := range window[head:] {
+		await(f)
+	}
+
+	names := make([]string, 0, len(page))
+	nexts := make([]time.Time, 0, len(page))
+	for i, o := range outcome {
+		switch o {
+		case done:
+			enqueued++
+		case wasPending:
+			pending++
+		default:
+			continue
+		}
+		names = append(names, page[i].name)
+		nexts = append(nexts, p.leaseTime(now))
+	}
+	p.m.enqueued.Add(float64(enqueued))
+	p.m.alreadyPending.Add(float64(pending))
+	p.m.publishFailures.Add(float64(int64(len(page)) - enqueued - pending))
+	if len(names) == 0 {
+		return 0, 0, nil
+	}
+	if _, err := conn.Exec(pubCtx, leaseSQL, names, nexts, now, now.UTC().Truncate(time.Hour), enqueued); err != nil {
+		// The checks are queued but not leased: the next sweep finds them
+		// still due and gets "already pending", so nothing is lost.
+		return enqueued, pending, fmt.Errorf("lease %d enqueued domains: %w", len(names), err)
+	}
+	return enqueued, pending, nil
+}
+
+// previous turns a domain row into the previous observation a check
+// carries; nil for a domain never observed.
+func (p *Producer) previous(d dueDomain) *lifecycle.Observation {
+	phase := lifecycle.Phase(d.phase)
+	if !phase.Valid() {
+		p.log.Warn("sweep: domain has an invalid phase; checking it as new", "domain", d.name, "phase", d.phase)
+		return nil
+	}
+	if len(d.evidence) == 0 || string(d.evidence) == "null" {
+		if phase == lifecycle.PhaseUnknown {
+			return nil
+		}
+		return &lifecycle.Observation{Domain: d.name, Phase: phase}
+	}
+	obs := &lifecycle.Observation{Domain: d.name, Phase: phase}
+	if err := json.Unmarshal(d.evidence, &obs.Evidence); err != nil {
+		p.log.Warn("sweep: domain evidence unreadable; sending the phase only", "domain", d.name, "error", err)
+		obs.Evidence = lifecycle.Evidence{}
+	}
+	return obs
+}
