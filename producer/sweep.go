@@ -159,6 +159,20 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 				Failed: res.Failed, Pass: pass, Elapsed: time.Since(start)})
 		}
 	}
+	// Leases are written by a goroutine of their own (on another
+	// connection), so that the next page is read and published meanwhile.
+	leases := make(chan leaseJob, 1)
+	leaseDone := make(chan error, 1)
+	go func() {
+		var first error
+		for j := range leases {
+			if first == nil {
+				first = p.lease(context.WithoutCancel(ctx), j, now)
+			}
+		}
+		leaseDone <- first
+	}()
+
 	var sweepErr error
 passes:
 	for _, pass := range sweepPasses {
@@ -185,24 +199,27 @@ passes:
 				break
 			}
 			afterAt, afterName = lastAt, page[len(page)-1].name
-			enq, pend, err := p.enqueuePage(ctx, conn, page, now)
-			res.Enqueued += enq
-			res.AlreadyPending += pend
-			res.Failed += int64(len(page)) - enq - pend
+			job := p.enqueuePage(ctx, page, now)
+			if len(job.names) > 0 {
+				leases <- job
+			}
+			res.Enqueued += job.enqueued
+			res.AlreadyPending += job.pending
+			res.Failed += int64(len(page)) - job.enqueued - job.pending
 			if left > 0 {
-				left = max(left-enq, 0)
+				left = max(left-job.enqueued, 0)
 			}
 			report(pass.name)
-			if err != nil {
-				sweepErr = fmt.Errorf("sweep %s: %w", pass.name, err)
-				break passes
-			}
 			if int64(len(page)) < limit {
 				break
 			}
 		}
 	}
 
+	close(leases)
+	if err := <-leaseDone; err != nil && sweepErr == nil {
+		sweepErr = fmt.Errorf("sweep: %w", err)
+	}
 	res.BudgetLeft = left
 	res.Duration = time.Since(start)
 	p.m.budgetLeft.Set(float64(left))
@@ -287,11 +304,28 @@ func duePage(ctx context.Context, conn *pgxpool.Conn, pass sweepPass, now, after
 	return page, at, nil
 }
 
+// leaseJob is the lease of one page's enqueued (or already pending)
+// domains, and the number of new checks to count against the budget.
+type leaseJob struct {
+	names             []string
+	nexts             []time.Time
+	enqueued, pending int64
+}
+
+// lease writes a leaseJob. If it fails, the checks are queued but not
+// leased: the next sweep finds them still due and gets "already pending",
+// so nothing is lost.
+func (p *Producer) lease(ctx context.Context, j leaseJob, now time.Time) error {
+	if _, err := p.cfg.Pool.Exec(ctx, leaseSQL, j.names, j.nexts, now, now.UTC().Truncate(time.Hour), j.enqueued); err != nil {
+		return fmt.Errorf("lease %d enqueued domains: %w", len(j.names), err)
+	}
+	return nil
+}
+
 // enqueuePage publishes the page's checks with at most MaxInFlight
-// unacknowledged, then leases the domains that were enqueued or already
-// pending and counts the new ones against the budget. Domains whose publish
-// failed are not leased and stay due.
-func (p *Producer) enqueuePage(ctx context.Context, conn *pgxpool.Conn, page []dueDomain, now time.Time) (enqueued, pending int64, err error) {
+// unacknowledged and returns the lease of the domains that were enqueued or
+// already pending. Domains whose publish failed are not leased and stay due.
+func (p *Producer) enqueuePage(ctx context.Context, page []dueDomain, now time.Time) leaseJob {
 	type inFlight struct {
 		i   int
 		ack jetstream.PubAckFuture
@@ -322,7 +356,6 @@ func (p *Producer) enqueuePage(ctx context.Context, conn *pgxpool.Conn, page []d
 	}
 	// Publishing is not cut short by ctx: a page is small and its acks
 	// come within PublishTimeout, and finishing it keeps the lease exact.
-	pubCtx := context.WithoutCancel(ctx)
 	for i, d := range page {
 		msg, err := p.checkMsg(d.name, schemas.CheckSchedule, p.previous(d), now)
 		if err != nil {
@@ -344,32 +377,23 @@ func (p *Producer) enqueuePage(ctx context.Context, conn *pgxpool.Conn, page []d
 		await(f)
 	}
 
-	names := make([]string, 0, len(page))
-	nexts := make([]time.Time, 0, len(page))
+	j := leaseJob{names: make([]string, 0, len(page)), nexts: make([]time.Time, 0, len(page))}
 	for i, o := range outcome {
 		switch o {
 		case done:
-			enqueued++
+			j.enqueued++
 		case wasPending:
-			pending++
+			j.pending++
 		default:
 			continue
 		}
-		names = append(names, page[i].name)
-		nexts = append(nexts, p.leaseTime(now))
+		j.names = append(j.names, page[i].name)
+		j.nexts = append(j.nexts, p.leaseTime(now))
 	}
-	p.m.enqueued.Add(float64(enqueued))
-	p.m.alreadyPending.Add(float64(pending))
-	p.m.publishFailures.Add(float64(int64(len(page)) - enqueued - pending))
-	if len(names) == 0 {
-		return 0, 0, nil
-	}
-	if _, err := conn.Exec(pubCtx, leaseSQL, names, nexts, now, now.UTC().Truncate(time.Hour), enqueued); err != nil {
-		// The checks are queued but not leased: the next sweep finds them
-		// still due and gets "already pending", so nothing is lost.
-		return enqueued, pending, fmt.Errorf("lease %d enqueued domains: %w", len(names), err)
-	}
-	return enqueued, pending, nil
+	p.m.enqueued.Add(float64(j.enqueued))
+	p.m.alreadyPending.Add(float64(j.pending))
+	p.m.publishFailures.Add(float64(int64(len(page)) - j.enqueued - j.pending))
+	return j
 }
 
 // previous turns a domain row into the previous observation a check
