@@ -112,6 +112,14 @@ func (t Topology) Run(ctx context.Context, js jetstream.JetStream, o ConsumeOpti
 				p.nak(msg, 0)
 				continue
 			}
+			if used == n {
+				// More messages than slots taken (the server should never
+				// send more than asked, but if it does): take a slot for
+				// each extra one, so every handler releases a slot it owns
+				// and the count stays balanced.
+				slots <- struct{}{}
+				n++
+			}
 			used++
 			wg.Add(1)
 			go func() {
