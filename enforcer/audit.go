@@ -41,11 +41,12 @@ func (s *Store) newAuditEvent(id, kind, domain, userID, email string, now time.T
 // writeChunk bounds the rows of one multi-row statement.
 const writeChunk = 2000
 
-// writeAudit records events in audit_log and, unless dryRun, in the outbox
-// (then NOTIFYs the relay). It runs inside the enforcing transaction, so the
-// events exist exactly when the change they describe does. Ids already
-// present are skipped (belt and braces with processed_messages).
-func writeAudit(ctx context.Context, tx pgx.Tx, evs []auditEvent, dryRun bool, now time.Time) (outboxed int, err error) {
+// queueAudit queues the statements recording evs in audit_log and, unless
+// dryRun, in the outbox (then a NOTIFY for the relay). They run inside the
+// enforcing transaction, so the events exist exactly when the change they
+// describe does. Ids already present are skipped (belt and braces with
+// processed_messages).
+func queueAudit(b *pgx.Batch, evs []auditEvent, dryRun bool, now time.Time) error {
 	for start := 0; start < len(evs); start += writeChunk {
 		chunk := evs[start:min(start+writeChunk, len(evs))]
 		n := len(chunk)
@@ -65,36 +66,56 @@ func writeAudit(ctx context.Context, tx pgx.Tx, evs []auditEvent, dryRun bool, n
 			datas[i] = string(e.event.Data)
 			raw, err := e.event.Marshal()
 			if err != nil {
-				return outboxed, fmt.Errorf("encode %s event: %w", e.kind, err)
+				return fmt.Errorf("encode %s event: %w", e.kind, err)
 			}
 			payloads[i] = raw
 		}
-		if _, err := tx.Exec(ctx, `
+		b.Queue(`
 INSERT INTO audit_log (id, type, domain, user_id, email, dry_run, data, created_at)
 SELECT id::uuid, type, domain, user_id, email, $6, data::jsonb, $7
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $8::text[])
      AS t(id, type, domain, user_id, email, data)
-ON CONFLICT (id) DO NOTHING`, ids, types, domains, users, emails, dryRun, now, datas); err != nil {
-			return outboxed, fmt.Errorf("insert audit_log: %w", err)
-		}
+ON CONFLICT (id) DO NOTHING`, ids, types, domains, users, emails, dryRun, now, datas)
 		if dryRun {
 			continue
 		}
-		tag, err := tx.Exec(ctx, `
+		b.Queue(`
 INSERT INTO outbox (id, subject, payload)
 SELECT id::uuid, subject, payload FROM unnest($1::text[], $2::text[], $3::bytea[]) AS t(id, subject, payload)
 ON CONFLICT (id) DO NOTHING`, ids, types, payloads)
-		if err != nil {
-			return outboxed, fmt.Errorf("insert outbox: %w", err)
-		}
-		outboxed += int(tag.RowsAffected())
 	}
-	if outboxed > 0 {
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil {
-			return outboxed, fmt.Errorf("notify relay: %w", err)
+	if !dryRun && len(evs) > 0 {
+		b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
+	}
+	return nil
+}
+
+// sendBatch runs the queued statements in one round trip and reports the
+// first failure.
+func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	br := tx.SendBatch(ctx, b)
+	for i := range b.Len() {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return fmt.Errorf("statement %d of %d: %w", i+1, b.Len(), err)
 		}
 	}
-	return outboxed, nil
+	return br.Close()
+}
+
+// writeAudit records evs (queueAudit) at once.
+func writeAudit(ctx context.Context, tx pgx.Tx, evs []auditEvent, dryRun bool, now time.Time) error {
+	b := &pgx.Batch{}
+	if err := queueAudit(b, evs, dryRun, now); err != nil {
+		return err
+	}
+	if err := sendBatch(ctx, tx, b); err != nil {
+		return fmt.Errorf("record audit events: %w", err)
+	}
+	return nil
 }
 
 func nullable(s string) *string {

@@ -184,8 +184,7 @@ func (s *Store) ResumeBreaker(ctx context.Context, by string) (ResumeResult, err
 		if err != nil {
 			return err
 		}
-		_, err = writeAudit(ctx, tx, []auditEvent{e}, s.cfg.DryRun, now)
-		return err
+		return writeAudit(ctx, tx, []auditEvent{e}, s.cfg.DryRun, now)
 	})
 	if err != nil {
 		return ResumeResult{}, fmt.Errorf("resume breaker: %w", err)

@@ -80,26 +80,15 @@ func (s *Store) unverifying(p lifecycle.Phase) bool {
 
 func (s *Store) enforceChangedTx(ctx context.Context, tx pgx.Tx, msgID string, ch schemas.DomainChanged) (Outcome, error) {
 	now := s.cfg.Clock.Now().UTC()
-	tag, err := tx.Exec(ctx, `
-INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES ($1, $2, $3)
-ON CONFLICT (consumer, message_id) DO NOTHING`, consumerName, msgID, now)
+	dup, row, verified, unverified, err := openChange(ctx, tx, msgID, ch.Domain, now)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("record message: %w", err)
+		return Outcome{}, err
 	}
-	if tag.RowsAffected() == 0 {
+	if dup {
 		return Outcome{Result: ResultDuplicate}, nil
 	}
-
 	obs := ch.Observation()
 	obsAt := obs.Evidence.ObservedAt.UTC()
-	row, err := lockDomain(ctx, tx, ch.Domain, now)
-	if err != nil {
-		return Outcome{}, err
-	}
-	verified, unverified, err := loadAddresses(ctx, tx, ch.Domain)
-	if err != nil {
-		return Outcome{}, err
-	}
 	d := lifecycle.Decide(row.state(unverified), obs, verified, s.policy(ch.Domain))
 	turned := d.Apply && s.unverifying(obs.Phase) && !s.unverifying(row.phase)
 
@@ -107,13 +96,16 @@ ON CONFLICT (consumer, message_id) DO NOTHING`, consumerName, msgID, now)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("encode evidence: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `
+	// The writes that need no answer go in one batch, sent at the end.
+	writes := &pgx.Batch{}
+	writes.Queue(`
 INSERT INTO domain_observations (domain, phase, evidence, observed_at, applied, message_id, recorded_at, previous_phase, turned_lapsed)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		ch.Domain, string(obs.Phase), evidence, obsAt, d.Apply, msgID, now, string(row.phase), turned); err != nil {
-		return Outcome{}, fmt.Errorf("record observation: %w", err)
-	}
+		ch.Domain, string(obs.Phase), evidence, obsAt, d.Apply, msgID, now, string(row.phase), turned)
 	if !d.Apply {
+		if err := sendBatch(ctx, tx, writes); err != nil {
+			return Outcome{}, fmt.Errorf("record observation: %w", err)
+		}
 		if obs.Phase == lifecycle.PhaseUnknown {
 			return Outcome{Result: ResultUnknown}, nil
 		}
@@ -122,9 +114,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		return Outcome{Result: ResultStale}, nil
 	}
 
-	if err := s.applyObservation(ctx, tx, ch.Domain, row, obs, evidence, d, now); err != nil {
-		return Outcome{}, err
-	}
+	s.queueApplyObservation(writes, ch.Domain, row, obs, evidence, d, now)
 
 	out := Outcome{Result: ResultApplied, Reason: d.Reason}
 	dry := s.cfg.DryRun
@@ -151,6 +141,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 	holdCause := string(d.Hold)
 	var paused *schemas.EnforcementPaused
 	if !dry && (turned || (len(d.Unverify) > 0 && holdCause == "")) {
+		// The breaker counts this observation: write it first.
+		if err := sendBatch(ctx, tx, writes); err != nil {
+			return Outcome{}, fmt.Errorf("record observation: %w", err)
+		}
+		writes = &pgx.Batch{}
 		open, p, err := s.breakerGate(ctx, tx, turned, now)
 		if err != nil {
 			return Outcome{}, err
@@ -165,7 +160,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		case holdCause != "":
 			out.HoldID, out.HoldCause = id("hold"), holdCause
 			if !dry {
-				if err := insertHold(ctx, tx, out.HoldID, ch.Domain, holdCause, d.Reason, obs, row.phase, d.Unverify, msgID, now); err != nil {
+				if err := queueHold(writes, out.HoldID, ch.Domain, holdCause, d.Reason, obs, row.phase, d.Unverify, msgID, now); err != nil {
 					return Outcome{}, err
 				}
 			}
@@ -250,8 +245,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			}
 		}
 	}
-	if _, err := writeAudit(ctx, tx, evs, dry, now); err != nil {
+	if err := queueAudit(writes, evs, dry, now); err != nil {
 		return Outcome{}, err
+	}
+	if err := sendBatch(ctx, tx, writes); err != nil {
+		return Outcome{}, fmt.Errorf("record change: %w", err)
 	}
 	s.cfg.Logger.Info("observation applied", "domain", ch.Domain, "previous_phase", row.phase, "phase", obs.Phase,
 		"reason", d.Reason, "unverified", out.Unverified, "would_unverify", out.WouldUnverify, "skipped", len(d.Skipped),
@@ -259,10 +257,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 	return out, nil
 }
 
-// applyObservation writes the observation into the domains row, schedules
-// the next check and supersedes the domain's pending holds (the newest
-// applied observation governs; if it still unverifies, it is held anew).
-func (s *Store) applyObservation(ctx context.Context, tx pgx.Tx, domain string, row domainRow, obs lifecycle.Observation, evidence []byte, d lifecycle.Decision, now time.Time) error {
+// queueApplyObservation queues the update of the domains row (observation,
+// next check) and the superseding of the domain's pending holds (the newest
+// applied observation governs; if it still unverifies, it is held anew —
+// queued after this).
+func (s *Store) queueApplyObservation(b *pgx.Batch, domain string, row domainRow, obs lifecycle.Observation, evidence []byte, d lifecycle.Decision, now time.Time) {
 	obsAt := obs.Evidence.ObservedAt.UTC()
 	var releasedSince *time.Time
 	if obs.Phase == lifecycle.PhaseReleased {
@@ -273,7 +272,7 @@ func (s *Store) applyObservation(ctx context.Context, tx pgx.Tx, domain string, 
 		releasedSince = &rs
 	}
 	next := lifecycle.NextCheck(obs.Phase, &obs.Evidence, releasedSince, now, s.schedule(), s.random)
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
 UPDATE domains SET
   phase = $2, evidence = $3, registered_at = $4, expires_at = $5, handle = $6, observed_at = $7,
   phase_since = CASE WHEN phase = $2 AND phase_since IS NOT NULL THEN phase_since ELSE $7 END,
@@ -283,15 +282,10 @@ UPDATE domains SET
   expiry_warned_for = COALESCE($10, expiry_warned_for)
 WHERE name = $1`,
 		domain, string(obs.Phase), evidence, obs.Evidence.RegisteredAt, obs.Evidence.ExpiresAt, nullable(obs.Evidence.Handle), obsAt,
-		releasedSince, next, d.ExpiryToWarn); err != nil {
-		return fmt.Errorf("update domain %s: %w", domain, err)
-	}
-	if _, err := tx.Exec(ctx, `
+		releasedSince, next, d.ExpiryToWarn)
+	b.Queue(`
 UPDATE holds SET status = 'superseded', decided_at = $2, decided_by = 'enforcer'
-WHERE domain = $1 AND status = 'pending'`, domain, now); err != nil {
-		return fmt.Errorf("supersede holds of %s: %w", domain, err)
-	}
-	return nil
+WHERE domain = $1 AND status = 'pending'`, domain, now)
 }
 
 // addressList lists addresses for an audit.domain.* event, at most

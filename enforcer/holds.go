@@ -60,7 +60,7 @@ type HoldResult struct {
 	WouldUnverify int `json:"would_unverify,omitempty"`
 }
 
-func insertHold(ctx context.Context, tx pgx.Tx, id, domain, cause string, reason lifecycle.Reason, obs lifecycle.Observation, prev lifecycle.Phase, addrs []lifecycle.Address, msgID string, now time.Time) error {
+func queueHold(b *pgx.Batch, id, domain, cause string, reason lifecycle.Reason, obs lifecycle.Observation, prev lifecycle.Phase, addrs []lifecycle.Address, msgID string, now time.Time) error {
 	o, err := json.Marshal(obs)
 	if err != nil {
 		return fmt.Errorf("encode hold observation: %w", err)
@@ -69,12 +69,10 @@ func insertHold(ctx context.Context, tx pgx.Tx, id, domain, cause string, reason
 	if err != nil {
 		return fmt.Errorf("encode hold addresses: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
 INSERT INTO holds (id, domain, cause, reason, phase, observation, addresses, status, created_at, previous_phase, message_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10)
-ON CONFLICT (id) DO NOTHING`, id, domain, cause, string(reason), string(obs.Phase), o, a, now, string(prev), nullable(msgID)); err != nil {
-		return fmt.Errorf("insert hold for %s: %w", domain, err)
-	}
+ON CONFLICT (id) DO NOTHING`, id, domain, cause, string(reason), string(obs.Phase), o, a, now, string(prev), nullable(msgID))
 	return nil
 }
 
@@ -190,7 +188,7 @@ func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, err
 			}
 			evs = append(evs, e)
 		}
-		if _, err := writeAudit(ctx, tx, evs, s.cfg.DryRun, now); err != nil {
+		if err := writeAudit(ctx, tx, evs, s.cfg.DryRun, now); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE holds SET status = 'approved', decided_at = $2, decided_by = $3 WHERE id = $1::uuid`, id, now, by); err != nil {

@@ -87,21 +87,69 @@ type domainRow struct {
 	checkFailures int
 }
 
+const (
+	sqlEnsureDomain = `INSERT INTO domains (name, next_check_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`
+	sqlLockDomain   = `
+SELECT phase, evidence, observed_at, expiry_warned_for, released_since, check_failures
+FROM domains WHERE name = $1 FOR UPDATE`
+	sqlAddresses = `
+SELECT user_id, email, verified, verified_at FROM emails
+WHERE domain = $1 AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
+ORDER BY user_id, email`
+	sqlRecordMessage = `
+INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES ($1, $2, $3)
+ON CONFLICT (consumer, message_id) DO NOTHING`
+)
+
 // lockDomain creates the domains row if missing and locks it for the rest of
 // tx: concurrent replicas enforce one domain one event at a time.
 func lockDomain(ctx context.Context, tx pgx.Tx, name string, now time.Time) (domainRow, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, now); err != nil {
+	if _, err := tx.Exec(ctx, sqlEnsureDomain, name, now); err != nil {
 		return domainRow{}, fmt.Errorf("ensure domain %s: %w", name, err)
 	}
+	return scanDomainRow(tx.QueryRow(ctx, sqlLockDomain, name), name)
+}
+
+// openChange starts enforcing one message in one round trip: record the
+// message id (dup reports a message seen before), create and lock the
+// domain row, and load its addresses.
+func openChange(ctx context.Context, tx pgx.Tx, msgID, domain string, now time.Time) (dup bool, row domainRow, verified, unverified []lifecycle.Address, err error) {
+	b := &pgx.Batch{}
+	b.Queue(sqlRecordMessage, consumerName, msgID, now)
+	b.Queue(sqlEnsureDomain, domain, now)
+	b.Queue(sqlLockDomain, domain)
+	b.Queue(sqlAddresses, domain)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	tag, err := br.Exec()
+	if err != nil {
+		return false, row, nil, nil, fmt.Errorf("record message: %w", err)
+	}
+	dup = tag.RowsAffected() == 0
+	if _, err := br.Exec(); err != nil {
+		return false, row, nil, nil, fmt.Errorf("ensure domain %s: %w", domain, err)
+	}
+	if row, err = scanDomainRow(br.QueryRow(), domain); err != nil {
+		return false, row, nil, nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return false, row, nil, nil, fmt.Errorf("load addresses of %s: %w", domain, err)
+	}
+	verified, unverified, err = scanAddresses(rows, domain)
+	if err != nil {
+		return false, row, nil, nil, err
+	}
+	return dup, row, verified, unverified, br.Close()
+}
+
+func scanDomainRow(q pgx.Row, name string) (domainRow, error) {
 	var (
 		r        domainRow
 		phase    string
 		evidence []byte
 	)
-	err := tx.QueryRow(ctx, `
-SELECT phase, evidence, observed_at, expiry_warned_for, released_since, check_failures
-FROM domains WHERE name = $1 FOR UPDATE`, name).Scan(&phase, &evidence, &r.observedAt, &r.warnedExpiry, &r.releasedSince, &r.checkFailures)
-	if err != nil {
+	if err := q.Scan(&phase, &evidence, &r.observedAt, &r.warnedExpiry, &r.releasedSince, &r.checkFailures); err != nil {
 		return domainRow{}, fmt.Errorf("lock domain %s: %w", name, err)
 	}
 	r.phase = lifecycle.Phase(phase)
@@ -130,16 +178,9 @@ func (r domainRow) state(unverified []lifecycle.Address) lifecycle.DomainState {
 	return st
 }
 
-// loadAddresses reads the verified addresses of domain and those
+// scanAddresses splits the verified addresses of domain from those
 // domainguard unverified (unverify_reason set, still unverified).
-func loadAddresses(ctx context.Context, tx pgx.Tx, domain string) (verified, unverified []lifecycle.Address, err error) {
-	rows, err := tx.Query(ctx, `
-SELECT user_id, email, verified, verified_at FROM emails
-WHERE domain = $1 AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
-ORDER BY user_id, email`, domain)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load addresses of %s: %w", domain, err)
-	}
+func scanAddresses(rows pgx.Rows, domain string) (verified, unverified []lifecycle.Address, err error) {
 	defer rows.Close()
 	for rows.Next() {
 		var (
