@@ -116,12 +116,23 @@ func (e *env) enforce(ctx context.Context) ([]Row, error) {
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- en.Run(runCtx) }()
+	// Every 500 ms, also note when the database has every row unverified:
+	// the gap to the last audit event is the outbox relay's share.
+	var dbDone time.Duration
+	lastPoll := start
 	waitErr := waitFor(ctx, 20*time.Millisecond, 60*time.Second, func() (int64, bool, error) {
 		n := arrived.Load()
 		select {
 		case err := <-done:
 			return n, false, fmt.Errorf("enforcer stopped early: %v", err)
 		default:
+		}
+		if dbDone == 0 && time.Since(lastPoll) >= 500*time.Millisecond {
+			lastPoll = time.Now()
+			var left int
+			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM emails WHERE domain LIKE 'lapsed%' AND verified`).Scan(&left); err == nil && left == 0 {
+				dbDone = time.Since(start)
+			}
 		}
 		return n, n >= int64(emails), nil
 	})
@@ -149,8 +160,8 @@ func (e *env) enforce(ctx context.Context) ([]Row, error) {
 		BaselineWhat: fmt.Sprintf("bare UPDATE, %d rows per statement", updateBatch),
 		Ratio:        ratio, Target: fmt.Sprintf("ratio >= %.2f", enforcerTarget), Met: ratio >= enforcerTarget,
 		PeakHeapMB: peak, Count: emails, Seconds: took.Seconds(),
-		Detail: fmt.Sprintf("%d domains.changed events (%d addresses each) to the last audit.email.unverified on AUDIT, relay included; default enforcer config (batch 50, 4 workers), breaker off; bare UPDATE %.2f s",
-			domains, per, baseTook.Seconds()),
+		Detail: fmt.Sprintf("%d domains.changed events (%d addresses each) to the last audit.email.unverified on AUDIT, relay included; default enforcer config (batch 50, 4 workers), breaker off; every row unverified in the database after %s (polled every 0.5 s; 0 = not seen before the last event); bare UPDATE %.2f s",
+			domains, per, dbDone.Round(100*time.Millisecond), baseTook.Seconds()),
 	}}, nil
 }
 
