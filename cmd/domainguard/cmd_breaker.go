@@ -50,15 +50,16 @@ func runBreaker(ctx context.Context, inv invocation) error {
 		if *asJSON {
 			return writeJSON(inv.stdout, res)
 		}
-		if !res.WasOpen {
-			fmt.Fprintln(inv.stdout, "breaker was not open; nothing to resume")
-			return nil
-		}
 		n := 0
 		for _, h := range res.Applied {
 			n += h.Unverified
 		}
-		fmt.Fprintf(inv.stdout, "breaker resumed: %d paused changes applied, %d addresses unverified\n", len(res.Applied), n)
+		state := "breaker resumed"
+		if !res.WasOpen {
+			// A resume interrupted earlier left paused changes behind.
+			state = "breaker was not open"
+		}
+		fmt.Fprintf(inv.stdout, "%s: %d paused changes applied, %d addresses unverified\n", state, len(res.Applied), n)
 		return nil
 	}
 	return usageErr("breaker: unknown subcommand %q", rest[0])
