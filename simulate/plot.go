@@ -18,7 +18,7 @@ const (
 )
 
 // WritePlots writes PlotDelay (cumulative share of lapses fully unverified
-// by days after expiry, per policy), PlotLookups (lookups per day, per
+// by days after expiry, per policy of Results; the sweep is in PlotBudget), PlotLookups (lookups per day, per
 // policy) and, when the report has a budget sweep, PlotBudget (takeovers
 // prevented against the daily budget) into dir.
 func (rep Report) WritePlots(dir string) error {
@@ -29,7 +29,8 @@ func (rep Report) WritePlots(dir string) error {
 		p.Y.Label.Text = "share of lapsed domains (%)"
 		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 90, 0, 100
 		var lines []any
-		for _, r := range append(append([]Result(nil), results...), rep.Sweep...) {
+		p.Legend.Top = false
+		for _, r := range results {
 			if r.Kind == PolicyNone || len(r.Delays) == 0 {
 				continue
 			}
@@ -69,6 +70,7 @@ func (rep Report) WritePlots(dir string) error {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 		p.Y.Max = 100
+		p.Legend.Top = false
 		pts := make(plotter.XYs, 0, len(rep.Sweep))
 		for _, r := range rep.Sweep {
 			if r.Budget > 0 {
