@@ -202,19 +202,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			if d.ExpiryToWarn != nil {
 				e.ExpiresAt = d.ExpiryToWarn
 			}
-			e.Addresses = addressList(verified, nil)
+			e = withAddresses(e, verified, nil)
 			if err := add(schemas.SubjectDomainExpiring, "", "", e); err != nil {
 				return Outcome{}, err
 			}
 		case schemas.SubjectDomainRestored:
-			e := base
-			e.Addresses = addressList(unverified, nil)
+			e := withAddresses(base, unverified, nil)
 			if err := add(schemas.SubjectDomainRestored, "", "", e); err != nil {
 				return Outcome{}, err
 			}
 		case schemas.SubjectDomainReregistered:
-			e := base
-			e.Addresses = addressList(unverified, unverifiedNow)
+			e := withAddresses(base, unverified, unverifiedNow)
 			if err := add(schemas.SubjectDomainReregistered, "", "", e); err != nil {
 				return Outcome{}, err
 			}
@@ -286,6 +284,14 @@ WHERE name = $1`,
 	b.Queue(`
 UPDATE holds SET status = 'superseded', decided_at = $2, decided_by = 'enforcer'
 WHERE domain = $1 AND status = 'pending'`, domain, now)
+}
+
+// withAddresses returns e listing addrs and more, at most maxEventAddresses
+// of them, with AddressCount giving the full number.
+func withAddresses(e schemas.DomainEvent, addrs []lifecycle.Address, more []unverifiedRow) schemas.DomainEvent {
+	e.Addresses = addressList(addrs, more)
+	e.AddressCount = len(addrs) + len(more)
+	return e
 }
 
 // addressList lists addresses for an audit.domain.* event, at most

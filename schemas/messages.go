@@ -238,6 +238,12 @@ type DomainEvent struct {
 	Evidence         lifecycle.Evidence  `json:"evidence"`
 	PreviousEvidence *lifecycle.Evidence `json:"previous_evidence,omitempty"`
 	Addresses        []Address           `json:"addresses"`
+	// AddressCount is how many addresses the event concerns. Addresses is
+	// cut at a few thousand to keep the message under the NATS payload
+	// limit; when AddressCount is larger, list them with `domainguard
+	// status DOMAIN` (the per-address audit.email.unverified events are
+	// never cut).
+	AddressCount int `json:"address_count"`
 }
 
 // Validate checks the required fields.
