@@ -35,6 +35,13 @@ import (
 // long reports whether the long form of the suite was asked for.
 func long() bool { return os.Getenv("DOMAINGUARD_E2E_LONG") == "1" }
 
+// The consumers' ack waits in the suite (DOMAINGUARD_CHECK_ACK_WAIT,
+// DOMAINGUARD_EVENT_ACK_WAIT).
+const (
+	checkAckWait = 10 * time.Second
+	eventAckWait = 5 * time.Second
+)
+
 // roles are the binary's role commands the suite runs as processes.
 var roles = []string{"producer", "checker", "enforcer"}
 
@@ -197,6 +204,10 @@ type cluster struct {
 	procs map[string]*testbin.Process
 	// starts counts how often each role was started.
 	starts map[string]int
+	// supervise restarts a role process that exited by itself (as compose
+	// or Kubernetes would) instead of failing the test; revived counts it.
+	supervise bool
+	revived   []string
 }
 
 func newCluster(t *testing.T, o clusterOptions) *cluster {
@@ -245,7 +256,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	t.Cleanup(nc.Close)
 	c.nc, c.js = nc, js
 	// The same (default, unprefixed) topology the binaries ensure.
-	c.topo = broker.Topology{Logger: testnats.Logger(t)}.WithDefaults()
+	c.topo = broker.Topology{Logger: testnats.Logger(t), CheckAckWait: checkAckWait, EventAckWait: eventAckWait}.WithDefaults()
 	if err := c.topo.Ensure(ctx, js); err != nil {
 		t.Fatalf("ensure topology: %v", err)
 	}
@@ -277,6 +288,12 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		// next_check_at is moved to now() by a test is enqueued within 1s.
 		"DOMAINGUARD_SWEEP_INTERVAL=1s",
 		"DOMAINGUARD_LOG_LEVEL=info",
+		// Short ack waits: a crashed role's messages come back within
+		// seconds, not minutes, and a lookup slower than the check ack
+		// wait (the provider timeouts of the fault run take 15s) must be
+		// kept alive by the checker's progress reports.
+		"DOMAINGUARD_CHECK_ACK_WAIT=" + checkAckWait.String(),
+		"DOMAINGUARD_EVENT_ACK_WAIT=" + eventAckWait.String(),
 	}
 	if overrides != "" {
 		c.env = append(c.env, "DOMAINGUARD_RDAP_OVERRIDES="+overrides)
@@ -346,17 +363,29 @@ func (c *cluster) stopAll() {
 	}
 }
 
-// exited lists role processes that ended by themselves.
+// exited lists role processes that ended by themselves. With supervise
+// it restarts them and returns nil.
 func (c *cluster) exited() []string {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
+	var out, dead []string
 	for _, r := range roles {
 		if p := c.procs[r]; p != nil && p.Exited() {
 			out = append(out, p.Name)
+			dead = append(dead, r)
 		}
 	}
-	return out
+	c.mu.Unlock()
+	if !c.supervise || len(out) == 0 {
+		return out
+	}
+	for i, r := range dead {
+		c.t.Logf("supervisor: %s exited by itself; restarting it", out[i])
+		c.start(r)
+	}
+	c.mu.Lock()
+	c.revived = append(c.revived, out...)
+	c.mu.Unlock()
+	return nil
 }
 
 // ---------------------------------------------------------------------------

@@ -193,6 +193,8 @@ type member struct {
 // exact audit events per domain, and that AUDIT carries each audit event
 // exactly once.
 func TestLifecycleAndAuction(t *testing.T) {
+	// Each scenario has its own NATS server, database and providers.
+	t.Parallel()
 	c := newCluster(t, clusterOptions{extraEnv: []string{
 		// 40 of 50 domains lapse in one step: far above the breaker's 5%,
 		// which this scenario does not test.
