@@ -132,6 +132,9 @@ func (t Topology) Run(ctx context.Context, js jetstream.JetStream, o ConsumeOpti
 		}
 		releaseSlots(slots, n-used)
 		p.done(ctx, batch.Error())
+		if used == 0 {
+			p.idle(ctx)
+		}
 	})
 }
 
@@ -154,6 +157,7 @@ func (t Topology) RunBatch(ctx context.Context, js jetstream.JetStream, o Consum
 		p.done(ctx, batch.Error())
 		if len(msgs) == 0 {
 			releaseSlots(slots, 1)
+			p.idle(ctx)
 			return
 		}
 		if ctx.Err() != nil {
@@ -256,6 +260,28 @@ type puller struct {
 	o    ConsumeOptions
 	cons jetstream.Consumer
 	bo   *backoff.ExponentialBackOff
+	// lastProbe is when an idle puller last asked whether its consumer
+	// still exists (see idle).
+	lastProbe time.Time
+}
+
+// probeEvery is how often an idle puller checks that its consumer exists.
+const probeEvery = 3 * time.Second
+
+// idle is called after a fetch that returned no message. Servers before
+// 2.10 do not tell a pull request that its consumer was deleted: fetches
+// just come back empty. So an idle puller asks now and then, and recreates
+// the consumer when it is gone.
+func (p *puller) idle(ctx context.Context) {
+	if p.cons == nil || time.Since(p.lastProbe) < probeEvery || ctx.Err() != nil {
+		return
+	}
+	p.lastProbe = time.Now()
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := p.cons.Info(ictx); err != nil && ctx.Err() == nil {
+		p.fail(ctx, fmt.Errorf("consumer %s on %s: %w", p.o.Durable, p.o.Stream, err))
+	}
 }
 
 func newPuller(t Topology, js jetstream.JetStream, o ConsumeOptions) *puller {
