@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,7 +123,7 @@ func (e *env) openDB(ctx context.Context, info *Env) error {
 	adminURL := admin.String()
 	db := *u
 	db.Path = "/" + name
-	if err := adminExec(ctx, adminURL, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := createDatabase(ctx, adminURL, name); err != nil {
 		return fmt.Errorf("bench: create database %s: %w", name, err)
 	}
 	e.onClose(func() error {
@@ -147,6 +148,25 @@ func (e *env) openDB(ctx context.Context, info *Env) error {
 	}
 	e.log.Info("bench database ready", "database", name)
 	return nil
+}
+
+// createDatabase retries "source database template1 is being accessed by
+// other users" (55006), which other clients creating databases provoke.
+func createDatabase(ctx context.Context, adminURL, name string) error {
+	var err error
+	for attempt := range 20 {
+		err = adminExec(ctx, adminURL, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return err
 }
 
 func adminExec(ctx context.Context, url, sql string) error {
