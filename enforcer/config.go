@@ -99,8 +99,12 @@ type Config struct {
 	// de-duplication; it must exceed the DOMAIN_EVENTS max age (14 days by
 	// default). Default 720h.
 	ProcessedRetention time.Duration
-	// Workers is how many changed events are enforced concurrently (each in
-	// its own transaction; domains are locked row by row). Default 4.
+	// Group is how many changed events share one transaction (each in its
+	// own savepoint; one domain's events are never split). Default 16.
+	Group int
+	// Workers is how many groups of changed events are enforced
+	// concurrently (each group in its own transaction; domains are locked
+	// row by row, in name order). Default 4.
 	Workers int
 }
 
@@ -138,6 +142,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RecheckInterval == 0 {
 		c.RecheckInterval = 720 * time.Hour
+	}
+	if c.Group == 0 {
+		c.Group = 16
 	}
 	if c.Batch == 0 {
 		c.Batch = 50
@@ -187,6 +194,9 @@ func (c Config) Validate() error {
 	}
 	if c.RelayBatch < 1 || c.RelayBatch > 10000 {
 		return fmt.Errorf("enforcer: relay batch %d is not between 1 and 10000", c.RelayBatch)
+	}
+	if c.Group < 1 || c.Group > 1000 {
+		return fmt.Errorf("enforcer: group %d is not between 1 and 1000", c.Group)
 	}
 	if c.Workers < 1 || c.Workers > 64 {
 		return fmt.Errorf("enforcer: workers %d is not between 1 and 64", c.Workers)

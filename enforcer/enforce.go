@@ -62,6 +62,65 @@ func (s *Store) EnforceChanged(ctx context.Context, msgID string, ch schemas.Dom
 	return out, nil
 }
 
+// ChangeItem is one changed event for EnforceChangedGroup.
+type ChangeItem struct {
+	MsgID  string
+	Change schemas.DomainChanged
+}
+
+// EnforceChangedGroup applies several changed events in one transaction,
+// each inside its own savepoint: an event that fails rolls back only its
+// own writes, and the others commit together. One commit (one WAL flush)
+// for many events is what lets the enforcer keep up with a wave of lapses;
+// each event's decision stays atomic. Events are applied in the order
+// given (keep one domain's events in order); errs[i] is item i's error,
+// and every item fails if the commit does.
+func (s *Store) EnforceChangedGroup(ctx context.Context, items []ChangeItem) (outs []Outcome, errs []error) {
+	outs, errs = make([]Outcome, len(items)), make([]error, len(items))
+	valid := false
+	for i, it := range items {
+		if err := it.Change.Validate(); err != nil {
+			errs[i] = err
+		} else if it.MsgID == "" {
+			errs[i] = fmt.Errorf("%w: message id is empty", schemas.ErrInvalid)
+		} else {
+			valid = true
+		}
+	}
+	if !valid {
+		return outs, errs
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for i, it := range items {
+			if errs[i] != nil {
+				continue
+			}
+			// pgx runs a nested Begin as a savepoint.
+			errs[i] = pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+				var err error
+				outs[i], err = s.enforceChangedTx(ctx, sp, it.MsgID, it.Change)
+				return err
+			})
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("enforce %s (%s): %w", it.Change.Domain, it.MsgID, errs[i])
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	for i := range items {
+		switch {
+		case err != nil && errs[i] == nil:
+			errs[i] = fmt.Errorf("enforce %s (%s): commit: %w", items[i].Change.Domain, items[i].MsgID, err)
+		case errs[i] == nil:
+			s.count(outs[i])
+		}
+	}
+	return outs, errs
+}
+
 func (s *Store) count(out Outcome) {
 	s.metrics.events.WithLabelValues(out.Result).Inc()
 	if out.Unverified > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -141,22 +142,43 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error 
 		}
 	}
 
-	work := make(chan string)
+	// Changed events go in groups of whole domains, each group one
+	// transaction (see EnforceChangedGroup), groups in parallel. Domains are
+	// sorted so that concurrent transactions (workers, replicas) lock
+	// domain rows in the same order and cannot deadlock each other.
+	slices.Sort(order)
+	var groups [][]changedMsg
+	var cur []changedMsg
+	for _, dom := range order {
+		if len(cur) > 0 && len(cur)+len(byDom[dom]) > e.cfg.Group {
+			groups = append(groups, cur)
+			cur = nil
+		}
+		cur = append(cur, byDom[dom]...)
+	}
+	if len(cur) > 0 {
+		groups = append(groups, cur)
+	}
+	work := make(chan []changedMsg)
 	var wg sync.WaitGroup
-	for range min(e.cfg.Workers, len(order)) {
+	for range min(e.cfg.Workers, len(groups)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for dom := range work {
-				for _, c := range byDom[dom] {
-					_, err := e.EnforceChanged(ctx, c.id, c.change)
-					e.settle(ctx, c.msg, err)
+			for g := range work {
+				items := make([]ChangeItem, len(g))
+				for i, c := range g {
+					items[i] = ChangeItem{MsgID: c.id, Change: c.change}
+				}
+				_, errs := e.EnforceChangedGroup(ctx, items)
+				for i, c := range g {
+					e.settle(ctx, c.msg, errs[i])
 				}
 			}
 		}()
 	}
-	for _, dom := range order {
-		work <- dom
+	for _, g := range groups {
+		work <- g
 	}
 	close(work)
 	wg.Wait()
