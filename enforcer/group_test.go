@@ -19,7 +19,9 @@ func TestEnforceChangedGroupIsolatesEachEvent(t *testing.T) {
 		f.addEmails(d, 2, t0.Add(-24*time.Hour))
 		f.activate(d, t0)
 	}
-	ev := func(d string, at time.Time) lifecycle.Evidence { return evidence(at, reg, "H-"+d, ptr(t0.AddDate(0, 0, -40))) }
+	ev := func(d string, at time.Time) lifecycle.Evidence {
+		return evidence(at, reg, "H-"+d, ptr(t0.AddDate(0, 0, -40)))
+	}
 	bad := ev("b.com", at)
 	bad.Detail = "nul \x00 byte" // PostgreSQL's jsonb refuses \u0000: this event fails in the database
 	items := []ChangeItem{
