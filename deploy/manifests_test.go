@@ -539,6 +539,11 @@ func TestCompose(t *testing.T) {
 			if s.DependsOn["nats"].Condition != "service_healthy" {
 				t.Errorf("service %s must wait for a healthy NATS", name)
 			}
+			// Least privilege: the operator's one-shot creates the topology;
+			// the role users may not (deploy/nats/auth.conf).
+			if s.DependsOn["topology"].Condition != "service_completed_successfully" || s.Environment["DOMAINGUARD_MANAGE_TOPOLOGY"] != "false" {
+				t.Errorf("service %s must wait for the topology one-shot and run with DOMAINGUARD_MANAGE_TOPOLOGY=false", name)
+			}
 		}
 	}
 	if c.Services["migrate"].Build == nil {

@@ -208,7 +208,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 }
 
 // TestNATSLeastPrivilege starts a server from deploy/nats/single.conf and
-// shows that every role can do its job (ensure the topology, consume its
+// shows that every role can do its job (check the topology, consume its
 // durable, publish its subjects) and is refused the rest: a checker cannot
 // publish to audit.>, a producer cannot consume AUDIT, nobody but the
 // operator can read another role's consumer.
@@ -226,9 +226,10 @@ func TestNATSLeastPrivilege(t *testing.T) {
 	roles := map[string]*natsClient{}
 	for _, role := range []string{"producer", "checker", "enforcer"} {
 		c := connectAs(t, url, role)
-		// Every domainguard command ensures the topology on start.
-		if err := topo.Ensure(ctx, c.js); err != nil {
-			t.Fatalf("%s ensures the topology: %v (violations %q)", role, err, c.reported())
+		// Roles run with DOMAINGUARD_MANAGE_TOPOLOGY=false: they only check
+		// that the operator's topology exists.
+		if err := topo.Verify(ctx, c.js); err != nil {
+			t.Fatalf("%s verifies the topology: %v (violations %q)", role, err, c.reported())
 		}
 		roles[role] = c
 	}
@@ -306,6 +307,21 @@ func TestNATSLeastPrivilege(t *testing.T) {
 			{notifier, schemas.SubjectEmailVerified},
 		} {
 			tc.c.mustBeDeniedPublish(t, tc.subject)
+		}
+	})
+
+	t.Run("no role manages the topology", func(t *testing.T) {
+		for _, c := range []*natsClient{producer, checker, enforcer} {
+			c.mustBeDeniedPublish(t, "$JS.API.STREAM.UPDATE.AUDIT")
+			c.mustBeDeniedPublish(t, "$JS.API.STREAM.CREATE.AUDIT")
+			c.mustBeDeniedPublish(t, "$JS.API.STREAM.UPDATE.DOMAIN_CHECKS")
+			c.mustBeDeniedPublish(t, "$JS.API.CONSUMER.CREATE.AUDIT.spy.audit.>")
+			c.mustBeDeniedPublish(t, "$JS.API.CONSUMER.CREATE.DOMAIN_EVENTS.enforcer.domains.>")
+		}
+		uctx, ucancel := context.WithTimeout(ctx, 2*time.Second)
+		defer ucancel()
+		if err := topo.Ensure(uctx, checker.js); err == nil {
+			t.Error("the checker could create or update the topology")
 		}
 	})
 

@@ -240,6 +240,14 @@ func (a *app) openNATS(ctx context.Context, n needs) error {
 	})
 	ctxEnsure, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if !a.cfg.ManageTopology && !n.embedded {
+		// Least privilege: the topology is the operator's (`domainguard
+		// topology`); this user may only look.
+		if err := a.topo.Verify(ctxEnsure, js); err != nil {
+			return fmt.Errorf("jetstream topology: %w", err)
+		}
+		return nil
+	}
 	if err := a.topo.Ensure(ctxEnsure, js); err != nil {
 		return fmt.Errorf("jetstream topology: %w", err)
 	}

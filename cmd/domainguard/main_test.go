@@ -224,3 +224,38 @@ func TestFlagsFirst(t *testing.T) {
 		}
 	}
 }
+
+// With DOMAINGUARD_MANAGE_TOPOLOGY=false a role refuses to start until an
+// operator has created the topology with `domainguard topology`.
+func TestRoleWaitsForOperatorTopology(t *testing.T) {
+	prefix := testnats.UniquePrefix()
+	topo := broker.Topology{Namespace: schemas.Namespace{Prefix: prefix}}
+	js, _, _ := testnats.Shared(t) // a connection to inspect and delete our streams
+	t.Cleanup(func() {
+		for _, s := range topo.Streams() {
+			_ = js.DeleteStream(context.Background(), s.Name)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	env := []string{"NATS_URL=" + testnats.URL(), "DOMAINGUARD_SUBJECT_PREFIX=" + prefix,
+		"DOMAINGUARD_METRICS_ADDR=off", "DOMAINGUARD_MANAGE_TOPOLOGY=false", "DOMAINGUARD_DATA_DIR=" + t.TempDir()}
+	out, err := testbin.Run(ctx, t, env, "checker")
+	if err == nil || !strings.Contains(out, "domainguard topology") {
+		t.Fatalf("checker without a topology: err=%v\n%s", err, out)
+	}
+	if _, err := js.Stream(ctx, topo.Namespace.Stream(schemas.StreamAudit)); err == nil {
+		t.Fatal("the checker created streams although it may not manage the topology")
+	}
+	out, err = testbin.Run(ctx, t, env, "topology")
+	if err != nil || !strings.Contains(out, topo.Namespace.Stream(schemas.StreamDomainChecks)) {
+		t.Fatalf("topology: %v\n%s", err, out)
+	}
+	p := testbin.Start(t, testbin.Options{Name: "checker", Env: env}, "checker")
+	if !p.WaitOutput(`"msg":"consuming"`, time.Minute) {
+		t.Fatalf("checker did not start after the topology was created:\n%s", p.Output())
+	}
+	if err := p.Stop(time.Minute); err != nil {
+		t.Fatalf("checker stop: %v", err)
+	}
+}

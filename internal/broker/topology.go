@@ -234,6 +234,33 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
+// Verify checks that every stream of the topology exists, without
+// creating or changing anything: what a role does on start when it may not
+// manage the topology (DOMAINGUARD_MANAGE_TOPOLOGY=false), so that its NATS
+// user needs no stream create/update permission. An operator creates the
+// topology with `domainguard topology`. Each role's own durable consumer is
+// looked up when it starts consuming.
+func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
+	t = t.WithDefaults()
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	var missing []string
+	for _, cfg := range t.Streams() {
+		_, err := js.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			missing = append(missing, cfg.Name)
+		case err != nil:
+			return fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("streams %s do not exist: create the topology with `domainguard topology` (as a NATS user allowed to manage streams), or let this role manage it (DOMAINGUARD_MANAGE_TOPOLOGY=true)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 func (t Topology) ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
 	s, err := js.Stream(ctx, cfg.Name)
 	switch {

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,4 +202,23 @@ func fetchOne(t *testing.T, c jetstream.Consumer) jetstream.Msg {
 	}
 	t.Fatalf("fetch: no message (%v)", b.Error())
 	return nil
+}
+
+// Verify accepts an ensured topology and names the missing streams of one
+// that is not, creating nothing.
+func TestVerify(t *testing.T) {
+	js, _, topo := testnats.Shared(t)
+	ctx := testContext(t)
+	if err := topo.Verify(ctx, js); err != nil {
+		t.Fatalf("Verify after Ensure: %v", err)
+	}
+	other := topo
+	other.Namespace = schemas.Namespace{Prefix: testnats.UniquePrefix()}
+	err := other.Verify(ctx, js)
+	if err == nil || !strings.Contains(err.Error(), other.Namespace.Stream(schemas.StreamAudit)) || !strings.Contains(err.Error(), "domainguard topology") {
+		t.Fatalf("Verify of a missing topology: %v", err)
+	}
+	if _, err := js.Stream(ctx, other.Namespace.Stream(schemas.StreamAudit)); err == nil {
+		t.Fatal("Verify created a stream")
+	}
 }

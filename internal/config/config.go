@@ -79,6 +79,13 @@ type Config struct {
 	// the streams domainguard creates, 1–5. Default 1; WithDefaults fills it.
 	StreamReplicas int
 
+	// ManageTopology (DOMAINGUARD_MANAGE_TOPOLOGY): create or update the
+	// JetStream streams and consumers on start. Default true. Set false
+	// for least-privilege deployments: the command then only checks that
+	// the streams exist, its NATS user needs no stream create/update
+	// permission, and an operator runs `domainguard topology`.
+	ManageTopology bool
+
 	// DataDir (DOMAINGUARD_DATA_DIR): embedded NATS and private PostgreSQL
 	// data. Default "./data"; WithDefaults fills it.
 	DataDir string
@@ -165,6 +172,7 @@ func Defaults() Config {
 	return Config{
 		MetricsAddr:       DefaultMetricsAddr,
 		DailyLookupBudget: DefaultDailyLookupBudget,
+		ManageTopology:    true,
 	}.WithDefaults()
 }
 

@@ -33,6 +33,7 @@ func TestLoadDefaults(t *testing.T) {
 	want := Config{
 		DatabaseURL:          "postgres://localhost:5432/domainguard",
 		StreamReplicas:       1,
+		ManageTopology:       true,
 		DataDir:              "./data",
 		Provider:             "auto",
 		RDAPBootstrapURL:     "https://data.iana.org/rdap/dns.json",
@@ -345,5 +346,16 @@ func TestLogger(t *testing.T) {
 	}
 	if rec["msg"] != "shown" || rec["k"] != "v" {
 		t.Fatalf("record = %v", rec)
+	}
+}
+
+func TestManageTopologyCanBeTurnedOff(t *testing.T) {
+	c, _, err := Load(nil, envOf(map[string]string{"DOMAINGUARD_MANAGE_TOPOLOGY": "false"}), quietFlags())
+	if err != nil || c.ManageTopology {
+		t.Fatalf("env false: ManageTopology=%v err=%v", c.ManageTopology, err)
+	}
+	c, _, err = Load([]string{"--manage-topology=false"}, envOf(nil), quietFlags())
+	if err != nil || c.ManageTopology {
+		t.Fatalf("flag false: ManageTopology=%v err=%v", c.ManageTopology, err)
 	}
 }
