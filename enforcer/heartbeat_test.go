@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -163,6 +164,10 @@ func TestMetricsCountEventsAndUnverified(t *testing.T) {
 
 // nopJS satisfies jetstream.JetStream for relays that never publish.
 type nopJS struct{ jetstream.JetStream }
+
+func (nopJS) Stream(context.Context, string) (jetstream.Stream, error) {
+	return nil, jetstream.ErrStreamNotFound
+}
 
 func metricValue(t *testing.T, c prometheus.Metric) float64 {
 	t.Helper()

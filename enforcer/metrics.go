@@ -22,6 +22,8 @@ type metrics struct {
 	unverified  *prometheus.CounterVec
 	wouldBe     *prometheus.CounterVec
 	holdsOpen   prometheus.Gauge
+	holdAge     prometheus.Gauge
+	dlqMessages prometheus.Gauge
 	breakerOpen prometheus.Gauge
 	outboxLag   prometheus.Gauge
 	published   prometheus.Counter
@@ -46,6 +48,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "domainguard_enforcer_holds_open",
 			Help: "Holds waiting for an operator (pending).",
 		}),
+		holdAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domainguard_enforcer_hold_oldest_age_seconds",
+			Help: "Age of the oldest hold waiting for an operator (0 when none).",
+		}),
+		dlqMessages: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domainguard_dlq_messages",
+			Help: "Messages in the DLQ stream (dead letters of every role), read by the enforcer's relay.",
+		}),
 		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "domainguard_enforcer_breaker_open",
 			Help: "1 while the global breaker pauses enforcement.",
@@ -68,6 +78,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	register(reg, &m.unverified, &err)
 	register(reg, &m.wouldBe, &err)
 	register(reg, &m.holdsOpen, &err)
+	register(reg, &m.holdAge, &err)
+	register(reg, &m.dlqMessages, &err)
 	register(reg, &m.breakerOpen, &err)
 	register(reg, &m.outboxLag, &err)
 	register(reg, &m.published, &err)

@@ -235,19 +235,28 @@ wait:
 // their gauges.
 func (r *Relay) RefreshGauges(ctx context.Context) error {
 	var (
-		lag   float64
-		holds int
-		open  bool
+		lag, holdAge float64
+		holds        int
+		open         bool
 	)
 	err := r.pool.QueryRow(ctx, `
 SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE sent_at IS NULL), 0)::float8,
        (SELECT count(*) FROM holds WHERE status = 'pending'),
-       (SELECT open FROM breaker WHERE id = 1)`).Scan(&lag, &holds, &open)
+       COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM holds WHERE status = 'pending'), 0)::float8,
+       (SELECT open FROM breaker WHERE id = 1)`).Scan(&lag, &holds, &holdAge, &open)
 	if err != nil {
 		return fmt.Errorf("read gauges: %w", err)
 	}
 	r.metrics.outboxLag.Set(max(lag, 0))
 	r.metrics.holdsOpen.Set(float64(holds))
+	r.metrics.holdAge.Set(max(holdAge, 0))
+	if r.js != nil {
+		// Dead letters of every role land in one stream; its depth is the
+		// "DLQ growing" alert's input.
+		if s, err := r.js.Stream(ctx, r.topo.Namespace.Stream(schemas.StreamDLQ)); err == nil {
+			r.metrics.dlqMessages.Set(float64(s.CachedInfo().State.Msgs))
+		}
+	}
 	if open {
 		r.metrics.breakerOpen.Set(1)
 	} else {
