@@ -318,6 +318,16 @@ func (n *natsNode) kill() {
 	<-done
 }
 
+// pid is the OS process id of the running server.
+func (n *natsNode) pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 func (n *natsNode) output() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
