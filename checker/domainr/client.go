@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,8 +29,7 @@ const (
 	DefaultFastlyURL   = "https://api.fastly.com"
 	DefaultTimeout     = 15 * time.Second
 
-	maxBodyBytes  = 1 << 20
-	maxRetryAfter = 24 * time.Hour
+	maxBodyBytes = 1 << 20
 )
 
 // Config configures a Client.
@@ -159,7 +157,7 @@ func (c *Client) Lookup(ctx context.Context, domain string, _ *lifecycle.Observa
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return obs, c.lookupErr(name, false, code, 0, errors.New("credentials rejected: check the API key / client_id"))
 	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-		wait := parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now())
+		wait := checker.ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now())
 		return obs, c.lookupErr(name, true, code, wait, errors.New(http.StatusText(code)))
 	case code >= 500:
 		return obs, c.lookupErr(name, true, code, 0, errors.New(http.StatusText(code)))
@@ -251,26 +249,4 @@ func stripQuery(raw string) string {
 		return raw[:i] + "?…"
 	}
 	return raw
-}
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP
-// date relative to now; 0 when absent or unreadable, at most 24h.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	if d < 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
 }

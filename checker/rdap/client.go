@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -221,7 +220,7 @@ func (c *Client) get(ctx context.Context, base, name string) (response, error) {
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
-		wait := ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now())
+		wait := checker.ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Clock.Now())
 		return response{}, c.lookupErr(name, true, resp.StatusCode, wait, errors.New(http.StatusText(resp.StatusCode)))
 	case resp.StatusCode >= 500:
 		return response{}, c.lookupErr(name, true, resp.StatusCode, 0, errors.New(http.StatusText(resp.StatusCode)))
@@ -256,35 +255,6 @@ func answerName(body []byte) string {
 		return ""
 	}
 	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(v.LDHName), "."))
-}
-
-// maxRetryAfter bounds a server's requested wait.
-const maxRetryAfter = 24 * time.Hour
-
-// ParseRetryAfter reads a Retry-After header: delay seconds or an HTTP
-// date (relative to now). It returns 0 when absent or unreadable, and caps
-// the wait at 24h.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	if d < 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
 }
 
 // RateKey names the RDAP server that answers for domain (its host), so the

@@ -730,27 +730,6 @@ func TestBootstrapCorruptCacheIsRefetched(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"-5", 0},
-		{"30", 30 * time.Second},
-		{"999999999", 24 * time.Hour},
-		{testNow.Add(time.Minute).Format(http.TimeFormat), time.Minute},
-		{testNow.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{"soon", 0},
-	}
-	for _, tt := range tests {
-		if got := ParseRetryAfter(tt.in, testNow); got != tt.want {
-			t.Errorf("ParseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	for _, cfg := range []Config{
 		{BootstrapURL: "ftp://example.test/dns.json"},
