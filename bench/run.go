@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -150,23 +149,13 @@ func (e *env) openDB(ctx context.Context, info *Env) error {
 	return nil
 }
 
-// createDatabase retries "source database template1 is being accessed by
-// other users" (55006), which other clients creating databases provoke.
 func createDatabase(ctx context.Context, adminURL, name string) error {
-	var err error
-	for attempt := range 20 {
-		err = adminExec(ctx, adminURL, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
-		}
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return err
 	}
-	return err
+	defer conn.Close(context.WithoutCancel(ctx))
+	return postgres.CreateDatabase(ctx, conn, name)
 }
 
 func adminExec(ctx context.Context, url, sql string) error {

@@ -170,7 +170,7 @@ func EnsureDatabase(ctx context.Context, url string, opts ...Option) (created bo
 	if exists {
 		return false, nil
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := CreateDatabase(ctx, conn, name); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
 			switch pgErr.Code {
@@ -187,6 +187,27 @@ func EnsureDatabase(ctx context.Context, url string, opts ...Option) (created bo
 		return false, fmt.Errorf("postgres: create database %q: %w", name, err)
 	}
 	return true, nil
+}
+
+// CreateDatabase runs CREATE DATABASE name on conn. It retries "source
+// database template1 is being accessed by other users" (55006), which
+// concurrent CREATE DATABASE statements provoke (test packages, benchmarks
+// and several processes starting at once).
+func CreateDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
+	var err error
+	for attempt := range 20 {
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // connectMaintenance connects to the "postgres" database of the server cfg

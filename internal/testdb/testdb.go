@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/domainguard/domainguard/internal/postgres"
@@ -75,7 +73,7 @@ func NewEmpty(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := admin(ctx, server, func(conn *pgx.Conn) error {
-		return createDatabase(ctx, conn, name)
+		return postgres.CreateDatabase(ctx, conn, name)
 	}); err != nil {
 		t.Fatalf("testdb: create database %s on %s: %v (is PostgreSQL running? set %s to point elsewhere)",
 			name, postgres.Redact(server), err, EnvServerURL)
@@ -108,25 +106,6 @@ func admin(ctx context.Context, server string, do func(*pgx.Conn) error) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return do(conn)
-}
-
-// createDatabase retries "source database template1 is being accessed by
-// other users" (55006), which concurrent test packages can provoke.
-func createDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
-	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
-		}
-	}
-	return err
 }
 
 // databaseName is dg_test_<sanitised test name, at most 30 chars>_<8 hex>,
