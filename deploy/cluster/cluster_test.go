@@ -312,7 +312,7 @@ func runFailover(t *testing.T, sc failoverScenario) {
 	})
 	ft := p.killChecksLeader(ctx)
 
-	// A checker crashes while the cluster is still recovering.
+	// A checker crashes while the old leader is still down.
 	p.procs["checker-1"].Kill()
 	p.logf("SIGKILLed checker-1 with %d domains checked", p.checkedDomains(ctx))
 	if sc.killEveryRole {
