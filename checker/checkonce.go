@@ -26,8 +26,10 @@ func CheckOnce(ctx context.Context, p Provider, domain string, now time.Time) (l
 	return obs, nil
 }
 
-// fillObservation sets what a provider may have left empty.
+// fillObservation sets what a provider may have left empty and drops
+// control characters from the provider's text (see lifecycle.Evidence.Clean).
 func fillObservation(obs *lifecycle.Observation, domain, provider string, now time.Time) {
+	obs.Evidence = obs.Evidence.Clean()
 	if obs.Domain == "" {
 		obs.Domain = domain
 	}

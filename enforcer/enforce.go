@@ -147,6 +147,7 @@ func (s *Store) enforceChangedTx(ctx context.Context, tx pgx.Tx, msgID string, c
 		return Outcome{Result: ResultDuplicate}, nil
 	}
 	obs := ch.Observation()
+	obs.Evidence = obs.Evidence.Clean() // a NUL would fail the jsonb insert on every redelivery
 	obsAt := obs.Evidence.ObservedAt.UTC()
 	d := lifecycle.Decide(row.state(unverified), obs, verified, s.policy(ch.Domain))
 	turned := d.Apply && s.unverifying(obs.Phase) && !s.unverifying(row.phase)

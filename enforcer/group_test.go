@@ -22,8 +22,12 @@ func TestEnforceChangedGroupIsolatesEachEvent(t *testing.T) {
 	ev := func(d string, at time.Time) lifecycle.Evidence {
 		return evidence(at, reg, "H-"+d, ptr(t0.AddDate(0, 0, -40)))
 	}
+	// This event fails in the database: a trigger refuses b.com's
+	// observation (standing in for any statement error).
+	f.exec(`CREATE FUNCTION refuse_b() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.domain = 'b.com' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$`)
+	f.exec(`CREATE TRIGGER refuse_b BEFORE INSERT ON domain_observations FOR EACH ROW EXECUTE FUNCTION refuse_b()`)
 	bad := ev("b.com", at)
-	bad.Detail = "nul \x00 byte" // PostgreSQL's jsonb refuses \u0000: this event fails in the database
 	items := []ChangeItem{
 		{MsgID: "g-1", Change: schemas.DomainChanged{Domain: "a.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseRedemption, Evidence: ev("a.com", at)}},
 		{MsgID: "g-2", Change: schemas.DomainChanged{Domain: "b.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseRedemption, Evidence: bad}},
@@ -60,11 +64,27 @@ func TestEnforceChangedGroupIsolatesEachEvent(t *testing.T) {
 	if got := f.email("u0@c.com").reason; got != string(lifecycle.ReasonPendingDelete) {
 		t.Errorf("c.com reason %q", got)
 	}
-	// The failed event succeeds when redelivered without the bad byte.
-	fixed := items[1]
-	fixed.Change.Evidence.Detail = ""
-	outs, errs = f.store.EnforceChangedGroup(f.ctx, []ChangeItem{fixed, items[0]})
+	// The failed event succeeds when redelivered once the cause is gone.
+	f.exec(`DROP TRIGGER refuse_b ON domain_observations`)
+	outs, errs = f.store.EnforceChangedGroup(f.ctx, []ChangeItem{items[1], items[0]})
 	if errs[0] != nil || outs[0].Unverified != 2 || errs[1] != nil || outs[1].Result != ResultDuplicate {
 		t.Errorf("redelivery: %+v %v / %+v %v", outs[0], errs[0], outs[1], errs[1])
+	}
+}
+
+// Provider text with a NUL (which PostgreSQL's jsonb refuses) is cleaned,
+// not retried forever.
+func TestEnforceChangedCleansControlCharacters(t *testing.T) {
+	f := newFixture(t, nil)
+	f.addEmails("nul.com", 1, t0.Add(-24*time.Hour))
+	f.activate("nul.com", t0)
+	ev := evidence(t0.Add(time.Hour), reg, "H-nul\x00.com", ptr(t0.AddDate(0, 0, -40)))
+	ev.Detail = "odd \x00 byte"
+	out, err := f.store.EnforceChanged(f.ctx, "nul-1", schemas.DomainChanged{Domain: "nul.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseRedemption, Evidence: ev})
+	if err != nil || out.Unverified != 1 {
+		t.Fatalf("enforce: %+v, %v", out, err)
+	}
+	if n := f.count(`SELECT count(*) FROM domains WHERE name = 'nul.com' AND handle = 'H-nul.com'`); n != 1 {
+		t.Errorf("handle not stored cleaned")
 	}
 }

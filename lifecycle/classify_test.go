@@ -368,3 +368,15 @@ func TestClassifyRDAPAfterKeepsALapse(t *testing.T) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+func TestEvidenceCleanDropsControlCharacters(t *testing.T) {
+	ev := Evidence{Provider: "rdap", Handle: "H\x00-1", Detail: "line\nbreak", Statuses: []string{"active", "client\x00hold"},
+		Nameservers: []string{"ns1.example.com"}}
+	got := ev.Clean()
+	if got.Handle != "H-1" || got.Detail != "linebreak" || got.Statuses[1] != "clienthold" || got.Nameservers[0] != "ns1.example.com" {
+		t.Fatalf("Clean = %+v", got)
+	}
+	if ev.Statuses[1] != "client\x00hold" {
+		t.Fatal("Clean changed its input's slice")
+	}
+}

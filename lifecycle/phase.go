@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -107,3 +108,45 @@ type Observation struct {
 	Phase    Phase    `json:"phase"`
 	Evidence Evidence `json:"evidence"`
 }
+
+// Clean returns e with control characters (NUL among them) removed from
+// every text field. Provider answers are outside input: PostgreSQL's jsonb
+// refuses a NUL, so one stray byte in an RDAP answer would otherwise make
+// the enforcer fail on the change forever.
+func (e Evidence) Clean() Evidence {
+	e.Provider = cleanText(e.Provider)
+	e.Server = cleanText(e.Server)
+	e.Handle = cleanText(e.Handle)
+	e.RegistrarIANAID = cleanText(e.RegistrarIANAID)
+	e.Detail = cleanText(e.Detail)
+	e.Statuses = cleanAll(e.Statuses)
+	e.Nameservers = cleanAll(e.Nameservers)
+	return e
+}
+
+func cleanAll(ss []string) []string {
+	for i, s := range ss {
+		if c := cleanText(s); c != s {
+			out := slices.Clone(ss)
+			for j := i; j < len(out); j++ {
+				out[j] = cleanText(out[j])
+			}
+			return out
+		}
+	}
+	return ss
+}
+
+func cleanText(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
