@@ -173,47 +173,84 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 		leaseDone <- first
 	}()
 
-	var sweepErr error
-passes:
-	for _, pass := range sweepPasses {
-		var afterAt time.Time // keyset cursor: (next_check_at, name) of the last row seen
-		afterName := ""
-		for {
-			if left == 0 {
-				res.BudgetExhausted = res.Due > res.Enqueued+res.AlreadyPending+res.Failed
-				break passes
-			}
-			if ctx.Err() != nil {
-				break passes
-			}
-			limit := int64(p.cfg.PageSize)
-			if left > 0 {
-				limit = min(limit, left)
-			}
-			page, lastAt, err := duePage(ctx, conn, pass, now, afterAt, afterName, limit)
-			if err != nil {
-				sweepErr = fmt.Errorf("sweep %s: %w", pass.name, err)
-				break passes
-			}
-			if len(page) == 0 {
-				break
-			}
-			afterAt, afterName = lastAt, page[len(page)-1].name
-			job := p.enqueuePage(ctx, page, now)
-			if len(job.names) > 0 {
-				leases <- job
-			}
-			res.Enqueued += job.enqueued
-			res.AlreadyPending += job.pending
-			res.Failed += int64(len(page)) - job.enqueued - job.pending
-			if left > 0 {
-				left = max(left-job.enqueued, 0)
-			}
-			report(pass.name)
-			if int64(len(page)) < limit {
-				break
+	// Pages are read by a goroutine of their own, one page ahead, so that
+	// reading the next page overlaps publishing this one. The keyset cursor
+	// (next_check_at, name) moves forward only; OFFSET is never used.
+	type duePageResult struct {
+		pass string
+		page []dueDomain
+		err  error
+	}
+	// The reader is stopped between queries, never during one: cancelling
+	// a query makes pgx close the connection, and with it the session's
+	// sweep lock, asynchronously.
+	pages := make(chan duePageResult, 1)
+	stop := make(chan struct{})
+	go func() {
+		defer close(pages)
+		send := func(r duePageResult) bool {
+			select {
+			case pages <- r:
+				return true
+			case <-stop:
+				return false
 			}
 		}
+		for _, pass := range sweepPasses {
+			var afterAt time.Time // keyset cursor: (next_check_at, name) of the last row seen
+			afterName := ""
+			for {
+				page, lastAt, err := duePage(ctx, conn, pass, now, afterAt, afterName, int64(p.cfg.PageSize))
+				if err != nil {
+					send(duePageResult{pass: pass.name, err: fmt.Errorf("sweep %s: %w", pass.name, err)})
+					return
+				}
+				if len(page) == 0 {
+					break
+				}
+				afterAt, afterName = lastAt, page[len(page)-1].name
+				if !send(duePageResult{pass: pass.name, page: page}) {
+					return
+				}
+				if len(page) < p.cfg.PageSize {
+					break
+				}
+			}
+		}
+	}()
+
+	var sweepErr error
+	for r := range pages {
+		if r.err != nil {
+			if ctx.Err() == nil {
+				sweepErr = r.err
+			}
+			break
+		}
+		if left == 0 || ctx.Err() != nil {
+			break
+		}
+		page := r.page
+		if left > 0 && int64(len(page)) > left {
+			page = page[:left] // the rest stays due for the next sweep
+		}
+		job := p.enqueuePage(ctx, page, now)
+		if len(job.names) > 0 {
+			leases <- job
+		}
+		res.Enqueued += job.enqueued
+		res.AlreadyPending += job.pending
+		res.Failed += int64(len(page)) - job.enqueued - job.pending
+		if left > 0 {
+			left = max(left-job.enqueued, 0)
+		}
+		report(r.pass)
+	}
+	close(stop)
+	for range pages { // let the reader finish before the lock's connection is released
+	}
+	if left == 0 {
+		res.BudgetExhausted = res.Due > res.Enqueued+res.AlreadyPending+res.Failed
 	}
 
 	close(leases)
