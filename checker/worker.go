@@ -24,7 +24,7 @@ const (
 
 // publishTimeout bounds publishing an event and acknowledging its check,
 // which still happen after shutdown began.
-const publishTimeout = 10 * time.Second
+const publishTimeout = 20 * time.Second
 
 // Worker consumes check requests; see the package doc. Create it with
 // NewWorker and start it with Run.
@@ -91,9 +91,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 		return w.deadLetter(ctx, msg, fmt.Errorf("%w: check request domain: %v", schemas.ErrInvalid, err))
 	}
 
+	// Kept alive through the lookup and the publish (which retries through
+	// a stream leader election), so the check is not redelivered meanwhile.
 	stop := w.keepAlive(msg)
+	defer stop()
 	obs, lookupErr := w.lookup(ctx, domain, req.Previous)
-	stop()
 
 	// From here on the work is done: publish and acknowledge even if
 	// shutdown has begun.
@@ -167,7 +169,16 @@ func (w *Worker) publish(ctx context.Context, msg jetstream.Msg, meta *jetstream
 		// the same answer.
 		return w.deadLetter(ctx, msg, fmt.Errorf("build event for %s: %w", domain, err))
 	}
-	if _, err := broker.PublishEvent(ctx, w.cfg.JS, subject, ev); err != nil {
+	// A failed publish (a stream leader election takes several seconds) is
+	// retried here, with the same event id, rather than by redelivering the
+	// check: that would repeat the provider lookup and spend its quota.
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 250*time.Millisecond, 4*time.Second, 15*time.Second
+	err = backoff.Retry(func() error {
+		_, err := broker.PublishEvent(ctx, w.cfg.JS, subject, ev)
+		return err
+	}, backoff.WithContext(bo, ctx))
+	if err != nil {
 		err = fmt.Errorf("publish %s event for %s: %w", kind, domain, err)
 		if w.cfg.Topology.IsLastDelivery(msg, w.cfg.Topology.CheckMaxDeliver) {
 			return w.deadLetter(ctx, msg, err)
