@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -257,5 +258,25 @@ func TestRoleWaitsForOperatorTopology(t *testing.T) {
 	}
 	if err := p.Stop(time.Minute); err != nil {
 		t.Fatalf("checker stop: %v", err)
+	}
+}
+
+// reachable decides whether `run` falls back to a private PostgreSQL: only
+// when nothing listens at the (default) TCP address.
+func TestReachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := l.Addr().String()
+	l.Close() // now nothing listens there
+	if reachable("postgres://" + open + "/domainguard") {
+		t.Errorf("closed port %s counted as reachable", open)
+	}
+	if !reachable("postgres://127.0.0.1:5432/postgres") {
+		t.Errorf("the local PostgreSQL is not reachable")
+	}
+	if !reachable("postgres:///domainguard?host=/tmp/sock") {
+		t.Errorf("a unix-socket URL must count as the user's choice")
 	}
 }
