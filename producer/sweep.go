@@ -219,6 +219,44 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 		}
 	}()
 
+	// Publishing is pipelined across pages: a collector goroutine awaits the
+	// acks in order, with at most MaxInFlight unacknowledged (the buffer of
+	// inflight), counts the outcomes and hands each finished page's lease
+	// to the lease writer. So a page's last acks never stall the next page.
+	inflight := make(chan sweepItem, p.cfg.MaxInFlight)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		var names []string
+		var outcomes []int
+		for it := range inflight {
+			switch {
+			case it.flush != nil:
+				close(it.flush)
+			case it.pageEnd:
+				job := p.leaseFor(names, outcomes, now)
+				res.Enqueued += job.enqueued
+				res.AlreadyPending += job.pending
+				res.Failed += int64(len(names)) - job.enqueued - job.pending
+				if len(job.names) > 0 {
+					leases <- job
+				}
+				report(it.pass)
+				names, outcomes = names[:0], outcomes[:0]
+			default:
+				names = append(names, it.name)
+				outcomes = append(outcomes, p.await(it))
+			}
+		}
+	}()
+	// counted waits until the collector has counted everything published.
+	counted := func() {
+		done := make(chan struct{})
+		inflight <- sweepItem{flush: done}
+		<-done
+	}
+
+	leftAtStart := left
 	var sweepErr error
 	for r := range pages {
 		if r.err != nil {
@@ -227,30 +265,49 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 			}
 			break
 		}
-		if left == 0 || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			break
+		}
+		if left == 0 {
+			// The estimate below counted every publish as a new check;
+			// recount exactly (already-pending and failed ones do not use
+			// the budget) before giving up.
+			counted()
+			if left = max(leftAtStart-res.Enqueued, 0); left == 0 {
+				break
+			}
 		}
 		page := r.page
 		if left > 0 && int64(len(page)) > left {
 			page = page[:left] // the rest stays due for the next sweep
 		}
-		job := p.enqueuePage(ctx, page, now)
-		if len(job.names) > 0 {
-			leases <- job
+		// Publishing is not cut short by ctx: a page is small and its acks
+		// come within PublishTimeout, and finishing it keeps the lease exact.
+		for _, d := range page {
+			it := sweepItem{name: d.name}
+			msg, err := p.checkMsg(d.name, schemas.CheckSchedule, p.previous(d), now)
+			if err != nil {
+				p.log.Error("sweep: cannot build check; the domain stays due", "domain", d.name, "error", err)
+			} else if it.ack, err = p.cfg.JS.PublishMsgAsync(msg); err != nil {
+				p.log.Warn("sweep: publish failed; the domain stays due", "domain", d.name, "error", err)
+			}
+			inflight <- it
 		}
-		res.Enqueued += job.enqueued
-		res.AlreadyPending += job.pending
-		res.Failed += int64(len(page)) - job.enqueued - job.pending
+		inflight <- sweepItem{pageEnd: true, pass: r.pass}
 		if left > 0 {
-			left = max(left-job.enqueued, 0)
+			left = max(left-int64(len(page)), 0)
 		}
-		report(r.pass)
 	}
 	close(stop)
 	for range pages { // let the reader finish before the lock's connection is released
 	}
-	if left == 0 {
-		res.BudgetExhausted = res.Due > res.Enqueued+res.AlreadyPending+res.Failed
+	close(inflight)
+	<-collected
+	if leftAtStart >= 0 {
+		left = max(leftAtStart-res.Enqueued, 0)
+		if left == 0 {
+			res.BudgetExhausted = res.Due > res.Enqueued+res.AlreadyPending+res.Failed
+		}
 	}
 
 	close(leases)
@@ -359,77 +416,64 @@ func (p *Producer) lease(ctx context.Context, j leaseJob, now time.Time) error {
 	return nil
 }
 
-// enqueuePage publishes the page's checks with at most MaxInFlight
-// unacknowledged and returns the lease of the domains that were enqueued or
-// already pending. Domains whose publish failed are not leased and stay due.
-func (p *Producer) enqueuePage(ctx context.Context, page []dueDomain, now time.Time) leaseJob {
-	type inFlight struct {
-		i   int
-		ack jetstream.PubAckFuture
-	}
-	const (
-		failed = iota
-		done
-		wasPending
-	)
-	outcome := make([]int, len(page))
-	window := make([]inFlight, 0, len(page)) // window[head:] are unacknowledged
-	head := 0
-	await := func(f inFlight) {
-		timer := time.NewTimer(p.cfg.PublishTimeout)
-		defer timer.Stop()
-		select {
-		case <-f.ack.Ok():
-			outcome[f.i] = done
-		case err := <-f.ack.Err():
-			if broker.IsAlreadyPending(err) {
-				outcome[f.i] = wasPending
-			} else {
-				p.log.Warn("sweep: publish failed; the domain stays due", "domain", page[f.i].name, "error", err)
-			}
-		case <-timer.C:
-			p.log.Warn("sweep: no publish ack in time; the domain stays due", "domain", page[f.i].name)
-		}
-	}
-	// Publishing is not cut short by ctx: a page is small and its acks
-	// come within PublishTimeout, and finishing it keeps the lease exact.
-	for i, d := range page {
-		msg, err := p.checkMsg(d.name, schemas.CheckSchedule, p.previous(d), now)
-		if err != nil {
-			p.log.Error("sweep: cannot build check; the domain stays due", "domain", d.name, "error", err)
-			continue
-		}
-		if len(window)-head >= p.cfg.MaxInFlight {
-			await(window[head])
-			head++
-		}
-		ack, err := p.cfg.JS.PublishMsgAsync(msg)
-		if err != nil {
-			p.log.Warn("sweep: publish failed; the domain stays due", "domain", d.name, "error", err)
-			continue
-		}
-		window = append(window, inFlight{i: i, ack: ack})
-	}
-	for _, f := range window[head:] {
-		await(f)
-	}
+// sweepItem is one entry of the sweep's publish pipeline: a published
+// check (ack nil when it could not be built or published), the end of a
+// page, or a flush request.
+type sweepItem struct {
+	name    string
+	ack     jetstream.PubAckFuture
+	pageEnd bool
+	pass    string
+	flush   chan struct{}
+}
 
-	j := leaseJob{names: make([]string, 0, len(page)), nexts: make([]time.Time, 0, len(page))}
-	for i, o := range outcome {
+// Outcomes of one published check.
+const (
+	publishFailed = iota
+	publishDone
+	publishWasPending
+)
+
+// await waits for one check's publish ack.
+func (p *Producer) await(it sweepItem) int {
+	if it.ack == nil {
+		return publishFailed
+	}
+	timer := time.NewTimer(p.cfg.PublishTimeout)
+	defer timer.Stop()
+	select {
+	case <-it.ack.Ok():
+		return publishDone
+	case err := <-it.ack.Err():
+		if broker.IsAlreadyPending(err) {
+			return publishWasPending
+		}
+		p.log.Warn("sweep: publish failed; the domain stays due", "domain", it.name, "error", err)
+	case <-timer.C:
+		p.log.Warn("sweep: no publish ack in time; the domain stays due", "domain", it.name)
+	}
+	return publishFailed
+}
+
+// leaseFor returns the lease of a page's domains that were enqueued or
+// already pending. Domains whose publish failed are not leased and stay due.
+func (p *Producer) leaseFor(names []string, outcomes []int, now time.Time) leaseJob {
+	j := leaseJob{names: make([]string, 0, len(names)), nexts: make([]time.Time, 0, len(names))}
+	for i, o := range outcomes {
 		switch o {
-		case done:
+		case publishDone:
 			j.enqueued++
-		case wasPending:
+		case publishWasPending:
 			j.pending++
 		default:
 			continue
 		}
-		j.names = append(j.names, page[i].name)
+		j.names = append(j.names, names[i])
 		j.nexts = append(j.nexts, p.leaseTime(now))
 	}
 	p.m.enqueued.Add(float64(j.enqueued))
 	p.m.alreadyPending.Add(float64(j.pending))
-	p.m.publishFailures.Add(float64(int64(len(page)) - j.enqueued - j.pending))
+	p.m.publishFailures.Add(float64(int64(len(names)) - j.enqueued - j.pending))
 	return j
 }
 
