@@ -79,15 +79,26 @@ func percent(part, whole int) float64 {
 	return 100 * float64(part) / float64(whole)
 }
 
-// breakerGate locks the breaker row for the rest of tx and reports whether
-// enforcement is paused. When this change turned a domain non-active, it
-// recounts the window and trips the breaker past the threshold, returning
-// the audit.enforcement.paused payload (emitted once: only the transaction
-// that flips the row returns it).
+// breakerGate reports whether enforcement is paused. When this change
+// turned a domain non-active, it recounts the window and trips the breaker
+// past the threshold, returning the audit.enforcement.paused payload
+// (emitted once: only the transaction that flips the row returns it).
+//
+// The breaker row is locked for the rest of tx only when that matters: to
+// count exactly (a change that turned a domain non-active, with the breaker
+// enabled: concurrent transactions then count one after the other), and
+// while it is open (a breaker hold must not slip past a concurrent resume).
+// Other changes read it without a lock, so they do not queue behind one
+// another on this one row.
 func (s *Store) breakerGate(ctx context.Context, tx pgx.Tx, turned bool, now time.Time) (bool, *schemas.EnforcementPaused, error) {
-	b, err := s.readBreaker(ctx, tx, true)
+	b, err := s.readBreaker(ctx, tx, false)
 	if err != nil {
 		return false, nil, err
+	}
+	if b.open || (turned && s.cfg.BreakerPct < 100) {
+		if b, err = s.readBreaker(ctx, tx, true); err != nil {
+			return false, nil, err
+		}
 	}
 	if b.open || !turned || s.cfg.BreakerPct >= 100 {
 		return b.open, nil, nil // (a percentage cannot exceed 100: never trips)
