@@ -129,8 +129,11 @@ func (e *env) enforce(ctx context.Context) ([]Row, error) {
 		}
 		if dbDone == 0 && time.Since(lastPoll) >= 500*time.Millisecond {
 			lastPoll = time.Now()
-			var left int
-			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM emails WHERE domain LIKE 'lapsed%' AND verified`).Scan(&left); err == nil && left == 0 {
+			// EXISTS stops at the first verified row: a count(*) here ran
+			// as a parallel scan of every row twice a second and took CPU
+			// from the enforcer being measured.
+			var any bool
+			if err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM emails WHERE verified AND domain LIKE 'lapsed%')`).Scan(&any); err == nil && !any {
 				dbDone = time.Since(start)
 			}
 		}
