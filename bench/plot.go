@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -23,6 +24,9 @@ const (
 func WriteScalePlots(dir string, reps []Report) error {
 	if len(reps) == 0 {
 		return fmt.Errorf("bench: no reports to plot")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: plot dir: %w", err)
 	}
 	series := func(y func(Row) float64) []any {
 		var names []string
