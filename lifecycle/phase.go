@@ -53,6 +53,12 @@ const (
 	ReasonGrace Reason = "domain_grace"
 )
 
+// Reasons lists every unverification reason.
+var Reasons = []Reason{ReasonExpired, ReasonRedemption, ReasonPendingDelete, ReasonReleased, ReasonReregistered, ReasonGrace}
+
+// Valid reports whether r is one of the defined reasons.
+func (r Reason) Valid() bool { return slices.Contains(Reasons, r) }
+
 // ReasonFor maps a phase to the reason an address on it is unverified; ""
 // for phases that do not unverify by themselves.
 func ReasonFor(p Phase) Reason {

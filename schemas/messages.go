@@ -59,6 +59,13 @@ func requirePhase(field string, p lifecycle.Phase) error {
 	return nil
 }
 
+func requireReason(r lifecycle.Reason) error {
+	if !r.Valid() {
+		return invalid("reason %q is not an unverification reason", r)
+	}
+	return nil
+}
+
 // EmailVerified is published by the host application on
 // accounts.email.verified when a user verifies (or re-verifies) an address.
 type EmailVerified struct {
@@ -209,13 +216,21 @@ type EmailUnverified struct {
 
 // Validate checks the required fields.
 func (m EmailUnverified) Validate() error {
-	for _, f := range [][2]string{{"user_id", m.UserID}, {"email", m.Email}, {"domain", m.Domain}, {"reason", string(m.Reason)}} {
+	for _, f := range [][2]string{{"user_id", m.UserID}, {"email", m.Email}, {"domain", m.Domain}} {
 		if err := requireText(f[0], f[1], 256); err != nil {
 			return err
 		}
 	}
+	if err := requireReason(m.Reason); err != nil {
+		return err
+	}
 	if err := requirePhase("phase", m.Phase); err != nil {
 		return err
+	}
+	if m.PreviousPhase != "" {
+		if err := requirePhase("previous_phase", m.PreviousPhase); err != nil {
+			return err
+		}
 	}
 	return requireTime("unverified_at", m.UnverifiedAt)
 }
@@ -278,10 +293,16 @@ type EnforcementHeld struct {
 
 // Validate checks the required fields.
 func (m EnforcementHeld) Validate() error {
-	for _, f := range [][2]string{{"hold_id", m.HoldID}, {"domain", m.Domain}, {"cause", m.Cause}, {"reason", string(m.Reason)}} {
+	for _, f := range [][2]string{{"hold_id", m.HoldID}, {"domain", m.Domain}} {
 		if err := requireText(f[0], f[1], 256); err != nil {
 			return err
 		}
+	}
+	if m.Cause != "cap" && m.Cause != "protected" {
+		return invalid("cause %q is not cap or protected", m.Cause)
+	}
+	if err := requireReason(m.Reason); err != nil {
+		return err
 	}
 	return requirePhase("phase", m.Phase)
 }
