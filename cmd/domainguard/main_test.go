@@ -280,3 +280,89 @@ func TestReachable(t *testing.T) {
 		t.Errorf("a unix-socket URL must count as the user's choice")
 	}
 }
+
+// A check dead-lettered because the provider refused it is replayed with
+// `dlq replay` once the provider is fixed, and its change is applied: the
+// address on the lapsed domain ends up unverified.
+func TestDLQReplayAfterFixIsApplied(t *testing.T) {
+	dbURL := testdb.NewEmpty(t)
+	rdap := fakerdap.New(t)
+	rdap.Set("broken.com", fakerdap.Answer{Status: 400}) // permanent: the name is refused
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := rdap.WriteCACert(ca); err != nil {
+		t.Fatal(err)
+	}
+	js, _, _ := testnats.Shared(t)
+	prefix := testnats.UniquePrefix()
+	topo := broker.Topology{Namespace: schemas.Namespace{Prefix: prefix}}
+	t.Cleanup(func() {
+		for _, s := range topo.Streams() {
+			_ = js.DeleteStream(context.Background(), s.Name)
+		}
+	})
+	env := []string{"NATS_URL=" + testnats.URL(), "DOMAINGUARD_SUBJECT_PREFIX=" + prefix, "DATABASE_URL=" + dbURL,
+		"DOMAINGUARD_METRICS_ADDR=off", "DOMAINGUARD_PROVIDER=rdap", "RDAP_BOOTSTRAP_URL=" + rdap.BootstrapURL(),
+		"SSL_CERT_FILE=" + ca, "DOMAINGUARD_DATA_DIR=" + t.TempDir(), "DOMAINGUARD_LOOKUPS_PER_SECOND=100",
+		"DOMAINGUARD_SWEEP_INTERVAL=1s"}
+	p := testbin.Start(t, testbin.Options{Name: "run", Env: env}, "run")
+	if !p.WaitOutput(`"msg":"consuming"`, time.Minute) {
+		t.Fatalf("run did not start:\n%s", p.Output())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	body := `{"user_id":"u1","email":"ada@broken.com","verified_at":"2025-01-02T03:04:05Z"}`
+	if _, err := js.Publish(ctx, topo.Namespace.Subject(schemas.SubjectEmailVerified), []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	dlq := func() []deadLetterEntry {
+		out, err := testbin.Run(ctx, t, env, "dlq", "list", "--json")
+		if err != nil {
+			t.Fatalf("dlq list: %v\n%s", err, out)
+		}
+		var entries []deadLetterEntry
+		if err := json.Unmarshal([]byte(stdoutJSON(out)), &entries); err != nil {
+			t.Fatalf("dlq list output: %v\n%s", err, out)
+		}
+		return entries
+	}
+	var entries []deadLetterEntry
+	for deadline := time.Now().Add(time.Minute); len(entries) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused check was not dead-lettered:\n%s", p.Output())
+		}
+		time.Sleep(500 * time.Millisecond)
+		entries = dlq()
+	}
+	if entries[0].Letter.Stream != schemas.StreamDomainChecks || entries[0].Letter.Subject != schemas.SubjectCheckPrefix+"broken.com" {
+		t.Fatalf("dead letter %+v", entries[0].Letter)
+	}
+
+	// The registry's server is fixed; the name turns out to be lapsing.
+	rdap.Set("broken.com", fakerdap.Answer{Phase: lifecycle.PhaseRedemption})
+	if out, err := testbin.Run(ctx, t, env, "dlq", "replay", "--all"); err != nil {
+		t.Fatalf("dlq replay: %v\n%s", err, out)
+	}
+	pool, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for deadline := time.Now().Add(time.Minute); ; {
+		var verified bool
+		var reason *string
+		err := pool.QueryRow(ctx, `SELECT verified, unverify_reason FROM emails WHERE email = 'ada@broken.com'`).Scan(&verified, &reason)
+		if err == nil && !verified && reason != nil && *reason == string(lifecycle.ReasonRedemption) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replayed check not applied (verified=%v reason=%v err=%v):\n%s", verified, reason, err, p.Output())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if left := dlq(); len(left) != 0 {
+		t.Errorf("%d dead letters left after the replay", len(left))
+	}
+	if err := p.Stop(time.Minute); err != nil {
+		t.Fatalf("run stop: %v", err)
+	}
+}
