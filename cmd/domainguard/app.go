@@ -157,10 +157,12 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) 
 
 func (a *app) openDB(ctx context.Context, n needs) error {
 	dbURL := a.cfg.DatabaseURL
-	if n.embedded && !a.cfg.DatabaseURLSet && !reachable(dbURL) {
-		// Nothing answers at the default address: a private cluster under
-		// the data dir gives a newcomer a working pipeline from one command.
-		a.log.Info("no PostgreSQL at the default address; starting a private cluster", "data_dir", a.cfg.DataDir)
+	// Nothing answers at the default address: a private cluster under the
+	// data dir gives a newcomer a working pipeline from one command (`run`
+	// creates it; the other commands use the one `run` created).
+	_, statErr := os.Stat(filepath.Join(a.cfg.DataDir, "postgres"))
+	if (n.embedded || statErr == nil) && !a.cfg.DatabaseURLSet && !reachable(dbURL) {
+		a.log.Info("no PostgreSQL at the default address; using a private cluster", "data_dir", a.cfg.DataDir)
 		priv, err := postgres.StartPrivate(ctx, a.cfg.DataDir, a.log)
 		if err != nil {
 			return fmt.Errorf("%w\nset DATABASE_URL to a PostgreSQL server, or install PostgreSQL's server programs (Debian: apt install postgresql) so domainguard can start a private one", err)
