@@ -11,7 +11,7 @@
 // Policies look at that world through the real lifecycle code: the
 // domainguard policy schedules with lifecycle.NextCheck,
 // lifecycle.RetryAfterFailure and lifecycle.UrgencyOf, classifies with
-// lifecycle.ClassifyRDAPFor, detects changes with lifecycle.Changed and
+// lifecycle.ClassifyRDAPAfter (as the checker does), detects changes with lifecycle.Changed and
 // enforces with lifecycle.Decide; the pypi policy reproduces PyPI's
 // reference behaviour (one Domainr lookup per email row every 30 days, at
 // most 1,000 a day, unverify when the raw tokens include undelegated,

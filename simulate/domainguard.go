@@ -16,12 +16,10 @@ type dgDomain struct {
 	next          int64 // next_check_at, unix seconds
 	lastChecked   int64 // last successful lookup (0: never)
 	lastAt        int64 // observed_at of the last known observation
-	activeAt      int64 // observed_at of the last active observation (0: none)
 	releasedSince int64
 	warned        int64 // WarnedExpiry (0: none)
 	lastExp       int64 // expiration date in the last evidence (0: none)
 	lastDay       int32 // day of the last known observation
-	activeDay     int32 // day of the last active observation
 	phase         lifecycle.Phase
 	failures      uint8
 	held          bool
@@ -37,9 +35,9 @@ type dgRun struct {
 	rnd    func() float64
 	sched  lifecycle.ScheduleConfig
 	policy lifecycle.Policy
-	// scratch evidences: current, last known, last active
-	cur, last, active       lifecycle.Evidence
-	curT, lastT, activeT    evidenceTimes
+	// scratch evidences: current, last known
+	cur, last               lifecycle.Evidence
+	curT, lastT             evidenceTimes
 	lastExpT, releasedSince time.Time
 }
 
@@ -72,9 +70,6 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 		phase, _ := lifecycle.ClassifyRDAPFor(w.domains[di].name, r.cur, nil, atT)
 		row := &r.rows[di]
 		*row = dgDomain{lastChecked: at, lastAt: at, lastDay: day, phase: phase, lastExp: r.curT.exp.Unix()}
-		if phase == lifecycle.PhaseActive {
-			row.activeAt, row.activeDay = at, day
-		}
 		row.next = lifecycle.NextCheck(phase, &r.cur, nil, atT, r.sched, r.rnd).Unix()
 		r.heap.push(int32(di))
 	}
@@ -165,26 +160,22 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	}
 	row.failures = 0
 	w.evidence(di, day, atT, &r.cur, &r.curT)
-	// Classify against the last *active* evidence: once a domain is
-	// expired, comparing parking nameservers with parking nameservers
-	// would say grace.
-	var prevActive *lifecycle.Evidence
-	if row.activeAt != 0 {
-		w.evidence(di, row.activeDay, time.Unix(row.activeAt, 0).UTC(), &r.active, &r.activeT)
-		prevActive = &r.active
-	}
-	phase, _ := lifecycle.ClassifyRDAPFor(d.name, r.cur, prevActive, atT)
-	obs := lifecycle.Observation{Domain: d.name, Phase: phase, Evidence: r.cur}
+	// Classify exactly as the checker does: against the previous
+	// observation the check message carries (lifecycle.ClassifyRDAPAfter,
+	// which keeps a lapse once seen).
 	w.evidence(di, row.lastDay, time.Unix(row.lastAt, 0).UTC(), &r.last, &r.lastT)
 	lastObs := lifecycle.Observation{Domain: d.name, Phase: row.phase, Evidence: r.last}
+	var prev *lifecycle.Observation
+	if row.lastAt != 0 {
+		prev = &lastObs
+	}
+	phase, _ := lifecycle.ClassifyRDAPAfter(d.name, r.cur, prev, atT)
+	obs := lifecycle.Observation{Domain: d.name, Phase: phase, Evidence: r.cur}
 	if lifecycle.Changed(&lastObs, obs) {
 		r.decide(di, row, obs, at)
 	}
 	if phase.Known() {
 		row.phase, row.lastDay, row.lastAt = phase, day, at
-	}
-	if phase == lifecycle.PhaseActive {
-		row.activeDay, row.activeAt = day, at
 	}
 	var released *time.Time
 	if phase == lifecycle.PhaseReleased {
