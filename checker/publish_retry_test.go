@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/schemas"
 )
 
 // flakyJS fails the first publishes of changed events, as a stream does
@@ -52,4 +53,25 @@ func TestPublishRetriedWithoutSecondLookup(t *testing.T) {
 		t.Errorf("%d lookups, want 1 (the publish is retried, not the lookup)", n)
 	}
 	waitFor(t, 10*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+// A previous observation that carries a phase but no evidence yields a
+// valid changed event without previous_evidence (not an empty one, which
+// the schema refuses).
+func TestChangeAfterPhaseWithoutEvidence(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, n int) (lifecycle.Observation, error) {
+		return observation(domain, lifecycle.PhaseExpired), nil
+	}}
+	startWorker(t, e.baseConfig(t, p))
+	e.publishCheck(t, "bare.com", &lifecycle.Observation{Domain: "bare.com", Phase: lifecycle.PhaseActive})
+	msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+	_, ch, err := schemas.Decode[schemas.DomainChanged](msgs[0].Data)
+	if err != nil {
+		t.Fatalf("changed event invalid: %v", err)
+	}
+	if ch.PreviousPhase != lifecycle.PhaseActive || ch.PreviousEvidence != nil || ch.Phase != lifecycle.PhaseExpired {
+		t.Fatalf("changed event %+v", ch)
+	}
 }

@@ -131,8 +131,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		if req.Previous != nil {
 			changed.PreviousPhase = req.Previous.Phase
-			prevEv := req.Previous.Evidence
-			changed.PreviousEvidence = &prevEv
+			if prevEv := req.Previous.Evidence; prevEv.Provider != "" {
+				// A previous phase without evidence (never looked up with
+				// its evidence kept) has none to carry.
+				changed.PreviousEvidence = &prevEv
+			}
 		}
 		log.Info("domain changed", "previous_phase", changed.PreviousPhase, "phase", obs.Phase)
 		return w.publish(pubCtx, msg, meta, domain, kindChanged, eventKindChanged,

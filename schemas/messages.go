@@ -59,6 +59,15 @@ func requirePhase(field string, p lifecycle.Phase) error {
 	return nil
 }
 
+// requireEvidence checks what the evidence schema requires: who answered
+// and when.
+func requireEvidence(field string, e lifecycle.Evidence) error {
+	if err := requireText(field+".provider", e.Provider, 64); err != nil {
+		return err
+	}
+	return requireTime(field+".observed_at", e.ObservedAt)
+}
+
 func requireReason(r lifecycle.Reason) error {
 	if !r.Valid() {
 		return invalid("reason %q is not an unverification reason", r)
@@ -166,10 +175,12 @@ func (m DomainChanged) Validate() error {
 	if m.Phase == lifecycle.PhaseUnknown {
 		return invalid("phase unknown is never a change")
 	}
-	if err := requireText("evidence.provider", m.Evidence.Provider, 64); err != nil {
-		return err
+	if m.PreviousEvidence != nil {
+		if err := requireEvidence("previous_evidence", *m.PreviousEvidence); err != nil {
+			return err
+		}
 	}
-	return requireTime("evidence.observed_at", m.Evidence.ObservedAt)
+	return requireEvidence("evidence", m.Evidence)
 }
 
 // Observation returns the new observation the event carries.
@@ -232,6 +243,9 @@ func (m EmailUnverified) Validate() error {
 			return err
 		}
 	}
+	if err := requireEvidence("evidence", m.Evidence); err != nil {
+		return err
+	}
 	return requireTime("unverified_at", m.UnverifiedAt)
 }
 
@@ -277,7 +291,12 @@ func (m DomainEvent) Validate() error {
 	if m.Addresses == nil {
 		return invalid("addresses is required (may be empty)")
 	}
-	return nil
+	if m.PreviousEvidence != nil {
+		if err := requireEvidence("previous_evidence", *m.PreviousEvidence); err != nil {
+			return err
+		}
+	}
+	return requireEvidence("evidence", m.Evidence)
 }
 
 // EnforcementHeld is emitted on audit.enforcement.held when a change was
