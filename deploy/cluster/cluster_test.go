@@ -170,7 +170,7 @@ func (p *pipeline) waitStarted(timeout time.Duration, procs ...*testbin.Process)
 	p.t.Helper()
 	for _, proc := range procs {
 		if !proc.WaitOutput(`"msg":"starting"`, timeout) {
-			p.t.Fatalf("%s did not start within %s:\n%s", proc.Name, timeout, tail(proc.Output(), 4<<10))
+			p.t.Fatalf("%s did not start within %s:\n%s", proc.Name, timeout, testbin.Tail(proc.Output(), 4<<10))
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/testbin"
 )
 
 // natsServerBin is the nats-server the cluster runs (Debian's 2.9.10 here
@@ -66,7 +68,7 @@ type natsNode struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *lockedBuffer
+	log  *testbin.OutputBuffer
 }
 
 // natsCluster is a 3-node JetStream cluster on loopback.
@@ -181,7 +183,7 @@ func startNATSCluster(t *testing.T) *natsCluster {
 		for _, n := range c.nodes {
 			n.kill()
 			if t.Failed() {
-				t.Logf("--- nats-server %s (last 4 KiB) ---\n%s", n.name, tail(n.output(), 4<<10))
+				t.Logf("--- nats-server %s (last 4 KiB) ---\n%s", n.name, testbin.Tail(n.output(), 4<<10))
 			}
 		}
 	})
@@ -201,7 +203,7 @@ func (c *natsCluster) start(n *natsNode) {
 	defer n.mu.Unlock()
 	cmd := exec.Command(c.bin, "-c", n.confPath)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "SERVER_NAME=" + n.name}, natsPasswordEnv...)
-	n.log = &lockedBuffer{}
+	n.log = &testbin.OutputBuffer{}
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -229,11 +231,11 @@ func (c *natsCluster) waitReady(n *natsNode, timeout time.Duration) {
 		n.mu.Unlock()
 		select {
 		case <-done:
-			c.t.Fatalf("nats-server %s exited:\n%s", n.name, tail(n.output(), 4<<10))
+			c.t.Fatalf("nats-server %s exited:\n%s", n.name, testbin.Tail(n.output(), 4<<10))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	c.t.Fatalf("nats-server %s not ready within %s:\n%s", n.name, timeout, tail(n.output(), 4<<10))
+	c.t.Fatalf("nats-server %s not ready within %s:\n%s", n.name, timeout, testbin.Tail(n.output(), 4<<10))
 }
 
 // waitJetStream waits until the cluster answers JetStream account info
@@ -355,35 +357,6 @@ func streamLeader(ctx context.Context, js jetstream.JetStream, stream string) (s
 		return "", fmt.Errorf("stream %s has no cluster info", stream)
 	}
 	return info.Cluster.Leader, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 4<<20 { // bound memory: keep the last MiB
-		s := l.b.String()
-		l.b.Reset()
-		l.b.WriteString(s[len(s)-(1<<20):])
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[len(s)-n:]
 }
 
 // waitCurrentReplicas waits until the stream's leader sees want current

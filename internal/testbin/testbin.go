@@ -63,7 +63,7 @@ func moduleRoot() string {
 type Process struct {
 	Name string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *OutputBuffer
 	done chan struct{}
 	err  error
 }
@@ -93,7 +93,7 @@ func Start(t testing.TB, o Options, args ...string) *Process {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = o.Dir
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, o.Env...)
-	buf := &syncBuffer{}
+	buf := &OutputBuffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf
 	// Own process group, so a kill reaches nothing else.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -108,7 +108,7 @@ func Start(t testing.TB, o Options, args ...string) *Process {
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
-			t.Logf("--- output of %s (last 8 KiB) ---\n%s", p.Name, tail(p.Output(), 8<<10))
+			t.Logf("--- output of %s (last 8 KiB) ---\n%s", p.Name, Tail(p.Output(), 8<<10))
 		}
 	})
 	return p
@@ -189,12 +189,16 @@ func (p *Process) WaitOutput(s string, timeout time.Duration) bool {
 	return false
 }
 
-type syncBuffer struct {
+// OutputBuffer collects a child process's output: safe for concurrent use,
+// bounded (it keeps the last 4 MiB once 8 MiB have been written), for tests
+// that run other processes too (nats-server, for example).
+type OutputBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (s *OutputBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Bound memory for long runs: keep the last 4 MiB.
@@ -207,13 +211,15 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was kept.
+func (s *OutputBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func tail(s string, n int) string {
+// Tail returns the last n bytes of s.
+func Tail(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
