@@ -58,7 +58,7 @@ func (e *env) endToEnd(ctx context.Context) ([]Row, error) {
 		lat     []time.Duration
 		unknown int
 	)
-	sub, err := e.nc.Subscribe(topo.Namespace.Subject(schemas.SubjectEmailUnverified), func(m *nats.Msg) {
+	sub, err := subscribeAudit(e.nc, topo.Namespace.Subject(schemas.SubjectEmailUnverified), func(m *nats.Msg) {
 		at := time.Now()
 		var ev struct {
 			Data struct {
@@ -76,15 +76,9 @@ func (e *env) endToEnd(ctx context.Context) ([]Row, error) {
 		lat = append(lat, at.Sub(answered))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to audit: %w", err)
+		return nil, err
 	}
 	defer sub.Unsubscribe() //nolint:errcheck // the connection closes at the end of Run
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return nil, fmt.Errorf("subscribe to audit: %w", err)
-	}
-	if err := e.nc.Flush(); err != nil {
-		return nil, fmt.Errorf("subscribe to audit: %w", err)
-	}
 
 	// The checker is not the subject here: a rate limit well above the
 	// feed and enough concurrency for the provider's latency.

@@ -95,17 +95,11 @@ func (e *env) enforce(ctx context.Context) ([]Row, error) {
 	}
 
 	var arrived atomic.Int64
-	sub, err := e.nc.Subscribe(topo.Namespace.Subject(schemas.SubjectEmailUnverified), func(*nats.Msg) { arrived.Add(1) })
+	sub, err := subscribeAudit(e.nc, topo.Namespace.Subject(schemas.SubjectEmailUnverified), func(*nats.Msg) { arrived.Add(1) })
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to audit: %w", err)
+		return nil, err
 	}
 	defer sub.Unsubscribe() //nolint:errcheck // the connection closes at the end of Run
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return nil, fmt.Errorf("subscribe to audit: %w", err)
-	}
-	if err := e.nc.Flush(); err != nil {
-		return nil, fmt.Errorf("subscribe to audit: %w", err)
-	}
 	en, err := enforcer.New(enforcer.Config{Pool: e.pool, JS: e.js, Topology: topo, Logger: e.log,
 		Registerer: prometheus.NewRegistry(), BreakerPct: 100})
 	if err != nil {
@@ -242,4 +236,23 @@ func eventMsg(subject, kind, about string, now time.Time, data schemas.Payload) 
 	msg.Header.Set(schemas.HeaderMsgID, ev.ID)
 	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
 	return msg, nil
+}
+
+// subscribeAudit subscribes to the audit events the phase waits for, with
+// no pending limit (a slow handler must not drop events the count relies
+// on), and makes sure the server has the interest before anything is fed.
+func subscribeAudit(nc *nats.Conn, subject string, h nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(subject, h)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to audit: %w", err)
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to audit: %w", err)
+	}
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to audit: %w", err)
+	}
+	return sub, nil
 }
