@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -69,7 +70,12 @@ func (c ExpiresWithin) holds(d DueDomain, now time.Time) bool {
 }
 
 func (c AnyOf) holds(d DueDomain, now time.Time) bool {
-	return slices.ContainsFunc(c, func(c UrgencyCond) bool { return c.holds(d, now) })
+	for _, sub := range c {
+		if sub.holds(d, now) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c Not) holds(d DueDomain, now time.Time) bool { return !c.Cond.holds(d, now) }
@@ -127,16 +133,19 @@ func Rank(d DueDomain, now time.Time) RankedDue {
 // urgency, then the most overdue first (smallest NextCheck), then by name
 // (in byte order here; in the database's collation in the sweep, the same
 // for the C collation).
-func (a RankedDue) Compare(b RankedDue) int {
-	return cmp.Or(
-		cmp.Compare(a.Urgency, b.Urgency),
-		a.NextCheck.Compare(b.NextCheck),
-		cmp.Compare(a.Name, b.Name),
-	)
+func (a *RankedDue) Compare(b *RankedDue) int {
+	if a.Urgency != b.Urgency {
+		return cmp.Compare(a.Urgency, b.Urgency)
+	}
+	if c := a.NextCheck.Compare(b.NextCheck); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
 }
 
 // CompareDue orders due domains at now the way the sweep enqueues them
 // (RankedDue.Compare).
 func CompareDue(a, b DueDomain, now time.Time) int {
-	return Rank(a, now).Compare(Rank(b, now))
+	ra, rb := Rank(a, now), Rank(b, now)
+	return ra.Compare(&rb)
 }

@@ -138,7 +138,7 @@ func (r *dgRun) choose(pool, chosen []int32, budget int, dayStart int64) ([]int3
 		r.due[i] = lifecycle.Rank(d, now)
 		r.order = append(r.order, int32(i))
 	}
-	compare := func(a, b int32) int { return r.due[a].Compare(r.due[b]) }
+	compare := func(a, b int32) int { return r.due[a].Compare(&r.due[b]) }
 	if k < n {
 		selectFirst(r.order, k, func(a, b int32) bool { return compare(a, b) < 0 })
 	}
