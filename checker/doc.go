@@ -44,8 +44,11 @@
 //     (broker.Topology.Run), never Consume's 500-message prefetch, so no
 //     fetched check waits in a buffer while its ack wait runs out.
 //   - On shutdown (ctx cancelled) checks whose lookup was cut short are
-//     Nak'ed without delay for another worker; a finished lookup is still
-//     published and acknowledged.
+//     released (broker.Release: Nak'ed without delay) for another worker; a
+//     finished lookup is still published and acknowledged.
+//   - The worker returns an outcome per check and the broker's settle
+//     policy acks, naks or dead-letters it (internal/broker), like every
+//     role; the checker acks with a confirmed ack.
 //
 // Metrics (registered on Config.Registerer):
 //

@@ -59,14 +59,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 func (w *Worker) Run(ctx context.Context) error {
 	w.cfg.Logger.Info("checker started", "provider", w.cfg.Provider.Name(), "concurrency", w.cfg.Concurrency,
 		"lookups_per_second", w.cfg.LookupsPerSecond, "burst", w.cfg.Burst, "stream", w.stream)
-	err := w.cfg.Topology.Run(ctx, w.cfg.JS, broker.ConsumeOptions{
-		Stream:  schemas.StreamDomainChecks,
-		Durable: broker.ConsumerChecker,
-		Batch:   w.cfg.Concurrency,
-		Workers: w.cfg.Concurrency,
-		MaxWait: w.cfg.FetchWait,
-		Logger:  w.cfg.Logger,
-	}, w.handle)
+	err := w.cfg.Topology.Run(ctx, w.cfg.JS, w.consumeOptions(), w.handle)
 	if err != nil {
 		return fmt.Errorf("checker: %w", err)
 	}
@@ -74,21 +67,43 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle works on one check message. It acknowledges, dead-letters or
-// Naks the message itself; a returned error makes broker.Run Nak it with a
-// delay.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
+// consumeOptions are the checker consumer's options: a check is acked
+// with a confirmed ack (its event is out; a redelivery republishes the
+// same id, which the duplicate window drops), and dead letters are
+// counted.
+func (w *Worker) consumeOptions() broker.ConsumeOptions {
+	return broker.ConsumeOptions{
+		Stream:     schemas.StreamDomainChecks,
+		Durable:    broker.ConsumerChecker,
+		Batch:      w.cfg.Concurrency,
+		Workers:    w.cfg.Concurrency,
+		MaxWait:    w.cfg.FetchWait,
+		MaxDeliver: w.cfg.Topology.CheckMaxDeliver,
+		ConfirmAck: true,
+		Logger:     w.cfg.Logger,
+		OnSettled: func(_ jetstream.Msg, s broker.Settlement, _ broker.Outcome) {
+			if s == broker.DeadLettered {
+				w.metrics.deadLetters.Inc()
+			}
+		},
+	}
+}
+
+// handle works on one check message and returns how it went: Done once
+// its event is published, Permanent for bad input, Retry when publishing
+// failed, Release when shutdown interrupted the lookup.
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 	meta, err := msg.Metadata()
 	if err != nil {
-		return fmt.Errorf("check on %s: metadata: %w", msg.Subject(), err)
+		return broker.Retry(fmt.Errorf("check on %s: metadata: %w", msg.Subject(), err))
 	}
 	_, req, err := schemas.Decode[schemas.CheckRequest](msg.Data())
 	if err != nil {
-		return w.deadLetter(ctx, msg, fmt.Errorf("check request: %w", err))
+		return broker.Permanent(fmt.Errorf("check request: %w", err))
 	}
 	domain, err := domainname.Registrable(req.Domain)
 	if err != nil {
-		return w.deadLetter(ctx, msg, fmt.Errorf("%w: check request domain: %v", schemas.ErrInvalid, err))
+		return broker.Permanent(fmt.Errorf("%w: check request domain: %v", schemas.ErrInvalid, err))
 	}
 
 	// Kept alive through the lookup and the publish (which retries through
@@ -97,31 +112,27 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 	defer stop()
 	obs, lookupErr := w.lookup(ctx, domain, req.Previous)
 
-	// From here on the work is done: publish and acknowledge even if
-	// shutdown has begun.
+	// From here on the work is done: publish even if shutdown has begun.
 	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	log := w.cfg.Logger.With("domain", domain, "sequence", meta.Sequence.Stream, "delivery", meta.NumDelivered)
+	pub := eventPublisher{w: w, meta: meta, domain: domain}
 	switch {
 	case lookupErr != nil && ctx.Err() != nil:
 		// Shutting down mid-lookup: hand the check to another worker now.
-		log.Info("check interrupted by shutdown; returned to the queue", "error", lookupErr)
-		if err := msg.Nak(); err != nil {
-			return fmt.Errorf("nak interrupted check of %s: %w", domain, err)
-		}
-		return nil
+		return broker.Release(fmt.Errorf("check of %s interrupted by shutdown: %w", domain, lookupErr))
 	case IsPermanent(lookupErr):
-		return w.deadLetter(pubCtx, msg, lookupErr)
+		return broker.Permanent(lookupErr)
 	case lookupErr != nil:
 		log.Warn("lookup failed; publishing failed heartbeat", "error", lookupErr)
-		return w.publishFailed(pubCtx, msg, meta, domain, req.Previous, lookupErr.Error())
+		return pub.failed(pubCtx, req.Previous, lookupErr.Error())
 	case !obs.Phase.Known():
 		log.Info("lookup inconclusive", "detail", obs.Evidence.Detail)
 		detail := obs.Evidence.Detail
 		if detail == "" {
 			detail = "provider " + obs.Evidence.Provider + " gave no decision"
 		}
-		return w.publishFailed(pubCtx, msg, meta, domain, req.Previous, detail)
+		return pub.failed(pubCtx, req.Previous, detail)
 	case lifecycle.Changed(req.Previous, obs):
 		changed := schemas.DomainChanged{
 			Domain:        domain,
@@ -138,18 +149,23 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 			}
 		}
 		log.Info("domain changed", "previous_phase", changed.PreviousPhase, "phase", obs.Phase)
-		return w.publish(pubCtx, msg, meta, domain, kindChanged, eventKindChanged,
-			w.cfg.Topology.Namespace.ChangedSubject(domain), obs.Evidence.ObservedAt, changed)
+		return pub.publish(pubCtx, kindChanged, obs.Evidence.ObservedAt, changed)
 	default:
 		checked := schemas.DomainChecked{Domain: domain, Phase: obs.Phase, ObservedAt: obs.Evidence.ObservedAt}
-		return w.publish(pubCtx, msg, meta, domain, kindChecked, eventKindChecked,
-			w.cfg.Topology.Namespace.CheckedSubject(domain), obs.Evidence.ObservedAt, checked)
+		return pub.publish(pubCtx, kindChecked, obs.Evidence.ObservedAt, checked)
 	}
 }
 
-// publishFailed publishes a Failed heartbeat: the phase stays the previous
-// one (or unknown), never a phase derived from an error.
-func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+// eventPublisher publishes the event of one check message.
+type eventPublisher struct {
+	w      *Worker
+	meta   *jetstream.MsgMetadata
+	domain string
+}
+
+// failed publishes a Failed heartbeat: the phase stays the previous one
+// (or unknown), never a phase derived from an error.
+func (p eventPublisher) failed(ctx context.Context, prev *lifecycle.Observation, detail string) broker.Outcome {
 	phase := lifecycle.PhaseUnknown
 	if prev != nil && prev.Phase.Valid() {
 		phase = prev.Phase
@@ -157,20 +173,26 @@ func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jet
 	if len(detail) > 1024 {
 		detail = detail[:1024]
 	}
-	now := w.cfg.Clock.Now().UTC()
-	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now, Failed: true, Detail: detail}
-	return w.publish(ctx, msg, meta, domain, kindFailed, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
+	now := p.w.cfg.Clock.Now().UTC()
+	hb := schemas.DomainChecked{Domain: p.domain, Phase: phase, ObservedAt: now, Failed: true, Detail: detail}
+	return p.publish(ctx, kindFailed, now, hb)
 }
 
-// publish sends one event with an id derived from the check message and
-// then acknowledges the check.
-func (w *Worker) publish(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain, kind, eventKind, subject string, at time.Time, payload schemas.Payload) error {
-	id := schemas.DerivedID(meta.Timestamp, w.stream, strconv.FormatUint(meta.Sequence.Stream, 10), domain, kind)
-	ev, err := schemas.NewEventWithID(id, w.cfg.Source, eventKind, domain, at, payload)
+// publish sends one event of kind (kindChanged on domains.changed.<d>,
+// else domains.checked.<d>) with an id derived from the check message;
+// Done when it is out.
+func (p eventPublisher) publish(ctx context.Context, kind string, at time.Time, payload schemas.Payload) broker.Outcome {
+	w := p.w
+	eventKind, subject := eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(p.domain)
+	if kind == kindChanged {
+		eventKind, subject = eventKindChanged, w.cfg.Topology.Namespace.ChangedSubject(p.domain)
+	}
+	id := schemas.DerivedID(p.meta.Timestamp, w.stream, strconv.FormatUint(p.meta.Sequence.Stream, 10), p.domain, kind)
+	ev, err := schemas.NewEventWithID(id, w.cfg.Source, eventKind, p.domain, at, payload)
 	if err != nil {
 		// The provider's answer cannot form a valid event; retrying gives
 		// the same answer.
-		return w.deadLetter(ctx, msg, fmt.Errorf("build event for %s: %w", domain, err))
+		return broker.Permanent(fmt.Errorf("build event for %s: %w", p.domain, err))
 	}
 	// A failed publish (a stream leader election takes several seconds) is
 	// retried here, with the same event id, rather than by redelivering the
@@ -182,27 +204,10 @@ func (w *Worker) publish(ctx context.Context, msg jetstream.Msg, meta *jetstream
 		return err
 	}, backoff.WithContext(bo, ctx))
 	if err != nil {
-		err = fmt.Errorf("publish %s event for %s: %w", kind, domain, err)
-		if w.cfg.Topology.IsLastDelivery(msg, w.cfg.Topology.CheckMaxDeliver) {
-			return w.deadLetter(ctx, msg, err)
-		}
-		return err
+		return broker.Retry(fmt.Errorf("publish %s event for %s: %w", kind, p.domain, err))
 	}
 	w.metrics.published.WithLabelValues(kind).Inc()
-	if err := msg.DoubleAck(ctx); err != nil {
-		// The event is out; a redelivery republishes the same id, which
-		// the duplicate window drops.
-		return fmt.Errorf("ack check of %s: %w", domain, err)
-	}
-	return nil
-}
-
-func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, cause error) error {
-	if err := w.cfg.Topology.DeadLetter(ctx, w.cfg.JS, msg, schemas.StreamDomainChecks, broker.ConsumerChecker, cause); err != nil {
-		return fmt.Errorf("checker: %w", err)
-	}
-	w.metrics.deadLetters.Inc()
-	return nil
+	return broker.Done()
 }
 
 // keepAlive reports the message in progress every ProgressEvery until the

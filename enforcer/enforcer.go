@@ -83,13 +83,13 @@ type changedMsg struct {
 	change schemas.DomainChanged
 }
 
-// HandleBatch handles one fetched batch of DOMAIN_EVENTS messages and owns
-// their acknowledgements: heartbeats are applied together in one
-// transaction; changed events each in their own transaction, in order per
-// domain, domains in parallel (Workers). Bad input is dead-lettered;
-// transient failures are Nak'ed with a delay (dead-lettered on the last
-// delivery). It returns nil unless it could not even settle a message.
-func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error {
+// HandleBatch handles one fetched batch of DOMAIN_EVENTS messages and
+// settles each as soon as it is handled (broker.BatchHandler): heartbeats
+// are applied together in one transaction; changed events in groups of
+// whole domains, in order per domain, groups in parallel (Workers). Bad
+// input is Permanent (dead-lettered), other failures Retry (the broker's
+// policy). It returns nil.
+func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg, settle func(jetstream.Msg, broker.Outcome)) error {
 	ns := e.cfg.Topology.Namespace
 	var (
 		hbs    []schemas.DomainChecked
@@ -107,7 +107,7 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error 
 			}
 			if err != nil {
 				e.metrics.events.WithLabelValues(ResultInvalid).Inc()
-				e.deadLetter(ctx, msg, err)
+				settle(msg, broker.Permanent(err))
 				continue
 			}
 			id := ev.ID
@@ -125,20 +125,20 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error 
 			}
 			if err != nil {
 				e.metrics.heartbeats.WithLabelValues("invalid").Inc()
-				e.deadLetter(ctx, msg, err)
+				settle(msg, broker.Permanent(err))
 				continue
 			}
 			hbs = append(hbs, hb)
 			hbMsgs = append(hbMsgs, msg)
 		default:
-			e.deadLetter(ctx, msg, fmt.Errorf("%w: unexpected subject %s", schemas.ErrInvalid, subject))
+			settle(msg, broker.Permanent(fmt.Errorf("%w: unexpected subject %s", schemas.ErrInvalid, subject)))
 		}
 	}
 
 	if len(hbs) > 0 {
 		_, err := e.ApplyHeartbeats(ctx, hbs)
 		for _, m := range hbMsgs {
-			e.settle(ctx, m, err)
+			settle(m, e.outcome(err))
 		}
 	}
 
@@ -172,7 +172,7 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error 
 				}
 				_, errs := e.EnforceChangedGroup(ctx, items)
 				for i, c := range g {
-					e.settle(ctx, c.msg, errs[i])
+					settle(c.msg, e.outcome(errs[i]))
 				}
 			}
 		}()
@@ -192,37 +192,12 @@ func messageSeqID(msg jetstream.Msg) string {
 	return msg.Subject()
 }
 
-// settle acks a handled message, dead-letters bad input, and Naks a
-// transient failure with a growing delay (dead-letters it on the last
-// delivery, so it is never retried forever).
-func (e *Enforcer) settle(ctx context.Context, msg jetstream.Msg, err error) {
-	switch {
-	case err == nil:
-		if aerr := msg.Ack(); aerr != nil {
-			// The work is committed; a redelivery is a recorded duplicate.
-			e.cfg.Logger.Warn("ack failed; the redelivery will be a duplicate", "subject", msg.Subject(), "error", aerr)
-		}
-	case errors.Is(err, schemas.ErrInvalid):
+// outcome is the outcome of enforcing one message (broker.OutcomeOf),
+// counting bad input.
+func (e *Enforcer) outcome(err error) broker.Outcome {
+	o := broker.OutcomeOf(err)
+	if o.IsPermanent() {
 		e.metrics.events.WithLabelValues(ResultInvalid).Inc()
-		e.deadLetter(ctx, msg, err)
-	case e.cfg.Topology.IsLastDelivery(msg, 0):
-		e.cfg.Logger.Error("giving up on message after its last delivery", "subject", msg.Subject(), "error", err)
-		e.deadLetter(ctx, msg, err)
-	default:
-		delay := time.Second
-		if meta, merr := msg.Metadata(); merr == nil {
-			delay = min(time.Second<<min(meta.NumDelivered, 6), time.Minute)
-		}
-		e.cfg.Logger.Warn("enforcing failed; will retry", "subject", msg.Subject(), "error", err, "retry_in", delay)
-		if nerr := msg.NakWithDelay(delay); nerr != nil {
-			e.cfg.Logger.Warn("nak failed", "subject", msg.Subject(), "error", nerr)
-		}
 	}
-}
-
-func (e *Enforcer) deadLetter(ctx context.Context, msg jetstream.Msg, cause error) {
-	if err := e.cfg.Topology.DeadLetter(ctx, e.cfg.JS, msg, schemas.StreamDomainEvents, broker.ConsumerEnforcer, cause); err != nil {
-		e.cfg.Logger.Error("dead-letter failed; message will be redelivered", "subject", msg.Subject(), "error", err)
-		_ = msg.NakWithDelay(5 * time.Second)
-	}
+	return o
 }

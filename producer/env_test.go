@@ -188,7 +188,13 @@ func counterValue(t testing.TB, c prometheus.Metric) float64 {
 	return 0
 }
 
-// fakeMsg is a JetStream message for calling HandleIntake directly, so a
+// deliver handles m as the intake consumer does (handleIntake, then the
+// broker's settle policy with the intake's options).
+func (e *env) deliver(ctx context.Context, m jetstream.Msg) broker.Settlement {
+	return e.topo.Settle(ctx, e.js, e.p.intakeOptions(), m, e.p.handleIntake(ctx, m))
+}
+
+// fakeMsg is a JetStream message for calling handleIntake directly, so a
 // test can deliver the very same message twice (a redelivery).
 type fakeMsg struct {
 	jetstream.Msg // nil: unused methods panic
@@ -199,6 +205,7 @@ type fakeMsg struct {
 	seq           uint64
 	delivered     uint64
 	acks          atomic.Int32
+	naks          atomic.Int32
 }
 
 func (m *fakeMsg) Subject() string      { return m.subject }
@@ -206,6 +213,11 @@ func (m *fakeMsg) Data() []byte         { return m.data }
 func (m *fakeMsg) Headers() nats.Header { return m.header }
 func (m *fakeMsg) Reply() string        { return "" }
 func (m *fakeMsg) Ack() error           { m.acks.Add(1); return nil }
+func (m *fakeMsg) Nak() error           { m.naks.Add(1); return nil }
+func (m *fakeMsg) NakWithDelay(time.Duration) error {
+	m.naks.Add(1)
+	return nil
+}
 func (m *fakeMsg) DoubleAck(context.Context) error {
 	m.acks.Add(1)
 	return nil

@@ -2,7 +2,6 @@ package producer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -17,12 +16,26 @@ import (
 // RunIntake consumes host account events from ACCOUNTS until ctx ends,
 // then lets the messages in flight finish and returns nil.
 func (p *Producer) RunIntake(ctx context.Context) error {
-	return p.cfg.Topology.Run(ctx, p.cfg.JS, broker.ConsumeOptions{
+	return p.cfg.Topology.Run(ctx, p.cfg.JS, p.intakeOptions(), p.handleIntake)
+}
+
+// intakeOptions are the intake consumer's options; OnSettled counts
+// dead letters and transient failures.
+func (p *Producer) intakeOptions() broker.ConsumeOptions {
+	return broker.ConsumeOptions{
 		Stream:  schemas.StreamAccounts,
 		Durable: broker.ConsumerIntake,
 		Workers: p.cfg.IntakeWorkers,
 		Logger:  p.log,
-	}, p.HandleIntake)
+		OnSettled: func(_ jetstream.Msg, s broker.Settlement, _ broker.Outcome) {
+			switch s {
+			case broker.DeadLettered:
+				p.m.intakeDeadLettered.Inc()
+			case broker.Redelivering, broker.Unsettled:
+				p.m.intakeErrors.Inc()
+			}
+		},
+	}
 }
 
 // intakeOutcome is what became of one intake message.
@@ -34,24 +47,15 @@ const (
 	intakeIgnored
 )
 
-// HandleIntake processes one message from ACCOUNTS and acknowledges it. A
-// malformed message is dead-lettered to dlq.ACCOUNTS (and acknowledged); a
-// transient failure is returned so that the consumer loop redelivers the
-// message, until its last delivery, which is dead-lettered too.
-func (p *Producer) HandleIntake(ctx context.Context, msg jetstream.Msg) error {
+// handleIntake processes one message from ACCOUNTS. A malformed message is
+// Permanent (dead-lettered to dlq.ACCOUNTS); a transient failure is Retry
+// (redelivered, and dead-lettered on its last delivery). A message applied
+// twice (a redelivery, also after a failed ack) changes nothing the second
+// time: processed_messages absorbs it.
+func (p *Producer) handleIntake(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 	outcome, err := p.applyIntake(ctx, msg)
 	if err != nil {
-		invalid := errors.Is(err, schemas.ErrInvalid)
-		if !invalid && !p.cfg.Topology.IsLastDelivery(msg, p.cfg.Topology.EventMaxDeliver) {
-			p.m.intakeErrors.Inc()
-			return fmt.Errorf("intake %s: %w", msg.Subject(), err)
-		}
-		if dlErr := p.cfg.Topology.DeadLetter(ctx, p.cfg.JS, msg, schemas.StreamAccounts, broker.ConsumerIntake, err); dlErr != nil {
-			p.m.intakeErrors.Inc()
-			return fmt.Errorf("intake %s: %w (and dead-lettering failed: %w)", msg.Subject(), err, dlErr)
-		}
-		p.m.intakeDeadLettered.Inc()
-		return nil
+		return broker.OutcomeOf(err)
 	}
 	switch outcome {
 	case intakeApplied:
@@ -61,11 +65,7 @@ func (p *Producer) HandleIntake(ctx context.Context, msg jetstream.Msg) error {
 	case intakeIgnored:
 		p.m.intakeIgnored.Inc()
 	}
-	// A failed ack only means a redelivery, which processed_messages absorbs.
-	if err := msg.Ack(); err != nil {
-		p.log.Warn("intake: ack failed; the message will be redelivered and skipped", "subject", msg.Subject(), "error", err)
-	}
-	return nil
+	return broker.Done()
 }
 
 // applyIntake decodes and applies one message. Errors wrapping

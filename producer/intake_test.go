@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -165,8 +166,8 @@ func TestIntakeRedelivery(t *testing.T) {
 			v1 := t0.Add(-time.Hour)
 			add := &fakeMsg{subject: ns.Subject(schemas.SubjectEmailVerified), stream: "ACCOUNTS", seq: 1,
 				data: hostEvent(t, id("v1"), verified("u1", "a@example.com", v1)), header: nats.Header{}}
-			if err := e.p.HandleIntake(ctx, add); err != nil {
-				t.Fatal(err)
+			if s := e.deliver(ctx, add); s != broker.Acked {
+				t.Fatalf("settled as %s, want acked", s)
 			}
 			// The enforcer unverifies the address.
 			if _, err := e.pool.Exec(ctx, `UPDATE emails SET verified = false, unverified_at = $1, unverify_reason = 'domain_expired'`,
@@ -174,8 +175,8 @@ func TestIntakeRedelivery(t *testing.T) {
 				t.Fatal(err)
 			}
 			add.delivered = 2
-			if err := e.p.HandleIntake(ctx, add); err != nil {
-				t.Fatal(err)
+			if s := e.deliver(ctx, add); s != broker.Acked {
+				t.Fatalf("settled as %s, want acked", s)
 			}
 			if r, _ := readEmail(t, e.pool, "u1", "a@example.com"); r.verified {
 				t.Error("redelivered verification re-verified an address the enforcer unverified")
@@ -183,17 +184,17 @@ func TestIntakeRedelivery(t *testing.T) {
 
 			remove := &fakeMsg{subject: ns.Subject(schemas.SubjectEmailRemoved), stream: "ACCOUNTS", seq: 2,
 				data: hostEvent(t, id("r1"), schemas.EmailRemoved{UserID: "u1", Email: "a@example.com"}), header: nats.Header{}}
-			if err := e.p.HandleIntake(ctx, remove); err != nil {
-				t.Fatal(err)
+			if s := e.deliver(ctx, remove); s != broker.Acked {
+				t.Fatalf("settled as %s, want acked", s)
 			}
 			readd := &fakeMsg{subject: ns.Subject(schemas.SubjectEmailVerified), stream: "ACCOUNTS", seq: 3,
 				data: hostEvent(t, id("v2"), verified("u1", "a@example.com", t0)), header: nats.Header{}}
-			if err := e.p.HandleIntake(ctx, readd); err != nil {
-				t.Fatal(err)
+			if s := e.deliver(ctx, readd); s != broker.Acked {
+				t.Fatalf("settled as %s, want acked", s)
 			}
 			remove.delivered = 2
-			if err := e.p.HandleIntake(ctx, remove); err != nil {
-				t.Fatal(err)
+			if s := e.deliver(ctx, remove); s != broker.Acked {
+				t.Fatalf("settled as %s, want acked", s)
 			}
 			if r, ok := readEmail(t, e.pool, "u1", "a@example.com"); !ok || !r.verified || !r.verifiedAt.Equal(t0) {
 				t.Errorf("after redelivered removal: %+v, %v; want the re-added address", r, ok)
@@ -226,8 +227,8 @@ func TestIntakeReverification(t *testing.T) {
 		t.Helper()
 		m := &fakeMsg{subject: subj, stream: "ACCOUNTS", seq: seq, header: nats.Header{},
 			data: hostEvent(t, "", verified("u1", "a@example.com", at))}
-		if err := e.p.HandleIntake(ctx, m); err != nil {
-			t.Fatal(err)
+		if s := e.deliver(ctx, m); s != broker.Acked {
+			t.Fatalf("settled as %s, want acked", s)
 		}
 	}
 	deliver(1, t0.Add(-10*time.Hour))
@@ -270,8 +271,8 @@ func TestIntakeOneCheckPerDomain(t *testing.T) {
 			m := &fakeMsg{subject: e.topo.Namespace.Subject(schemas.SubjectEmailVerified), stream: "ACCOUNTS",
 				seq: uint64(i + 1), header: nats.Header{},
 				data: hostEvent(t, fmt.Sprintf("ev-%d", i), verified(fmt.Sprintf("u%d", i), fmt.Sprintf("user%d@Shared.example", i), t0))}
-			if err := e.p.HandleIntake(ctx, m); err != nil {
-				t.Error(err)
+			if s := e.deliver(ctx, m); s != broker.Acked {
+				t.Errorf("settled as %s, want acked", s)
 			}
 		}()
 	}
@@ -303,12 +304,12 @@ func TestIntakeTransientFailure(t *testing.T) {
 	m := &fakeMsg{subject: e.topo.Namespace.Subject(schemas.SubjectEmailVerified), stream: "ACCOUNTS", seq: 1,
 		header: nats.Header{}, data: hostEvent(t, "", verified("u1", "a@example.com", t0))}
 	m.delivered = 1
-	if err := e.p.HandleIntake(ctx, m); err == nil || m.acks.Load() != 0 {
-		t.Fatalf("first delivery with the table gone: err %v, acks %d; want an error and no ack", err, m.acks.Load())
+	if s := e.deliver(ctx, m); s != broker.Redelivering || m.acks.Load() != 0 || m.naks.Load() != 1 {
+		t.Fatalf("first delivery with the table gone: %s, acks %d, naks %d; want redelivering, no ack, one nak", s, m.acks.Load(), m.naks.Load())
 	}
 	m.delivered = uint64(e.topo.EventMaxDeliver)
-	if err := e.p.HandleIntake(ctx, m); err != nil {
-		t.Fatalf("last delivery: %v", err)
+	if s := e.deliver(ctx, m); s != broker.DeadLettered {
+		t.Fatalf("last delivery: %s, want dead-lettered", s)
 	}
 	if m.acks.Load() != 1 || len(e.deadLetters(t)) != 1 {
 		t.Errorf("last delivery: %d acks, %d dead letters; want both 1", m.acks.Load(), len(e.deadLetters(t)))

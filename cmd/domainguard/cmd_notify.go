@@ -33,6 +33,9 @@ type notice struct {
 	Text    string `json:"text"`
 }
 
+// notifyMaxDeliver is the notifier consumer's MaxDeliver.
+const notifyMaxDeliver = 20
+
 func runNotify(ctx context.Context, inv invocation) error {
 	fs := flag.NewFlagSet("notify-example", flag.ContinueOnError)
 	webhook := fs.String("webhook", "", "POST each notice as JSON to this URL instead of printing it")
@@ -54,7 +57,7 @@ func runNotify(ctx context.Context, inv invocation) error {
 	// and never shares acks with another subscriber.
 	_, err = a.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable: *durable, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: a.topo.Namespace.Subject(schemas.SubjectAuditAll), AckWait: 30 * time.Second, MaxDeliver: 20,
+		FilterSubject: a.topo.Namespace.Subject(schemas.SubjectAuditAll), AckWait: 30 * time.Second, MaxDeliver: notifyMaxDeliver,
 	})
 	if err != nil {
 		return fmt.Errorf("notifier consumer: %w", err)
@@ -82,20 +85,20 @@ func runNotify(ctx context.Context, inv invocation) error {
 		}
 		return nil
 	}
-	return a.topo.Run(ctx, a.js, broker.ConsumeOptions{Stream: schemas.StreamAudit, Durable: *durable, Logger: log},
-		func(ctx context.Context, msg jetstream.Msg) error {
+	return a.topo.Run(ctx, a.js, broker.ConsumeOptions{Stream: schemas.StreamAudit, Durable: *durable, MaxDeliver: notifyMaxDeliver, Logger: log},
+		func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 			notices, err := noticesFor(msg.Data())
 			if err != nil {
 				// Not ours to fix: log and move on rather than block the stream.
 				log.Warn("notifier: undecodable audit event", "subject", msg.Subject(), "error", err)
-				return msg.Ack()
+				return broker.Done()
 			}
 			for _, n := range notices {
 				if err := send(ctx, n); err != nil {
-					return err // Nak with delay: the webhook is retried
+					return broker.Retry(err) // the webhook is retried, and dead-lettered on the last delivery
 				}
 			}
-			return msg.Ack()
+			return broker.Done()
 		})
 }
 

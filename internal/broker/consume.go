@@ -12,20 +12,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Handler processes one message. The handler owns the acknowledgement: it
-// calls msg.Ack (or DoubleAck, Nak, Term, or Topology.DeadLetter) itself.
-// Run never acks. When the handler returns an error, Run logs it and Naks
-// the message with a delay, so it is redelivered (up to the consumer's
-// MaxDeliver; use Topology.IsLastDelivery to dead-letter on the last one).
-// ctx is not cancelled when Run's context ends, only when the drain timeout
-// after that runs out: a handler in flight at shutdown may finish its work.
-type Handler func(ctx context.Context, msg jetstream.Msg) error
+// Handler processes one message and says how it went; the consumer loop
+// settles the message by the returned Outcome (Topology.Settle): handlers
+// never ack, nak or dead-letter themselves. A panicking handler counts as
+// Retry. ctx is not cancelled when Run's context ends, only when the drain
+// timeout after that runs out: a handler in flight at shutdown may finish
+// its work.
+type Handler func(ctx context.Context, msg jetstream.Msg) Outcome
 
 // BatchHandler processes one fetched batch, for roles that gain from
 // handling several messages at once (the enforcer batches heartbeats). It
-// owns the acknowledgements like Handler; on an error Run Naks every message
-// of the batch that was not acknowledged yet.
-type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) error
+// settles each message of the batch by calling settle with its Outcome,
+// from any goroutine, as soon as that message is handled. Messages it
+// leaves unsettled, because it returned an error, panicked or forgot them,
+// are settled with Retry.
+type BatchHandler func(ctx context.Context, msgs []jetstream.Msg, settle func(jetstream.Msg, Outcome)) error
 
 // ConsumeOptions configures Run and RunBatch.
 type ConsumeOptions struct {
@@ -46,10 +47,19 @@ type ConsumeOptions struct {
 	// DrainTimeout is how long handlers in flight at shutdown may still run
 	// before their context is cancelled. Default 30s.
 	DrainTimeout time.Duration
-	// NakDelay is the redelivery delay after a handler error on the first
-	// delivery; it doubles with every further delivery, up to 1 minute.
-	// Default 1s.
+	// NakDelay is the redelivery delay of a Retry on the first delivery;
+	// it doubles with every further delivery, up to 1 minute. Default 1s.
 	NakDelay time.Duration
+	// MaxDeliver is the consumer's MaxDeliver: a Retry on that delivery is
+	// dead-lettered. Default (0): the topology's setting for Durable
+	// (Topology.IsLastDelivery).
+	MaxDeliver int
+	// ConfirmAck acknowledges Done messages with DoubleAck (waiting for the
+	// server's confirmation) instead of Ack.
+	ConfirmAck bool
+	// OnSettled, if set, is called after every message is settled (from
+	// several goroutines at once), for the role's metrics.
+	OnSettled func(msg jetstream.Msg, s Settlement, o Outcome)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -73,11 +83,8 @@ func (o ConsumeOptions) withDefaults() ConsumeOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	o.Logger = o.Logger.With("stream", o.Stream, "consumer", o.Durable)
 	return o
 }
-
-const maxNakDelay = time.Minute
 
 // Run pulls messages from the durable consumer and hands each to h on one of
 // o.Workers goroutines until ctx ends. Then it stops fetching, Naks messages
@@ -109,7 +116,7 @@ func (t Topology) Run(ctx context.Context, js jetstream.JetStream, o ConsumeOpti
 		used := 0
 		for msg := range batch.Messages() {
 			if ctx.Err() != nil {
-				p.nak(msg, 0)
+				p.settle(hctx, msg, Release(errors.New("consumer stopping")))
 				continue
 			}
 			if used == n {
@@ -125,9 +132,7 @@ func (t Topology) Run(ctx context.Context, js jetstream.JetStream, o ConsumeOpti
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				if err := callHandler(hctx, h, msg); err != nil {
-					p.handlerFailed(msg, err)
-				}
+				p.settle(hctx, msg, callHandler(hctx, h, msg))
 			}()
 		}
 		releaseSlots(slots, n-used)
@@ -162,7 +167,7 @@ func (t Topology) RunBatch(ctx context.Context, js jetstream.JetStream, o Consum
 		}
 		if ctx.Err() != nil {
 			for _, m := range msgs {
-				p.nak(m, 0)
+				p.settle(hctx, m, Release(errors.New("consumer stopping")))
 			}
 			releaseSlots(slots, 1)
 			return
@@ -171,12 +176,7 @@ func (t Topology) RunBatch(ctx context.Context, js jetstream.JetStream, o Consum
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			if err := callBatchHandler(hctx, h, msgs); err != nil {
-				p.o.Logger.Error("batch handler failed; redelivering its unacknowledged messages", "messages", len(msgs), "error", err)
-				for _, m := range msgs {
-					p.nak(m, p.nakDelay(m))
-				}
-			}
+			p.handleBatch(hctx, h, msgs)
 		}()
 	})
 }
@@ -189,6 +189,7 @@ func (t Topology) run(ctx context.Context, js jetstream.JetStream, o ConsumeOpti
 		return fmt.Errorf("consume: stream (%q) and durable (%q) are required", o.Stream, o.Durable)
 	}
 	o = o.withDefaults()
+	o.Logger = o.Logger.With("stream", o.Stream, "consumer", o.Durable)
 	p := newPuller(t.WithDefaults(), js, o)
 
 	hctx, hcancel := drainContext(ctx, o.DrainTimeout)
@@ -234,22 +235,53 @@ func drainContext(ctx context.Context, grace time.Duration) (context.Context, co
 	return hctx, cancel
 }
 
-func callHandler(ctx context.Context, h Handler, msg jetstream.Msg) (err error) {
+// callHandler runs h; a panic is a Retry.
+func callHandler(ctx context.Context, h Handler, msg jetstream.Msg) (out Outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("handler panicked: %v", r)
+			out = Retry(fmt.Errorf("handler panicked: %v", r))
 		}
 	}()
 	return h(ctx, msg)
 }
 
-func callBatchHandler(ctx context.Context, h BatchHandler, msgs []jetstream.Msg) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("batch handler panicked: %v", r)
+// handleBatch runs h on msgs and settles what it leaves unsettled with
+// Retry (a panic is an error).
+func (p *puller) handleBatch(ctx context.Context, h BatchHandler, msgs []jetstream.Msg) {
+	var mu sync.Mutex
+	settled := make(map[jetstream.Msg]bool, len(msgs))
+	settle := func(m jetstream.Msg, o Outcome) {
+		mu.Lock()
+		again := settled[m]
+		settled[m] = true
+		mu.Unlock()
+		if again {
+			p.o.Logger.Error("batch handler settled a message twice; ignoring the second outcome", "subject", m.Subject())
+			return
 		}
+		p.settle(ctx, m, o)
+	}
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("batch handler panicked: %v", r)
+			}
+		}()
+		return h(ctx, msgs, settle)
 	}()
-	return h(ctx, msgs)
+	if err == nil {
+		err = errors.New("batch handler left the message unsettled")
+	} else {
+		p.o.Logger.Error("batch handler failed; redelivering its unsettled messages", "messages", len(msgs), "error", err)
+	}
+	for _, m := range msgs {
+		mu.Lock()
+		done := settled[m]
+		mu.Unlock()
+		if !done {
+			settle(m, Retry(err))
+		}
+	}
 }
 
 // puller fetches from one durable consumer, getting (and recreating) the
@@ -344,33 +376,7 @@ func (p *puller) fail(ctx context.Context, err error) {
 	}
 }
 
-func (p *puller) handlerFailed(msg jetstream.Msg, err error) {
-	delay := p.nakDelay(msg)
-	p.o.Logger.Error("handler failed; message will be redelivered", "subject", msg.Subject(), "error", err, "redeliver_in", delay)
-	p.nak(msg, delay)
-}
-
-// nakDelay doubles NakDelay with every delivery, up to maxNakDelay.
-func (p *puller) nakDelay(msg jetstream.Msg) time.Duration {
-	d := p.o.NakDelay
-	meta, err := msg.Metadata()
-	if err != nil {
-		return d
-	}
-	for i := uint64(1); i < meta.NumDelivered && d < maxNakDelay; i++ {
-		d *= 2
-	}
-	return min(d, maxNakDelay)
-}
-
-func (p *puller) nak(msg jetstream.Msg, delay time.Duration) {
-	var err error
-	if delay > 0 {
-		err = msg.NakWithDelay(delay)
-	} else {
-		err = msg.Nak()
-	}
-	if err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		p.o.Logger.Warn("nak failed; the message is redelivered after its ack wait", "subject", msg.Subject(), "error", err)
-	}
+// settle settles msg by out (Topology.Settle).
+func (p *puller) settle(ctx context.Context, msg jetstream.Msg, out Outcome) {
+	p.t.Settle(ctx, p.js, p.o, msg, out)
 }

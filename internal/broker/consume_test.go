@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,13 +90,13 @@ func TestRunDrainsOnCancel(t *testing.T) {
 			release := make(chan struct{})
 			var handlerErr atomic.Value
 			stop := startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamAccounts, Durable: broker.ConsumerIntake, MaxWait: 300 * time.Millisecond},
-				func(ctx context.Context, msg jetstream.Msg) error {
+				func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 					close(started)
 					<-release
 					if ctx.Err() != nil {
 						handlerErr.Store(fmt.Errorf("handler context ended during drain: %w", ctx.Err()))
 					}
-					return msg.DoubleAck(ctx)
+					return broker.Done()
 				})
 			publish(t, js, topo.Namespace.Subject(schemas.SubjectEmailVerified), `{"user_id":"u1"}`)
 			<-started
@@ -128,11 +129,11 @@ func TestRunFetchesOnlyForIdleWorkers(t *testing.T) {
 	release := make(chan struct{})
 	var inFlight, handled atomic.Int32
 	startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamDomainChecks, Durable: broker.ConsumerChecker, Workers: 2, Batch: 10, MaxWait: 300 * time.Millisecond},
-		func(ctx context.Context, msg jetstream.Msg) error {
+		func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 			inFlight.Add(1)
 			<-release
 			handled.Add(1)
-			return msg.Ack()
+			return broker.Done()
 		})
 	var releaseOnce sync.Once
 	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
@@ -158,24 +159,21 @@ func TestRunFetchesOnlyForIdleWorkers(t *testing.T) {
 	waitFor(t, 10*time.Second, "all six handled", func() bool { return handled.Load() == 6 })
 }
 
-// TestRunRetriesThenDeadLetters: a failing handler's message is redelivered
-// after a Nak, and dead-lettered on its last delivery.
+// TestRunRetriesThenDeadLetters: a Retry is redelivered after a Nak, and
+// dead-lettered on its last delivery by the settle policy.
 func TestRunRetriesThenDeadLetters(t *testing.T) {
 	js, _, topo := testnats.SharedWith(t, func(tp *broker.Topology) { tp.CheckMaxDeliver = 3 })
 	var deliveries atomic.Int32
 	dead := make(chan struct{})
-	startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamDomainChecks, Durable: broker.ConsumerChecker, MaxWait: 300 * time.Millisecond, NakDelay: 20 * time.Millisecond},
-		func(ctx context.Context, msg jetstream.Msg) error {
-			deliveries.Add(1)
-			cause := errors.New("registry unavailable")
-			if topo.IsLastDelivery(msg, 0) {
-				if err := topo.DeadLetter(ctx, js, msg, schemas.StreamDomainChecks, broker.ConsumerChecker, cause); err != nil {
-					return err
-				}
+	startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamDomainChecks, Durable: broker.ConsumerChecker, MaxWait: 300 * time.Millisecond, NakDelay: 20 * time.Millisecond,
+		OnSettled: func(_ jetstream.Msg, s broker.Settlement, _ broker.Outcome) {
+			if s == broker.DeadLettered {
 				close(dead)
-				return nil
 			}
-			return cause
+		}},
+		func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
+			deliveries.Add(1)
+			return broker.Retry(errors.New("registry unavailable"))
 		})
 	publish(t, js, topo.Namespace.CheckSubject("flaky.example"), `{}`)
 	select {
@@ -186,7 +184,28 @@ func TestRunRetriesThenDeadLetters(t *testing.T) {
 	if n := deliveries.Load(); n != 3 {
 		t.Errorf("%d deliveries, want 3", n)
 	}
+	if dl := lastDeadLetter(t, js, topo, schemas.StreamDomainChecks); dl.Error != "registry unavailable" || dl.Deliveries != 3 {
+		t.Errorf("dead letter %+v, want the handler's error after 3 deliveries", dl)
+	}
 	publish(t, js, topo.Namespace.CheckSubject("flaky.example"), `{"again":true}`)
+}
+
+// lastDeadLetter reads the last dead letter of stream.
+func lastDeadLetter(t *testing.T, js jetstream.JetStream, topo broker.Topology, stream string) schemas.DeadLetter {
+	t.Helper()
+	dlq, err := js.Stream(testContext(t), topo.Namespace.Stream(schemas.StreamDLQ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := dlq.GetLastMsgForSubject(testContext(t), topo.Namespace.DeadLetterSubject(stream))
+	if err != nil {
+		t.Fatalf("no dead letter of %s: %v", stream, err)
+	}
+	var dl schemas.DeadLetter
+	if err := json.Unmarshal(raw.Data, &dl); err != nil {
+		t.Fatal(err)
+	}
+	return dl
 }
 
 // TestRunRecoversAfterConsumerDeleted: Run recreates a deleted durable and
@@ -197,9 +216,9 @@ func TestRunRecoversAfterConsumerDeleted(t *testing.T) {
 			js, _, topo := srv.setup(t, nil)
 			var handled atomic.Int32
 			stop := startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamDomainEvents, Durable: broker.ConsumerEnforcer, MaxWait: 300 * time.Millisecond},
-				func(ctx context.Context, msg jetstream.Msg) error {
+				func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 					handled.Add(1)
-					return msg.Ack()
+					return broker.Done()
 				})
 			publish(t, js, topo.Namespace.ChangedSubject("a.example"), `{}`)
 			waitFor(t, 10*time.Second, "first message handled", func() bool { return handled.Load() == 1 })
@@ -251,9 +270,9 @@ func TestRunRecoversAfterServerRestart(t *testing.T) {
 	}
 	var handled atomic.Int32
 	stop := startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamAccounts, Durable: broker.ConsumerIntake, MaxWait: 300 * time.Millisecond},
-		func(ctx context.Context, msg jetstream.Msg) error {
+		func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 			handled.Add(1)
-			return msg.DoubleAck(ctx)
+			return broker.Done()
 		})
 	publish(t, js, schemas.SubjectEmailVerified, `{"n":1}`)
 	waitFor(t, 10*time.Second, "message handled before restart", func() bool { return handled.Load() == 1 })
@@ -282,11 +301,9 @@ func TestRunBatch(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- topo.RunBatch(ctx, js, broker.ConsumeOptions{Stream: schemas.StreamDomainEvents, Durable: broker.ConsumerEnforcer, Batch: 5, MaxWait: 300 * time.Millisecond, Logger: testnats.Logger(t)},
-			func(ctx context.Context, msgs []jetstream.Msg) error {
+			func(ctx context.Context, msgs []jetstream.Msg, settle func(jetstream.Msg, broker.Outcome)) error {
 				for _, m := range msgs {
-					if err := m.Ack(); err != nil {
-						return err
-					}
+					settle(m, broker.Done())
 				}
 				mu.Lock()
 				sizes = append(sizes, len(msgs))
@@ -309,7 +326,7 @@ func TestRunBatch(t *testing.T) {
 
 func TestRunRejectsBadOptions(t *testing.T) {
 	var topo broker.Topology
-	if err := topo.Run(context.Background(), nil, broker.ConsumeOptions{Stream: schemas.StreamAccounts}, func(context.Context, jetstream.Msg) error { return nil }); err == nil {
+	if err := topo.Run(context.Background(), nil, broker.ConsumeOptions{Stream: schemas.StreamAccounts}, func(context.Context, jetstream.Msg) broker.Outcome { return broker.Done() }); err == nil {
 		t.Error("Run without durable: no error")
 	}
 	if err := topo.Run(context.Background(), nil, broker.ConsumeOptions{Stream: "S", Durable: "D"}, nil); err == nil {
