@@ -90,7 +90,8 @@ func newChange(it ChangeItem) (*change, error) {
 // message ids, lock the domains, load the addresses), decide each, then
 // apply the decisions segment by segment.
 func (s *Store) enforceRound(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) error {
-	if err := openChanges(ctx, tx, cs, now); err != nil {
+	breakerOpen, err := openChanges(ctx, tx, cs, now)
+	if err != nil {
 		return err
 	}
 	var live []*change
@@ -103,7 +104,7 @@ func (s *Store) enforceRound(ctx context.Context, tx pgx.Tx, cs []*change, now t
 		live = append(live, c)
 	}
 	for _, seg := range s.segments(live) {
-		if err := s.applyDecisions(ctx, tx, seg, now); err != nil {
+		if breakerOpen, err = s.applyDecisions(ctx, tx, seg, breakerOpen, now); err != nil {
 			return err
 		}
 	}
@@ -151,21 +152,33 @@ func (s *Store) segments(cs []*change) [][]*change {
 }
 
 // applyDecisions carries out the decisions of cs: record every
-// observation, consult the breaker, unverify (or hold) the addresses, and
-// write the domain updates and the audit events.
-func (s *Store) applyDecisions(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) error {
-	if err := recordObservations(ctx, tx, cs, now); err != nil {
-		return err
+// observation, consult the breaker when it matters, unverify (or hold) the
+// addresses, and write the domain updates and the audit events — in two
+// round trips when the breaker has no say (it was closed when the domains
+// were locked and no change in cs is one it counts). It returns whether
+// the breaker is open now.
+func (s *Store) applyDecisions(ctx context.Context, tx pgx.Tx, cs []*change, breakerOpen bool, now time.Time) (bool, error) {
+	writes := &pgx.Batch{}
+	queueObservations(writes, cs, now)
+	for _, c := range cs {
+		c.holdCause = string(c.d.Hold)
 	}
-	if err := s.consultBreaker(ctx, tx, cs, now); err != nil {
-		return err
+	if s.breakerHasSay(cs, breakerOpen) {
+		// The breaker counts the observations: write them first.
+		if err := sendBatch(ctx, tx, writes); err != nil {
+			return false, fmt.Errorf("record observations: %w", err)
+		}
+		writes = &pgx.Batch{}
+		var err error
+		if breakerOpen, err = s.consultBreaker(ctx, tx, cs, now); err != nil {
+			return false, err
+		}
 	}
 	if err := s.unverifyDecided(ctx, tx, cs, now); err != nil {
-		return err
+		return false, err
 	}
-	writes := &pgx.Batch{}
 	if err := s.queueDomainUpdates(writes, cs, now); err != nil {
-		return err
+		return false, err
 	}
 	var evs []auditEvent
 	for _, c := range cs {
@@ -174,33 +187,34 @@ func (s *Store) applyDecisions(ctx context.Context, tx pgx.Tx, cs []*change, now
 		}
 		ce, err := s.auditEvents(c, now)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if c.out.HoldID != "" && !s.cfg.DryRun {
 			if err := queueHold(writes, c.out.HoldID, c.ch.Domain, c.holdCause, c.d.Reason, c.obs, c.row.phase, c.d.Unverify, c.msgID, now); err != nil {
-				return err
+				return false, err
 			}
 		}
 		evs = append(evs, ce...)
 	}
 	if err := queueAudit(writes, evs, s.cfg.DryRun, now); err != nil {
-		return err
+		return false, err
 	}
 	if err := sendBatch(ctx, tx, writes); err != nil {
-		return fmt.Errorf("record changes: %w", err)
+		return false, fmt.Errorf("record changes: %w", err)
 	}
 	for _, c := range cs {
 		s.logChange(c)
 	}
-	return nil
+	return breakerOpen, nil
 }
 
 // openChanges starts enforcing cs (distinct domains) in one round trip:
 // record the message ids (a change whose id was seen before is a
 // duplicate), create the missing domain rows, lock them in name order (as
 // every enforcing transaction does, so replicas cannot deadlock), and load
-// their addresses.
-func openChanges(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) error {
+// their addresses; and read whether the breaker is open (without a lock:
+// consultBreaker locks it when it matters).
+func openChanges(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) (breakerOpen bool, err error) {
 	ids := make([]string, len(cs))
 	names := make([]string, len(cs))
 	for i, c := range cs {
@@ -223,25 +237,26 @@ FROM domains WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, names)
 SELECT domain, user_id, email, verified, verified_at FROM emails
 WHERE domain = ANY($1::text[]) AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
 ORDER BY domain, user_id, email`, names)
+	b.Queue(sqlBreakerOpen)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 
 	fresh := map[string]bool{}
 	rows, err := br.Query()
 	if err != nil {
-		return fmt.Errorf("record messages: %w", err)
+		return false, fmt.Errorf("record messages: %w", err)
 	}
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return fmt.Errorf("record messages: %w", err)
+			return false, fmt.Errorf("record messages: %w", err)
 		}
 		fresh[id] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("record messages: %w", err)
+		return false, fmt.Errorf("record messages: %w", err)
 	}
 	for _, c := range cs {
 		// The same id twice in one round: the first one is the event.
@@ -249,7 +264,7 @@ ORDER BY domain, user_id, email`, names)
 		delete(fresh, c.msgID)
 	}
 	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("ensure domains: %w", err)
+		return false, fmt.Errorf("ensure domains: %w", err)
 	}
 
 	byDomain := make(map[string]*change, len(cs))
@@ -257,14 +272,14 @@ ORDER BY domain, user_id, email`, names)
 		byDomain[c.ch.Domain] = c
 	}
 	if rows, err = br.Query(); err != nil {
-		return fmt.Errorf("lock domains: %w", err)
+		return false, fmt.Errorf("lock domains: %w", err)
 	}
 	for rows.Next() {
 		var name string
 		r, err := scanDomainRow(rows, &name)
 		if err != nil {
 			rows.Close()
-			return err
+			return false, err
 		}
 		if c := byDomain[name]; c != nil {
 			c.row = r
@@ -272,11 +287,11 @@ ORDER BY domain, user_id, email`, names)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("lock domains: %w", err)
+		return false, fmt.Errorf("lock domains: %w", err)
 	}
 
 	if rows, err = br.Query(); err != nil {
-		return fmt.Errorf("load addresses: %w", err)
+		return false, fmt.Errorf("load addresses: %w", err)
 	}
 	for rows.Next() {
 		var (
@@ -286,7 +301,7 @@ ORDER BY domain, user_id, email`, names)
 		)
 		if err := rows.Scan(&domain, &a.UserID, &a.Email, &ok, &a.VerifiedAt); err != nil {
 			rows.Close()
-			return fmt.Errorf("load addresses: %w", err)
+			return false, fmt.Errorf("load addresses: %w", err)
 		}
 		c := byDomain[domain]
 		switch {
@@ -299,15 +314,17 @@ ORDER BY domain, user_id, email`, names)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load addresses: %w", err)
+		return false, fmt.Errorf("load addresses: %w", err)
 	}
-	return br.Close()
+	if err := br.QueryRow().Scan(&breakerOpen); err != nil {
+		return false, fmt.Errorf("read breaker: %w", err)
+	}
+	return breakerOpen, br.Close()
 }
 
-// recordObservations writes one domain_observations row per change,
-// applied or not (the breaker counts the ones that turned a domain
-// non-active, so they are written before it is consulted).
-func recordObservations(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) error {
+// queueObservations queues one domain_observations row per change,
+// applied or not.
+func queueObservations(b *pgx.Batch, cs []*change, now time.Time) {
 	n := len(cs)
 	var (
 		domains, phases, evidence, ids, prev = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -318,33 +335,39 @@ func recordObservations(ctx context.Context, tx pgx.Tx, cs []*change, now time.T
 		domains[i], phases[i], evidence[i], ids[i], prev[i] = c.ch.Domain, string(c.obs.Phase), string(c.evidence), c.msgID, string(c.row.phase)
 		observedAt[i], applied[i], turned[i] = c.obsAt, c.d.Apply, c.turned
 	}
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
 INSERT INTO domain_observations (domain, phase, evidence, observed_at, applied, message_id, recorded_at, previous_phase, turned_lapsed)
 SELECT domain, phase, evidence::jsonb, observed_at, applied, message_id, $9, previous_phase, turned
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::text[], $7::text[], $8::bool[])
      AS t(domain, phase, evidence, observed_at, applied, message_id, previous_phase, turned)`,
-		domains, phases, evidence, observedAt, applied, ids, prev, turned, now); err != nil {
-		return fmt.Errorf("record observations: %w", err)
+		domains, phases, evidence, observedAt, applied, ids, prev, turned, now)
+}
+
+// breakerHasSay reports whether applying cs depends on the breaker beyond
+// its state when the domains were locked: some change needs it, and it was
+// open then (a hold must not slip past a concurrent resume: it is locked)
+// or a change is one it counts.
+func (s *Store) breakerHasSay(cs []*change, breakerOpen bool) bool {
+	needed, counted := false, false
+	for _, c := range cs {
+		needed = needed || s.needsBreaker(c)
+		counted = counted || s.countsForBreaker(c)
 	}
-	return nil
+	return needed && (breakerOpen || counted)
 }
 
 // consultBreaker settles each change's hold cause: lifecycle's, or
 // "breaker" for an unverification while the breaker is open. A change the
-// breaker counts (alone in its segment) may trip it here.
-func (s *Store) consultBreaker(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) error {
-	needed, turned := false, false
+// breaker counts (alone in its segment) may trip it here. It returns
+// whether the breaker is open.
+func (s *Store) consultBreaker(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) (bool, error) {
+	turned := false
 	for _, c := range cs {
-		c.holdCause = string(c.d.Hold)
-		needed = needed || s.needsBreaker(c)
 		turned = turned || (!s.cfg.DryRun && c.turned)
-	}
-	if !needed {
-		return nil
 	}
 	open, paused, err := s.breakerGate(ctx, tx, turned, now)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, c := range cs {
 		if !s.needsBreaker(c) {
@@ -357,7 +380,7 @@ func (s *Store) consultBreaker(ctx context.Context, tx pgx.Tx, cs []*change, now
 			c.holdCause = CauseBreaker
 		}
 	}
-	return nil
+	return open, nil
 }
 
 // unverifyDecided unverifies, with one statement, the addresses of every

@@ -45,9 +45,10 @@ type ChangeItem struct {
 // (enforceChanges: a few statements for the whole group, so one commit —
 // one WAL flush — and a handful of round trips serve many events; this is
 // what lets the enforcer keep up with a wave of lapses). Each event stays
-// atomic on its own: when the group fails, each half is retried in its own
-// savepoint, down to single events, so an event that fails rolls back only
-// its own writes and the others commit together. Events are applied in
+// atomic on its own: when the group fails, it is applied again in a new
+// transaction, each half in its own savepoint, down to single events, so
+// an event that fails rolls back only its own writes and the others commit
+// together. Events are applied in
 // the order given (keep one domain's events in order); errs[i] is item i's
 // error, and every item fails if the commit does. A message id seen before
 // changes nothing and yields ResultDuplicate.
@@ -66,9 +67,26 @@ func (s *Store) EnforceChangedGroup(ctx context.Context, items []ChangeItem) (ou
 	if len(valid) == 0 {
 		return outs, errs
 	}
+	// The whole group at once; only if that fails, again event by event
+	// (bisected in savepoints) in a new transaction. The group's own error
+	// then comes back on the failing events.
+	var failed error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return s.enforceIsolated(ctx, tx, items, valid, outs, errs)
+		res, err := s.enforceChanges(ctx, tx, pick(items, valid))
+		if err != nil {
+			failed = err
+			return err
+		}
+		for i, k := range valid {
+			outs[k] = res[i]
+		}
+		return nil
 	})
+	if failed != nil && ctx.Err() == nil {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			return s.enforceIsolated(ctx, tx, items, valid, outs, errs)
+		})
+	}
 	for i := range items {
 		switch {
 		case err != nil && errs[i] == nil:
@@ -86,14 +104,10 @@ func (s *Store) EnforceChangedGroup(ctx context.Context, items []ChangeItem) (ou
 // to errs, the others' outcomes to outs. It returns an error only when ctx
 // ended.
 func (s *Store) enforceIsolated(ctx context.Context, tx pgx.Tx, items []ChangeItem, idx []int, outs []Outcome, errs []error) error {
-	group := make([]ChangeItem, len(idx))
-	for i, k := range idx {
-		group[i] = items[k]
-	}
 	var res []Outcome
 	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
 		var err error
-		res, err = s.enforceChanges(ctx, sp, group)
+		res, err = s.enforceChanges(ctx, sp, pick(items, idx))
 		return err
 	})
 	switch {
@@ -114,6 +128,15 @@ func (s *Store) enforceIsolated(ctx context.Context, tx pgx.Tx, items []ChangeIt
 		return err
 	}
 	return s.enforceIsolated(ctx, tx, items, idx[half:], outs, errs)
+}
+
+// pick returns items[k] for each k in idx.
+func pick(items []ChangeItem, idx []int) []ChangeItem {
+	out := make([]ChangeItem, len(idx))
+	for i, k := range idx {
+		out[i] = items[k]
+	}
+	return out
 }
 
 func (s *Store) count(out Outcome) {
