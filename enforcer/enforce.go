@@ -329,7 +329,7 @@ func (s *Store) queueApplyObservation(b *pgx.Batch, domain string, row domainRow
 		}
 		releasedSince = &rs
 	}
-	next := lifecycle.NextCheck(obs.Phase, &obs.Evidence, releasedSince, now, s.schedule(), s.random)
+	next := lifecycle.NextCheck(domain, obs.Phase, &obs.Evidence, releasedSince, now, s.schedule(), s.random)
 	b.Queue(`
 UPDATE domains SET
   phase = $2, evidence = $3, registered_at = $4, expires_at = $5, handle = $6, observed_at = $7,
