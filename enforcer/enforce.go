@@ -131,12 +131,6 @@ func (s *Store) count(out Outcome) {
 	}
 }
 
-// unverifying reports whether addresses on a domain in phase p are
-// unverified under the configured mode.
-func (s *Store) unverifying(p lifecycle.Phase) bool {
-	return p.Lapsed() || (s.cfg.Strict && p == lifecycle.PhaseGrace)
-}
-
 func (s *Store) enforceChangedTx(ctx context.Context, tx pgx.Tx, msgID string, ch schemas.DomainChanged) (Outcome, error) {
 	now := s.cfg.Clock.Now().UTC()
 	dup, row, verified, unverified, err := openChange(ctx, tx, msgID, ch.Domain, now)
@@ -149,8 +143,10 @@ func (s *Store) enforceChangedTx(ctx context.Context, tx pgx.Tx, msgID string, c
 	obs := ch.Observation()
 	obs.Evidence = obs.Evidence.Clean() // a NUL would fail the jsonb insert on every redelivery
 	obsAt := obs.Evidence.ObservedAt.UTC()
+	// The decision is lifecycle's; this function applies it as given (the
+	// breaker, below, can only add its own hold).
 	d := lifecycle.Decide(row.state(unverified), obs, verified, s.policy(ch.Domain))
-	turned := d.Apply && s.unverifying(obs.Phase) && !s.unverifying(row.phase)
+	turned := d.Apply && d.BreakerCounts
 
 	evidence, err := json.Marshal(obs.Evidence)
 	if err != nil {
@@ -198,9 +194,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 
 	// Enforcement: unverify, hold, or (breaker open) hold for resume.
 	var unverifiedNow []unverifiedRow
-	holdCause := string(d.Hold)
 	var paused *schemas.EnforcementPaused
-	if !dry && (turned || (len(d.Unverify) > 0 && holdCause == "")) {
+	if !dry && (turned || (len(d.Unverify) > 0 && d.Hold == "")) {
 		// The breaker counts this observation: write it first.
 		if err := sendBatch(ctx, tx, writes); err != nil {
 			return Outcome{}, fmt.Errorf("record observation: %w", err)
@@ -211,16 +206,16 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			return Outcome{}, err
 		}
 		paused = p
-		if open && len(d.Unverify) > 0 && holdCause == "" {
-			holdCause = CauseBreaker
+		if open {
+			d = d.HeldByBreaker()
 		}
 	}
 	if len(d.Unverify) > 0 {
 		switch {
-		case holdCause != "":
-			out.HoldID, out.HoldCause = id("hold"), holdCause
+		case d.Hold != "":
+			out.HoldID, out.HoldCause = id("hold"), string(d.Hold)
 			if !dry {
-				if err := queueHold(writes, out.HoldID, ch.Domain, holdCause, d.Reason, obs, row.phase, d.Unverify, msgID, now); err != nil {
+				if err := queueHold(writes, out.HoldID, ch.Domain, out.HoldCause, d.Reason, obs, row.phase, d.Unverify, msgID, now); err != nil {
 					return Outcome{}, err
 				}
 			}
@@ -276,13 +271,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			if err := add(schemas.SubjectDomainReregistered, "", "", e); err != nil {
 				return Outcome{}, err
 			}
-		}
-	}
-	if out.HoldID != "" && out.HoldCause != CauseBreaker {
-		if err := add(schemas.SubjectEnforcementHeld, "", "", schemas.EnforcementHeld{
-			HoldID: out.HoldID, Domain: ch.Domain, Cause: out.HoldCause, Reason: d.Reason, Phase: obs.Phase, Addresses: len(d.Unverify),
-		}); err != nil {
-			return Outcome{}, err
+		case schemas.SubjectEnforcementHeld:
+			if err := add(schemas.SubjectEnforcementHeld, "", "", schemas.EnforcementHeld{
+				HoldID: out.HoldID, Domain: ch.Domain, Cause: out.HoldCause, Reason: d.Reason, Phase: obs.Phase, Addresses: len(d.Unverify),
+			}); err != nil {
+				return Outcome{}, err
+			}
 		}
 	}
 	emailEvent := func(userID, email string) error {
