@@ -448,3 +448,12 @@ func sameSet(a, b []string, norm func(string) string) bool {
 	slices.Sort(nb)
 	return slices.Equal(slices.Compact(na), slices.Compact(nb))
 }
+
+// ReleasedWithoutLapse reports whether next jumps to released straight from
+// an active previous observation, with no lapse phase seen in between. Real
+// lapses pass through grace, redemption or pending delete over weeks of
+// daily checks; a jump is what a registry node answering 404 by mistake
+// looks like, so the checker counts it in its own metric.
+func ReleasedWithoutLapse(prev *Observation, next Phase) bool {
+	return next == PhaseReleased && prev != nil && prev.Phase == PhaseActive
+}

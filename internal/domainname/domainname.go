@@ -235,3 +235,10 @@ func TLD(domain string) string {
 	}
 	return domain
 }
+
+// PublicSuffix returns the public suffix of name under the ICANN section
+// of the Public Suffix List ("cs.ox.ac.uk" → "ac.uk", "foo.github.io" →
+// "io"): the zone whose registry holds the registrable domain.
+func PublicSuffix(name string) string {
+	return icannSuffix(strings.ToLower(strings.TrimSuffix(name, ".")))
+}
