@@ -76,7 +76,7 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 		phase, _ := lifecycle.ClassifyRDAPFor(w.domains[di].name, r.cur, nil, atT)
 		row := &r.rows[di]
 		*row = dgDomain{lastChecked: at, lastAt: at, lastDay: day, phase: phase, lastExp: r.curT.exp.Unix()}
-		row.next = lifecycle.NextCheck(phase, &r.cur, nil, atT, r.sched, r.rnd).Unix()
+		row.next = lifecycle.NextCheck(w.domains[di].name, phase, &r.cur, nil, atT, r.sched, r.rnd).Unix()
 		r.heap.push(int32(di))
 	}
 
@@ -197,7 +197,7 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	if r.cur.ExpiresAt != nil {
 		row.lastExp = r.cur.ExpiresAt.Unix()
 	}
-	row.next = lifecycle.NextCheck(phase, &r.cur, released, atT, r.sched, r.rnd).Unix()
+	row.next = lifecycle.NextCheck(w.domains[di].name, phase, &r.cur, released, atT, r.sched, r.rnd).Unix()
 }
 
 // decide runs lifecycle.Decide for a changed observation and records the
