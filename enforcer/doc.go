@@ -74,7 +74,10 @@
 //
 // Relay claims unsent outbox rows (FOR UPDATE SKIP LOCKED, safe with
 // several replicas), publishes them to AUDIT with Nats-Msg-Id = row id,
-// waits for the acks and marks them sent in the same transaction. It wakes
+// waits for the acks and marks them sent in the same transaction. While a
+// full round's acks are on their way, the next round is claimed and
+// published (at most two rounds in flight, published and acknowledged in
+// order). It wakes
 // on LISTEN domainguard_outbox and polls every RelayInterval.
 //
 // # Metrics
