@@ -3,6 +3,7 @@ package simulate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -327,7 +328,15 @@ func TestReportOutputs(t *testing.T) {
 		t.Fatalf("report:\n%s", text.String())
 	}
 	dir := t.TempDir()
-	if err := rep.WritePlots(dir); err != nil {
+	err := rep.WritePlots(dir)
+	if !PlotsBuiltIn {
+		// Without -tags plot the production build has no plotting.
+		if !errors.Is(err, ErrPlotsNotBuilt) {
+			t.Fatalf("WritePlots without the plot tag: %v, want ErrPlotsNotBuilt", err)
+		}
+		return
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{PlotDelay, PlotLookups, PlotBudget} {
