@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/domainguard/domainguard/enforcer"
 )
 
 func init() {
 	register("holds", command{
-		usage: "list [--status pending|approved|rejected|all] | approve ID | reject ID [--by NAME]: changes held by the per-domain cap or a protected domain",
+		usage: "list [--status pending|approved|rejected|all] | approve ID | reject ID [--by NAME] [--note TEXT]: changes held by the per-domain cap or a protected domain",
 		run:   runHolds,
 	})
 }
@@ -20,6 +22,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
 	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
+	note := fs.String("note", "", "why: stored with the decision and published in audit.operator.action")
 	a, st, rest, err := openStore(ctx, inv, fs)
 	if err != nil {
 		return err
@@ -51,7 +54,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		if len(rest) != 2 {
 			return usageErr("holds approve ID")
 		}
-		res, err := st.ApproveHold(ctx, rest[1], operatorName(*by))
+		res, err := st.Approve(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
 		if err != nil {
 			return err
 		}
@@ -64,7 +67,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		if len(rest) != 2 {
 			return usageErr("holds reject ID")
 		}
-		h, err := st.RejectHold(ctx, rest[1], operatorName(*by))
+		h, err := st.Reject(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
 		if err != nil {
 			return err
 		}
