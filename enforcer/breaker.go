@@ -38,6 +38,9 @@ type breakerRow struct {
 	resumedBy *string
 }
 
+// sqlBreakerOpen reads whether the breaker is open, without a lock.
+const sqlBreakerOpen = `SELECT open FROM breaker WHERE id = 1`
+
 func (s *Store) readBreaker(ctx context.Context, q pgx.Tx, lock bool) (breakerRow, error) {
 	sql := `SELECT open, opened_at, reason, resumed_at, resumed_by FROM breaker WHERE id = 1`
 	if lock {

@@ -166,7 +166,7 @@ func (s *Store) approve(ctx context.Context, id string, d Decision, action bool)
 	var res HoldResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		now := s.cfg.Clock.Now().UTC()
-		// Domain first, then hold: the same lock order as EnforceChanged.
+		// Domain first, then hold: the same lock order as EnforceChangedGroup.
 		if _, err := lockDomain(ctx, tx, h.Domain, now); err != nil {
 			return err
 		}
@@ -186,9 +186,16 @@ func (s *Store) approve(ctx context.Context, id string, d Decision, action bool)
 			}
 			res.WouldUnverify = len(addrs)
 		} else {
-			addrs, err = unverify(ctx, tx, h.Addresses, h.Reason, h.Phase, obsAt, now)
+			reqs := make([]unverifyRequest, len(h.Addresses))
+			for i, a := range h.Addresses {
+				reqs[i] = unverifyRequest{addr: a, reason: h.Reason, phase: h.Phase, observedAt: obsAt}
+			}
+			done, err := unverify(ctx, tx, reqs, now)
 			if err != nil {
 				return err
+			}
+			for _, r := range done {
+				addrs = append(addrs, r.unverifiedRow)
 			}
 			res.Unverified = len(addrs)
 		}
