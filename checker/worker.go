@@ -148,6 +148,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 				changed.PreviousEvidence = &prevEv
 			}
 		}
+		if lifecycle.ReleasedWithoutLapse(req.Previous, obs.Phase) {
+			w.metrics.releasedJumps.Inc()
+			log.Warn("released straight from active, no lapse seen in between", "server", obs.Evidence.Server)
+		}
 		log.Info("domain changed", "previous_phase", changed.PreviousPhase, "phase", obs.Phase)
 		return pub.publish(pubCtx, kindChanged, obs.Evidence.ObservedAt, changed)
 	default:

@@ -86,7 +86,8 @@ type changedMsg struct {
 // HandleBatch handles one fetched batch of DOMAIN_EVENTS messages and
 // settles each as soon as it is handled (broker.BatchHandler): heartbeats
 // are applied together in one transaction; changed events in groups of
-// whole domains, in order per domain, groups in parallel (Workers). Bad
+// whole domains, one transaction each (EnforceChangedGroup), in order per
+// domain, groups in parallel (Workers). Bad
 // input is Permanent (dead-lettered), other failures Retry (the broker's
 // policy). It returns nil.
 func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg, settle func(jetstream.Msg, broker.Outcome)) error {
