@@ -89,7 +89,8 @@ func TestRunDrainsOnCancel(t *testing.T) {
 			started := make(chan struct{})
 			release := make(chan struct{})
 			var handlerErr atomic.Value
-			stop := startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamAccounts, Durable: broker.ConsumerIntake, MaxWait: 300 * time.Millisecond},
+			stop := startRun(t, js, topo, broker.ConsumeOptions{Stream: schemas.StreamAccounts, Durable: broker.ConsumerIntake, MaxWait: 300 * time.Millisecond,
+				ConfirmAck: true}, // the ack is confirmed when Run returns
 				func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 					close(started)
 					<-release
