@@ -126,25 +126,25 @@ func (cfg Config) WithDefaults() Config {
 func (cfg Config) Validate() error {
 	var errs []error
 	if cfg.JS == nil {
-		errs = append(errs, errors.New("checker: JS is required"))
+		errs = append(errs, errors.New("JS is required"))
 	}
 	if cfg.Provider == nil {
-		errs = append(errs, errors.New("checker: Provider is required"))
+		errs = append(errs, errors.New("Provider is required"))
 	}
 	if err := cfg.Topology.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("checker: %w", err))
+		errs = append(errs, fmt.Errorf("%w", err))
 	}
 	if cfg.LookupsPerSecond <= 0 {
-		errs = append(errs, fmt.Errorf("checker: lookups per second %g must be positive", cfg.LookupsPerSecond))
+		errs = append(errs, fmt.Errorf("lookups per second %g must be positive", cfg.LookupsPerSecond))
 	}
 	if cfg.Burst < 1 {
-		errs = append(errs, fmt.Errorf("checker: burst %d must be at least 1", cfg.Burst))
+		errs = append(errs, fmt.Errorf("burst %d must be at least 1", cfg.Burst))
 	}
 	if cfg.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("checker: concurrency %d must be at least 1", cfg.Concurrency))
+		errs = append(errs, fmt.Errorf("concurrency %d must be at least 1", cfg.Concurrency))
 	}
 	if cfg.MaxAttempts < 1 {
-		errs = append(errs, fmt.Errorf("checker: max attempts %d must be at least 1", cfg.MaxAttempts))
+		errs = append(errs, fmt.Errorf("max attempts %d must be at least 1", cfg.MaxAttempts))
 	}
 	for _, d := range []struct {
 		name string
@@ -152,12 +152,15 @@ func (cfg Config) Validate() error {
 	}{{"max elapsed", cfg.MaxElapsed}, {"retry initial", cfg.RetryInitial}, {"retry max", cfg.RetryMax},
 		{"lookup timeout", cfg.LookupTimeout}, {"fetch wait", cfg.FetchWait}, {"progress interval", cfg.ProgressEvery}} {
 		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("checker: %s %s must be positive", d.name, d.v))
+			errs = append(errs, fmt.Errorf("%s %s must be positive", d.name, d.v))
 		}
 	}
 	if cfg.ProgressEvery >= cfg.Topology.CheckAckWait {
-		errs = append(errs, fmt.Errorf("checker: progress interval %s must be shorter than the ack wait %s",
+		errs = append(errs, fmt.Errorf("progress interval %s must be shorter than the ack wait %s",
 			cfg.ProgressEvery, cfg.Topology.CheckAckWait))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("checker config: %w", err)
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/lifecycle"
 )
 
 // BuiltinProtectedDomains are large mailbox providers. A change that would
@@ -64,24 +65,28 @@ type Config struct {
 	// (DOMAINGUARD_DRY_RUN). Default false.
 	DryRun bool
 	// MaxUnverifyPerDomain holds a change that would unverify more addresses
-	// than this. Default 50; negative disables the cap.
+	// than this. Default lifecycle.DefaultMaxUnverifyPerDomain (50);
+	// negative: no cap (lifecycle.Policy; for benchmarks: the binary's
+	// DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN must be at least 1).
 	MaxUnverifyPerDomain int
 	// ProtectedDomains are added to BuiltinProtectedDomains.
 	ProtectedDomains []string
 	// BreakerPct: enforcement pauses when more than this percentage of the
-	// domains observed within BreakerWindow turned non-active. Default 5;
-	// 100 or more never trips.
+	// domains observed within BreakerWindow turned non-active. Default
+	// DefaultBreakerPct (5); 100 or more never trips.
 	BreakerPct float64
 	// BreakerMinDomains is the least number of observed domains before the
-	// breaker may trip. Default 20.
+	// breaker may trip. Default DefaultBreakerMinDomains (20).
 	BreakerMinDomains int
 	// BreakerWindow is the breaker's counting window. Default 1h.
 	BreakerWindow time.Duration
 	// ExpiryWarning: an active domain expiring within it gets one
-	// audit.domain.expiring per expiry date. Default 720h (30 days).
+	// audit.domain.expiring per expiry date. Default
+	// lifecycle.DefaultExpiryWarning (720h, 30 days).
 	ExpiryWarning time.Duration
 	// RecheckInterval is the healthy re-check interval
-	// (DOMAINGUARD_RECHECK_INTERVAL). Default 720h.
+	// (DOMAINGUARD_RECHECK_INTERVAL). Default
+	// lifecycle.DefaultRecheckInterval (720h).
 	RecheckInterval time.Duration
 	// Batch is how many DOMAIN_EVENTS messages are fetched at once.
 	// Default 50.
@@ -109,8 +114,18 @@ type Config struct {
 	Workers int
 }
 
-// DefaultSource is the CloudEvents source of the enforcer's events.
-const DefaultSource = "domainguard/enforcer"
+// Defaults of Config the enforcer owns (the decision and schedule
+// defaults are lifecycle's).
+const (
+	// DefaultSource is the CloudEvents source of the enforcer's events.
+	DefaultSource = "domainguard/enforcer"
+	// DefaultBreakerPct is BreakerPct's default
+	// (DOMAINGUARD_BREAKER_PCT).
+	DefaultBreakerPct = 5.0
+	// DefaultBreakerMinDomains is BreakerMinDomains's default
+	// (DOMAINGUARD_BREAKER_MIN_DOMAINS).
+	DefaultBreakerMinDomains = 20
+)
 
 // WithDefaults returns c with every unset field at its documented default.
 func (c Config) WithDefaults() Config {
@@ -127,22 +142,22 @@ func (c Config) WithDefaults() Config {
 		c.Source = DefaultSource
 	}
 	if c.MaxUnverifyPerDomain == 0 {
-		c.MaxUnverifyPerDomain = 50
+		c.MaxUnverifyPerDomain = lifecycle.DefaultMaxUnverifyPerDomain
 	}
 	if c.BreakerPct == 0 {
-		c.BreakerPct = 5
+		c.BreakerPct = DefaultBreakerPct
 	}
 	if c.BreakerMinDomains == 0 {
-		c.BreakerMinDomains = 20
+		c.BreakerMinDomains = DefaultBreakerMinDomains
 	}
 	if c.BreakerWindow == 0 {
 		c.BreakerWindow = time.Hour
 	}
 	if c.ExpiryWarning == 0 {
-		c.ExpiryWarning = 30 * 24 * time.Hour
+		c.ExpiryWarning = lifecycle.DefaultExpiryWarning
 	}
 	if c.RecheckInterval == 0 {
-		c.RecheckInterval = 720 * time.Hour
+		c.RecheckInterval = lifecycle.DefaultRecheckInterval
 	}
 	if c.Group == 0 {
 		c.Group = 16
@@ -169,17 +184,19 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first setting that cannot work. Call it on the
-// result of WithDefaults. JS is checked by New and NewRelay.
+// Validate reports every setting that cannot work. Call it on the result
+// of WithDefaults. JS is checked by New and NewRelay.
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Pool == nil {
-		return errors.New("enforcer: Pool is required")
+		bad("Pool is required")
 	}
 	if c.BreakerPct < 0 {
-		return fmt.Errorf("enforcer: breaker percent %v is negative", c.BreakerPct)
+		bad("breaker percent %v is negative", c.BreakerPct)
 	}
 	if c.BreakerMinDomains < 1 {
-		return fmt.Errorf("enforcer: breaker minimum domains %d must be at least 1", c.BreakerMinDomains)
+		bad("breaker minimum domains %d must be at least 1", c.BreakerMinDomains)
 	}
 	for _, d := range []struct {
 		name string
@@ -187,31 +204,37 @@ func (c Config) Validate() error {
 	}{{"breaker window", c.BreakerWindow}, {"expiry warning", c.ExpiryWarning}, {"recheck interval", c.RecheckInterval}, {"relay interval", c.RelayInterval},
 		{"outbox retention", c.OutboxRetention}, {"processed retention", c.ProcessedRetention}} {
 		if d.v <= 0 {
-			return fmt.Errorf("enforcer: %s %s must be positive", d.name, d.v)
+			bad("%s %s must be positive", d.name, d.v)
 		}
 	}
 	if c.Batch < 1 || c.Batch > 1000 {
-		return fmt.Errorf("enforcer: batch %d is not between 1 and 1000", c.Batch)
+		bad("batch %d is not between 1 and 1000", c.Batch)
 	}
 	if c.RelayBatch < 1 || c.RelayBatch > 10000 {
-		return fmt.Errorf("enforcer: relay batch %d is not between 1 and 10000", c.RelayBatch)
+		bad("relay batch %d is not between 1 and 10000", c.RelayBatch)
 	}
 	if c.Group < 1 || c.Group > 1000 {
-		return fmt.Errorf("enforcer: group %d is not between 1 and 1000", c.Group)
+		bad("group %d is not between 1 and 1000", c.Group)
 	}
 	if c.Workers < 1 || c.Workers > 64 {
-		return fmt.Errorf("enforcer: workers %d is not between 1 and 64", c.Workers)
+		bad("workers %d is not between 1 and 64", c.Workers)
 	}
 	for _, d := range c.ProtectedDomains {
 		if strings.TrimSpace(d) == "" || strings.ContainsAny(d, " @*>") {
-			return fmt.Errorf("enforcer: protected domain %q is not a domain name", d)
+			bad("protected domain %q is not a domain name", d)
 		}
 	}
 	if c.ProcessedRetention < c.Topology.EventsMaxAge {
-		return fmt.Errorf("enforcer: processed retention %s is shorter than the DOMAIN_EVENTS max age %s: redeliveries could be applied twice",
+		bad("processed retention %s is shorter than the DOMAIN_EVENTS max age %s: redeliveries could be applied twice",
 			c.ProcessedRetention, c.Topology.EventsMaxAge)
 	}
-	return c.Topology.Validate()
+	if err := c.Topology.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("enforcer config: %w", err)
+	}
+	return nil
 }
 
 // protectedSet returns the built-in and configured protected domains, lower

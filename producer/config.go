@@ -62,6 +62,10 @@ type Config struct {
 }
 
 // WithDefaults returns c with every unset field at its documented default.
+// DefaultSweepInterval is SweepInterval's default
+// (DOMAINGUARD_SWEEP_INTERVAL).
+const DefaultSweepInterval = time.Minute
+
 func (c Config) WithDefaults() Config {
 	c.Topology = c.Topology.WithDefaults()
 	if c.Clock == nil {
@@ -80,7 +84,7 @@ func (c Config) WithDefaults() Config {
 		c.CheckLease = 6 * time.Hour
 	}
 	if c.SweepInterval == 0 {
-		c.SweepInterval = time.Minute
+		c.SweepInterval = DefaultSweepInterval
 	}
 	if c.PageSize == 0 {
 		c.PageSize = 1000
@@ -100,8 +104,8 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first setting that cannot work. Call it on the
-// result of WithDefaults.
+// Validate reports every setting that cannot work. Call it on the result
+// of WithDefaults.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Pool == nil {

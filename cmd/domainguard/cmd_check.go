@@ -72,7 +72,7 @@ func storedPrevious(ctx context.Context, cfg config.Config, log *slog.Logger, do
 		return nil, fmt.Sprintf("no database reachable (%v): classified without the previous observation, the pipeline may decide otherwise", err)
 	}
 	defer a.close()
-	st, err := enforcer.NewStore(enforcer.Config{Pool: a.pool, Logger: log, Registerer: a.reg})
+	st, err := enforcer.NewStore(a.enforcerConfig())
 	if err != nil {
 		return nil, fmt.Sprintf("database not usable (%v): classified without the previous observation", err)
 	}

@@ -99,10 +99,7 @@ func addConsoleUser(cfg config.Config, args []string, inv invocation) error {
 }
 
 func newProducer(a *app) (*producer.Producer, error) {
-	return producer.New(producer.Config{
-		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: a.log.With("role", "producer"),
-		Registerer: a.reg, DailyBudget: a.cfg.DailyLookupBudget, SweepInterval: a.cfg.SweepInterval,
-	})
+	return producer.New(a.producerConfig())
 }
 
 // startConsole serves the console on a.cfg.ConsoleAddr until ctx ends,

@@ -80,19 +80,14 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 		if err != nil {
 			return err
 		}
-		w, err := checker.NewWorker(checker.Config{
-			JS: a.js, Topology: a.topo, Provider: prov, LookupsPerSecond: cfg.LookupsPerSecond,
-			Concurrency: cfg.CheckConcurrency, Logger: log.With("role", "checker"), Registerer: a.reg,
-		})
+		w, err := checker.NewWorker(a.checkerConfig(prov))
 		if err != nil {
 			return err
 		}
 		runs = append(runs, w.Run)
 	}
 	if roles&roleEnforcer != 0 {
-		ecfg := a.enforcerConfig()
-		ecfg.Logger = log.With("role", "enforcer")
-		if enf, err = enforcer.New(ecfg); err != nil {
+		if enf, err = enforcer.New(a.enforcerConfig()); err != nil {
 			return err
 		}
 		runs = append(runs, enf.Run)

@@ -29,10 +29,7 @@ func runSweep(ctx context.Context, inv invocation) error {
 		return err
 	}
 	defer a.close()
-	p, err := producer.New(producer.Config{
-		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: log, Registerer: a.reg,
-		DailyBudget: cfg.DailyLookupBudget,
-	})
+	p, err := producer.New(a.producerConfig())
 	if err != nil {
 		return err
 	}

@@ -17,9 +17,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/lifecycle"
+	"github.com/domainguard/domainguard/producer"
 )
 
-// Defaults for the fields of Config.
+// Defaults for the fields of Config: the owning package's default where a
+// role or lifecycle owns the setting.
 const (
 	DefaultDatabaseURL          = "postgres://localhost:5432/domainguard"
 	DefaultDataDir              = "./data"
@@ -27,16 +33,16 @@ const (
 	DefaultRDAPBootstrapURL     = "https://data.iana.org/rdap/dns.json"
 	DefaultFastlyAPIURL         = "https://api.fastly.com"
 	DefaultDomainrAPIURL        = "https://api.domainr.com"
-	DefaultLookupsPerSecond     = 5.0
+	DefaultLookupsPerSecond     = checker.DefaultLookupsPerSecond
 	DefaultDailyLookupBudget    = 100000
-	DefaultRecheckInterval      = 720 * time.Hour
+	DefaultRecheckInterval      = lifecycle.DefaultRecheckInterval
 	DefaultMetricsAddr          = "127.0.0.1:9090"
-	DefaultMaxUnverifyPerDomain = 50
-	DefaultBreakerPct           = 5.0
-	DefaultBreakerMinDomains    = 20
+	DefaultMaxUnverifyPerDomain = lifecycle.DefaultMaxUnverifyPerDomain
+	DefaultBreakerPct           = enforcer.DefaultBreakerPct
+	DefaultBreakerMinDomains    = enforcer.DefaultBreakerMinDomains
 	DefaultStreamReplicas       = 1
-	DefaultCheckConcurrency     = 8
-	DefaultSweepInterval        = time.Minute
+	DefaultCheckConcurrency     = checker.DefaultConcurrency
+	DefaultSweepInterval        = producer.DefaultSweepInterval
 	DefaultCheckAckWait         = 2 * time.Minute
 	DefaultEventAckWait         = time.Minute
 	DefaultLogLevel             = "info"

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/producer"
+)
+
+// The one place where each role's configuration is built from the app's
+// settings (internal/config) and connections; every command that starts a
+// role, or opens its store, takes it from here. Unset settings stay zero
+// and the role's WithDefaults fills them.
+
+// producerConfig is the producer configuration of the app.
+func (a *app) producerConfig() producer.Config {
+	return producer.Config{
+		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: a.log.With("role", "producer"), Registerer: a.reg,
+		DailyBudget: a.cfg.DailyLookupBudget, SweepInterval: a.cfg.SweepInterval,
+	}
+}
+
+// checkerConfig is the checker configuration of the app, looking up with
+// prov.
+func (a *app) checkerConfig(prov checker.Provider) checker.Config {
+	return checker.Config{
+		JS: a.js, Topology: a.topo, Provider: prov, LookupsPerSecond: a.cfg.LookupsPerSecond,
+		Concurrency: a.cfg.CheckConcurrency, Logger: a.log.With("role", "checker"), Registerer: a.reg,
+	}
+}
+
+// enforcerConfig is the enforcer configuration of the app (JS is nil for a
+// store without NATS).
+func (a *app) enforcerConfig() enforcer.Config {
+	cfg := a.cfg
+	return enforcer.Config{
+		Pool: a.pool, JS: a.js, Logger: a.log.With("role", "enforcer"), Registerer: a.reg, Topology: a.topo,
+		Strict: cfg.Strict, DryRun: cfg.DryRun, MaxUnverifyPerDomain: cfg.MaxUnverifyPerDomain,
+		ProtectedDomains: cfg.ProtectedDomains, BreakerPct: cfg.BreakerPct,
+		BreakerMinDomains: cfg.BreakerMinDomains, RecheckInterval: cfg.RecheckInterval,
+	}
+}
