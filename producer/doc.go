@@ -36,6 +36,15 @@
 // that dies mid-sweep loses nothing: the domains it had not yet leased are
 // still due.
 //
+// # The sweep's steps
+//
+// Producer.Sweep counts the due domains, takes the sweep lock, reads the
+// budget left and runs a sweepRun: a page reader (readPages, one page
+// ahead), the publishing loop (publishPages, publishPage), a collector
+// awaiting the acks in order (collect) and a lease writer (writeLeases),
+// then records the result (finish). RunSweeper runs Sweep every
+// SweepInterval.
+//
 // # Urgency
 //
 // When the due work exceeds the daily budget, the sweep enqueues in one

@@ -105,76 +105,133 @@ type dueDomain struct {
 // Sweep enqueues every due domain once, in urgency order and within the
 // budget, unless another replica is sweeping (then it returns Skipped). It
 // stops early, after the page in flight, when ctx ends. progress may be nil.
+//
+// Its steps: count the due domains (countDue), take the sweep lock
+// (tryLock), read what is left of the budget (budgetUsed), then run the
+// publish pipeline (sweepRun.run: read pages, publish, await acks, lease)
+// and record the result (finish).
 func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (SweepResult, error) {
-	start := time.Now()
-	now := p.cfg.Clock.Now()
-	res := SweepResult{BudgetLeft: -1}
-
-	if err := p.cfg.Pool.QueryRow(ctx, `
-		SELECT count(*), count(*) FILTER (WHERE next_check_at < $2) FROM domains WHERE next_check_at <= $1`,
-		now, now.Add(-OverdueAfter)).Scan(&res.Due, &res.Overdue); err != nil {
-		return res, fmt.Errorf("sweep: count due domains: %w", err)
+	r := &sweepRun{p: p, progress: progress, start: time.Now(), now: p.cfg.Clock.Now(),
+		res: SweepResult{BudgetLeft: -1}}
+	if err := r.countDue(ctx); err != nil {
+		return r.res, err
 	}
-	p.m.domainsDue.Set(float64(res.Due))
-	p.m.domainsOverdue.Set(float64(res.Overdue))
-
 	conn, locked, err := tryLock(ctx, p.cfg.Pool)
 	if err != nil {
-		return res, fmt.Errorf("sweep: %w", err)
+		return r.res, fmt.Errorf("sweep: %w", err)
 	}
 	if !locked {
 		p.m.sweepsSkipped.Inc()
-		res.Skipped = true
-		return res, nil
+		r.res.Skipped = true
+		return r.res, nil
 	}
 	defer unlock(ctx, conn, p)
 	p.m.sweeps.Inc()
 
-	left := int64(-1) // unlimited
+	r.leftAtStart = -1 // unlimited
 	if p.cfg.DailyBudget > 0 {
-		used, err := budgetUsed(ctx, conn, now)
+		used, err := budgetUsed(ctx, conn, r.now)
 		if err != nil {
-			return res, fmt.Errorf("sweep: %w", err)
+			return r.res, fmt.Errorf("sweep: %w", err)
 		}
-		left = max(int64(p.cfg.DailyBudget)-used, 0)
+		r.leftAtStart = max(int64(p.cfg.DailyBudget)-used, 0)
 	}
+	err = r.run(ctx, conn)
+	return r.finish(ctx, err)
+}
 
-	report := func(pass string) {
-		if progress != nil {
-			progress(SweepProgress{Due: res.Due, Enqueued: res.Enqueued, AlreadyPending: res.AlreadyPending,
-				Failed: res.Failed, Pass: pass, Elapsed: time.Since(start)})
-		}
+// sweepRun is one sweep's state, shared by its steps.
+type sweepRun struct {
+	p           *Producer
+	progress    func(SweepProgress)
+	start, now  time.Time
+	leftAtStart int64 // budget left when the sweep started; -1: unlimited
+	// res is written by the collector goroutine while the pipeline runs,
+	// and read by the others only after a flush (counted) or the end.
+	res SweepResult
+}
+
+// countDue counts the due and overdue domains (res and the gauges).
+func (r *sweepRun) countDue(ctx context.Context) error {
+	if err := r.p.cfg.Pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE next_check_at < $2) FROM domains WHERE next_check_at <= $1`,
+		r.now, r.now.Add(-OverdueAfter)).Scan(&r.res.Due, &r.res.Overdue); err != nil {
+		return fmt.Errorf("sweep: count due domains: %w", err)
 	}
-	// Leases are written by a goroutine of their own (on another
-	// connection), so that the next page is read and published meanwhile.
+	r.p.m.domainsDue.Set(float64(r.res.Due))
+	r.p.m.domainsOverdue.Set(float64(r.res.Overdue))
+	return nil
+}
+
+// report hands the progress so far to the progress callback.
+func (r *sweepRun) report(pass string) {
+	if r.progress != nil {
+		r.progress(SweepProgress{Due: r.res.Due, Enqueued: r.res.Enqueued, AlreadyPending: r.res.AlreadyPending,
+			Failed: r.res.Failed, Pass: pass, Elapsed: time.Since(r.start)})
+	}
+}
+
+// duePageResult is one page from the page reader, or its error.
+type duePageResult struct {
+	pass string
+	page []dueDomain
+	err  error
+}
+
+// run is the publish pipeline: a page reader one page ahead (readPages),
+// the publishing loop here, a collector awaiting the acks in order
+// (collect) and a lease writer (writeLeases), each a goroutine, so that
+// reading, publishing, awaiting and leasing overlap. It returns the first
+// error of the reader or the lease writer.
+func (r *sweepRun) run(ctx context.Context, conn *pgxpool.Conn) error {
 	leases := make(chan leaseJob, 1)
 	leaseDone := make(chan error, 1)
+	go func() { leaseDone <- r.writeLeases(ctx, leases) }()
+
+	stop := make(chan struct{})
+	pages := r.readPages(ctx, conn, stop)
+
+	inflight := make(chan sweepItem, r.p.cfg.MaxInFlight)
+	collected := make(chan struct{})
 	go func() {
-		var first error
-		for j := range leases {
-			if first == nil {
-				first = p.lease(context.WithoutCancel(ctx), j, now)
-			}
-		}
-		leaseDone <- first
+		defer close(collected)
+		r.collect(inflight, leases)
 	}()
 
-	// Pages are read by a goroutine of their own, one page ahead, so that
-	// reading the next page overlaps publishing this one. The keyset cursor
-	// (next_check_at, name) moves forward only; OFFSET is never used.
-	type duePageResult struct {
-		pass string
-		page []dueDomain
-		err  error
+	sweepErr := r.publishPages(ctx, pages, inflight)
+	close(stop)
+	for range pages { // let the reader finish before the lock's connection is released
 	}
-	// The reader is stopped between queries, never during one: cancelling
-	// a query makes pgx close the connection, and with it the session's
-	// sweep lock, asynchronously.
+	close(inflight)
+	<-collected
+	close(leases)
+	if err := <-leaseDone; err != nil && sweepErr == nil {
+		sweepErr = fmt.Errorf("sweep: %w", err)
+	}
+	return sweepErr
+}
+
+// writeLeases writes the leases of finished pages (on a connection of
+// its own) and returns the first error.
+func (r *sweepRun) writeLeases(ctx context.Context, leases <-chan leaseJob) error {
+	var first error
+	for j := range leases {
+		if first == nil {
+			first = r.p.lease(context.WithoutCancel(ctx), j, r.now)
+		}
+	}
+	return first
+}
+
+// readPages reads the due domains (readDue) one page ahead on a goroutine
+// of its own, until stop is closed. It is stopped between queries, never
+// during one: cancelling a query makes pgx close the connection, and with
+// it the session's sweep lock, asynchronously.
+func (r *sweepRun) readPages(ctx context.Context, conn *pgxpool.Conn, stop <-chan struct{}) <-chan duePageResult {
 	pages := make(chan duePageResult, 1)
-	stop := make(chan struct{})
 	go func() {
 		defer close(pages)
-		err := readDue(ctx, conn, now, p.cfg.PageSize, func(pass string, page []dueDomain) bool {
+		err := readDue(ctx, conn, r.now, r.p.cfg.PageSize, func(pass string, page []dueDomain) bool {
 			select {
 			case pages <- duePageResult{pass: pass, page: page}:
 				return true
@@ -189,111 +246,117 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 			}
 		}
 	}()
+	return pages
+}
 
-	// Publishing is pipelined across pages: a collector goroutine awaits the
-	// acks in order, with at most MaxInFlight unacknowledged (the buffer of
-	// inflight), counts the outcomes and hands each finished page's lease
-	// to the lease writer. So a page's last acks never stall the next page.
-	inflight := make(chan sweepItem, p.cfg.MaxInFlight)
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		var names []string
-		var outcomes []int
-		for it := range inflight {
-			switch {
-			case it.flush != nil:
-				close(it.flush)
-			case it.pageEnd:
-				job := p.leaseFor(names, outcomes, now)
-				res.Enqueued += job.enqueued
-				res.AlreadyPending += job.pending
-				res.Failed += int64(len(names)) - job.enqueued - job.pending
-				if len(job.names) > 0 {
-					leases <- job
-				}
-				report(it.pass)
-				names, outcomes = names[:0], outcomes[:0]
-			default:
-				names = append(names, it.name)
-				outcomes = append(outcomes, p.await(it))
+// collect awaits the publish acks in order, with at most MaxInFlight
+// unacknowledged (the buffer of inflight), counts the outcomes into res
+// and hands each finished page's lease to the lease writer, so a page's
+// last acks never stall the next page.
+func (r *sweepRun) collect(inflight <-chan sweepItem, leases chan<- leaseJob) {
+	var names []string
+	var outcomes []int
+	for it := range inflight {
+		switch {
+		case it.flush != nil:
+			close(it.flush)
+		case it.pageEnd:
+			job := r.p.leaseFor(names, outcomes, r.now)
+			r.res.Enqueued += job.enqueued
+			r.res.AlreadyPending += job.pending
+			r.res.Failed += int64(len(names)) - job.enqueued - job.pending
+			if len(job.names) > 0 {
+				leases <- job
 			}
+			r.report(it.pass)
+			names, outcomes = names[:0], outcomes[:0]
+		default:
+			names = append(names, it.name)
+			outcomes = append(outcomes, r.p.await(it))
 		}
-	}()
+	}
+}
+
+// publishPages publishes the checks of every page within the budget and
+// returns the reader's error, if any (not when ctx ended).
+func (r *sweepRun) publishPages(ctx context.Context, pages <-chan duePageResult, inflight chan<- sweepItem) error {
 	// counted waits until the collector has counted everything published.
 	counted := func() {
 		done := make(chan struct{})
 		inflight <- sweepItem{flush: done}
 		<-done
 	}
-
-	leftAtStart := left
-	var sweepErr error
-	for r := range pages {
-		if r.err != nil {
+	left := r.leftAtStart
+	for pr := range pages {
+		if pr.err != nil {
 			if ctx.Err() == nil {
-				sweepErr = r.err
+				return pr.err
 			}
-			break
+			return nil
 		}
 		if ctx.Err() != nil {
-			break
+			return nil
 		}
 		if left == 0 {
 			// The estimate below counted every publish as a new check;
 			// recount exactly (already-pending and failed ones do not use
 			// the budget) before giving up.
 			counted()
-			if left = max(leftAtStart-res.Enqueued, 0); left == 0 {
-				break
+			if left = max(r.leftAtStart-r.res.Enqueued, 0); left == 0 {
+				return nil
 			}
 		}
-		page := r.page
+		page := pr.page
 		if left > 0 && int64(len(page)) > left {
 			page = page[:left] // the rest stays due for the next sweep
 		}
-		// Publishing is not cut short by ctx: a page is small and its acks
-		// come within PublishTimeout, and finishing it keeps the lease exact.
-		for _, d := range page {
-			it := sweepItem{name: d.name}
-			msg, err := p.checkMsg(d.name, schemas.CheckSchedule, p.previous(d), now)
-			if err != nil {
-				p.log.Error("sweep: cannot build check; the domain stays due", "domain", d.name, "error", err)
-			} else if it.ack, err = p.cfg.JS.PublishMsgAsync(msg); err != nil {
-				p.log.Warn("sweep: publish failed; the domain stays due", "domain", d.name, "error", err)
-			}
-			inflight <- it
-		}
-		inflight <- sweepItem{pageEnd: true, pass: r.pass}
+		r.publishPage(page, inflight)
+		inflight <- sweepItem{pageEnd: true, pass: pr.pass}
 		if left > 0 {
 			left = max(left-int64(len(page)), 0)
 		}
 	}
-	close(stop)
-	for range pages { // let the reader finish before the lock's connection is released
+	return nil
+}
+
+// publishPage publishes the checks of one page asynchronously and hands
+// each to the collector. It is not cut short by ctx: a page is small and
+// its acks come within PublishTimeout, and finishing it keeps the lease
+// exact.
+func (r *sweepRun) publishPage(page []dueDomain, inflight chan<- sweepItem) {
+	p := r.p
+	for _, d := range page {
+		it := sweepItem{name: d.name}
+		msg, err := p.checkMsg(d.name, schemas.CheckSchedule, p.previous(d), r.now)
+		if err != nil {
+			p.log.Error("sweep: cannot build check; the domain stays due", "domain", d.name, "error", err)
+		} else if it.ack, err = p.cfg.JS.PublishMsgAsync(msg); err != nil {
+			p.log.Warn("sweep: publish failed; the domain stays due", "domain", d.name, "error", err)
+		}
+		inflight <- it
 	}
-	close(inflight)
-	<-collected
-	if leftAtStart >= 0 {
-		left = max(leftAtStart-res.Enqueued, 0)
+}
+
+// finish records the budget left, the duration and the metrics of the
+// sweep, and returns its result.
+func (r *sweepRun) finish(ctx context.Context, sweepErr error) (SweepResult, error) {
+	res := &r.res
+	left := r.leftAtStart
+	if r.leftAtStart >= 0 {
+		left = max(r.leftAtStart-res.Enqueued, 0)
 		if left == 0 {
 			res.BudgetExhausted = res.Due > res.Enqueued+res.AlreadyPending+res.Failed
 		}
 	}
-
-	close(leases)
-	if err := <-leaseDone; err != nil && sweepErr == nil {
-		sweepErr = fmt.Errorf("sweep: %w", err)
-	}
 	res.BudgetLeft = left
-	res.Duration = time.Since(start)
-	p.m.budgetLeft.Set(float64(left))
-	p.m.sweepDuration.Observe(res.Duration.Seconds())
-	p.m.lastSweep.SetToCurrentTime()
+	res.Duration = time.Since(r.start)
+	r.p.m.budgetLeft.Set(float64(left))
+	r.p.m.sweepDuration.Observe(res.Duration.Seconds())
+	r.p.m.lastSweep.SetToCurrentTime()
 	if sweepErr == nil && ctx.Err() != nil {
 		sweepErr = fmt.Errorf("sweep interrupted: %w", ctx.Err())
 	}
-	return res, sweepErr
+	return *res, sweepErr
 }
 
 // tryLock takes the sweep lock on a connection of its own (a session
