@@ -336,7 +336,7 @@ UPDATE domains SET
   phase_since = CASE WHEN phase = $2 AND phase_since IS NOT NULL THEN phase_since ELSE $7 END,
   released_since = $8,
   last_checked_at = GREATEST(last_checked_at, $7),
-  next_check_at = $9, check_failures = 0,
+  next_check_at = $9, check_failures = 0, unmonitored_since = NULL,
   expiry_warned_for = COALESCE($10, expiry_warned_for)
 WHERE name = $1`,
 		domain, string(obs.Phase), evidence, obs.Evidence.RegisteredAt, obs.Evidence.ExpiresAt, nullable(obs.Evidence.Handle), obsAt,

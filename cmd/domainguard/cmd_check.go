@@ -30,7 +30,7 @@ func runCheck(ctx context.Context, inv invocation) error {
 	if len(rest) != 1 {
 		return usageErr("check DOMAIN [--json]")
 	}
-	p, err := newProvider(cfg, log)
+	p, err := newProvider(cfg, log, nil)
 	if err != nil {
 		return err
 	}

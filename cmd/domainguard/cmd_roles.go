@@ -76,7 +76,7 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 		runs = append(runs, p.Run)
 	}
 	if roles&roleChecker != 0 {
-		prov, err := newProvider(cfg, log.With("role", "checker"))
+		prov, err := newProvider(cfg, log.With("role", "checker"), a.reg)
 		if err != nil {
 			return err
 		}
