@@ -111,6 +111,25 @@ func TestUnmonitoredHeartbeatChecksWeeklyAndAChangeClearsIt(t *testing.T) {
 	}
 }
 
+func TestStatusShowsDNSEvidenceAndUnmonitored(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO domains (name, next_check_at, unmonitored_since, evidence, phase) VALUES ('dns.eu', now(), $1, $2, 'active')`, t0,
+		`{"provider":"dns","observed_at":"2026-03-01T12:00:00Z","dns":{"delegated":true,"rcode":"NOERROR","nameservers":["ns1.host.example"],"mx_known":true,"mx":["mx.host.example"],"soa_serial":7,"soa_mname":"ns1.host.example"}}`)
+	rep, err := f.store.Status(f.ctx, "dns.eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"delegated (NOERROR) to [ns1.host.example]", "MX [mx.host.example]", "SOA ns1.host.example serial 7", "unmonitored"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestStatusReportsEmailAndDomain(t *testing.T) {
 	f := newFixture(t, nil)
 	f.addEmails("stat.com", 2, t0.Add(-48*time.Hour))

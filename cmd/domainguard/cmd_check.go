@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -76,6 +77,9 @@ func printObservation(inv invocation, obs lifecycle.Observation) {
 	row("nameservers", strings.Join(ev.Nameservers, ", "))
 	if ev.NotFound {
 		row("not found", "yes (confirmed by canary)")
+	}
+	if ev.DNS != nil {
+		row("dns", enforcer.DNSLine(ev.DNS))
 	}
 	row("detail", ev.Detail)
 	row("observed", ev.ObservedAt.UTC().Format(time.RFC3339))

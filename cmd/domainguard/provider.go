@@ -13,6 +13,7 @@ import (
 	"github.com/domainguard/domainguard/checker/domainr"
 	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/internal/config"
+	"github.com/domainguard/domainguard/internal/coverage"
 )
 
 // newProvider builds the status provider DOMAINGUARD_PROVIDER names; reg
@@ -85,4 +86,26 @@ func newDNSEvidence(cfg config.Config, log *slog.Logger, reg prometheus.Register
 		Logger:             log,
 		Registerer:         reg,
 	})
+}
+
+// coverageSources describes the configured providers for internal/coverage:
+// the routing of checker/auto (or of the one provider configured).
+func coverageSources(cfg config.Config, log *slog.Logger) (coverage.Sources, error) {
+	commercial := cfg.FastlyAPIKey != "" || cfg.DomainrClientID != "" || cfg.DomainrRapidAPIKey != ""
+	switch cfg.Provider {
+	case config.ProviderFastly, config.ProviderDomainr:
+		return coverage.Sources{Commercial: true}, nil
+	case config.ProviderRDAP, config.ProviderAuto:
+		r, err := rdap.New(rdap.Config{BootstrapURL: cfg.RDAPBootstrapURL, CacheDir: filepath.Join(cfg.DataDir, "rdap"),
+			Overrides: cfg.RDAPOverrides, Logger: log})
+		if err != nil {
+			return coverage.Sources{}, err
+		}
+		s := coverage.Sources{RDAP: r.HasService}
+		if cfg.Provider == config.ProviderAuto {
+			s.Commercial, s.DNS = commercial, cfg.DNSEvidence
+		}
+		return s, nil
+	}
+	return coverage.Sources{}, fmt.Errorf("unknown provider %q", cfg.Provider)
 }
