@@ -106,6 +106,10 @@ type Evidence struct {
 	// NotFound is set when the authoritative server answered 404 and a
 	// canary lookup on that server had just succeeded.
 	NotFound bool `json:"not_found,omitempty"`
+	// Baseline, inside a grace-sale window, is the last active observation
+	// before the expiration date that this one was compared with
+	// (GraceBaseline); nil outside the window.
+	Baseline *Baseline `json:"baseline,omitempty"`
 	// Detail explains an unknown answer (error, missing service, ...).
 	Detail string `json:"detail,omitempty"`
 	// DNS is the DNS evidence of the same moment (parent zone delegation,
@@ -135,6 +139,12 @@ func (e Evidence) Clean() Evidence {
 	e.Statuses = cleanAll(e.Statuses)
 	e.Nameservers = cleanAll(e.Nameservers)
 	e.DNS = e.DNS.clean()
+	if e.Baseline != nil {
+		b := *e.Baseline
+		b.RegistrarIANAID = cleanText(b.RegistrarIANAID)
+		b.Nameservers = cleanAll(b.Nameservers)
+		e.Baseline = &b
+	}
 	return e
 }
 

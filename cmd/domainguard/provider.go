@@ -24,6 +24,7 @@ func newProvider(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 			BootstrapURL: cfg.RDAPBootstrapURL,
 			CacheDir:     filepath.Join(cfg.DataDir, "rdap"),
 			Overrides:    cfg.RDAPOverrides,
+			Canaries:     cfg.RDAPCanaries,
 			Logger:       log,
 		})
 	}
