@@ -121,6 +121,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 	case lookupErr != nil && ctx.Err() != nil:
 		// Shutting down mid-lookup: hand the check to another worker now.
 		return broker.Release(fmt.Errorf("check of %s interrupted by shutdown: %w", domain, lookupErr))
+	case errors.Is(lookupErr, ErrNoSource):
+		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
+		return pub.noDecision(pubCtx, req.Previous, kindUnmonitored, lookupErr.Error())
 	case IsPermanent(lookupErr):
 		return broker.Permanent(lookupErr)
 	case lookupErr != nil:
@@ -170,6 +173,13 @@ type eventPublisher struct {
 // failed publishes a Failed heartbeat: the phase stays the previous one
 // (or unknown), never a phase derived from an error.
 func (p eventPublisher) failed(ctx context.Context, prev *lifecycle.Observation, detail string) broker.Outcome {
+	return p.noDecision(ctx, prev, kindFailed, detail)
+}
+
+// noDecision publishes a heartbeat of kind kindFailed or kindUnmonitored
+// (no source of evidence covers the domain's TLD) with the previous phase
+// (or unknown).
+func (p eventPublisher) noDecision(ctx context.Context, prev *lifecycle.Observation, kind, detail string) broker.Outcome {
 	phase := lifecycle.PhaseUnknown
 	if prev != nil && prev.Phase.Valid() {
 		phase = prev.Phase
@@ -178,8 +188,9 @@ func (p eventPublisher) failed(ctx context.Context, prev *lifecycle.Observation,
 		detail = detail[:1024]
 	}
 	now := p.w.cfg.Clock.Now().UTC()
-	hb := schemas.DomainChecked{Domain: p.domain, Phase: phase, ObservedAt: now, Failed: true, Detail: detail}
-	return p.publish(ctx, kindFailed, now, hb)
+	hb := schemas.DomainChecked{Domain: p.domain, Phase: phase, ObservedAt: now,
+		Failed: kind == kindFailed, Unmonitored: kind == kindUnmonitored, Detail: detail}
+	return p.publish(ctx, kind, now, hb)
 }
 
 // publish sends one event of kind (kindChanged on domains.changed.<d>,
@@ -261,17 +272,20 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 	}
 	bo.Reset()
 	start := time.Now()
+	exempt := rateExempt(p, domain)
 	for attempt := 1; ; attempt++ {
-		waited, err := w.limiters.wait(ctx, key)
-		w.metrics.rateLimitWait.Observe(waited.Seconds())
-		if err != nil {
-			return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+		if !exempt {
+			waited, err := w.limiters.wait(ctx, key)
+			w.metrics.rateLimitWait.Observe(waited.Seconds())
+			if err != nil {
+				return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+			}
 		}
 		obs, err := w.attempt(ctx, domain, prev)
 		if err == nil {
 			return obs, nil
 		}
-		if IsPermanent(err) || ctx.Err() != nil {
+		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
 		retryAfter := RetryAfter(err)
