@@ -38,9 +38,6 @@ func New(cfg Config) (*Enforcer, error) {
 	return &Enforcer{Store: newStore(cfg, m), relay: newRelay(cfg, m)}, nil
 }
 
-// Relay returns the enforcer's outbox relay.
-func (e *Enforcer) Relay() *Relay { return e.relay }
-
 // Run consumes domains.changed.> and domains.checked.> from the enforcer's
 // durable consumer and relays the outbox until ctx ends; then it finishes
 // the batch in flight and returns nil.

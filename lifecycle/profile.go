@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/domainguard/domainguard/internal/domainname"
 )
 
 // Profile is what domainguard knows about one registry's lifecycle and RDAP
@@ -204,12 +206,9 @@ func ProfileFor(name string) Profile {
 	return DefaultProfile
 }
 
+// lastLabel is the lower-case TLD of name (domainname.TLD).
 func lastLabel(name string) string {
-	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[i+1:]
-	}
-	return name
+	return strings.ToLower(domainname.TLD(strings.TrimSpace(name)))
 }
 
 // Holds reports whether names under the public suffix are in this

@@ -24,6 +24,7 @@ import (
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -107,7 +108,7 @@ func (p *Provider) Name() string { return ProviderName }
 // retried later. Without any source it returns checker.ErrNoSource.
 func (p *Provider) Lookup(ctx context.Context, domain string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
 	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
-	tld := tldOf(name)
+	tld := domainname.TLD(name)
 	if p.rdap != nil {
 		ok, err := p.rdap.HasService(ctx, tld)
 		if err != nil {
@@ -219,11 +220,4 @@ func hasToken(statuses []string, tok string) bool {
 	return slices.ContainsFunc(statuses, func(s string) bool {
 		return slices.Contains(strings.Fields(strings.ToLower(s)), tok)
 	})
-}
-
-func tldOf(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[i+1:]
-	}
-	return name
 }

@@ -266,11 +266,7 @@ func answerName(body []byte) string {
 // lookups together. Before the bootstrap is loaded, and for TLDs without a
 // service, it is "rdap".
 func (c *Client) RateKey(domain string) string {
-	tld := domain
-	if i := strings.LastIndexByte(domain, '.'); i >= 0 {
-		tld = domain[i+1:]
-	}
-	tld = normalizeTLD(tld)
+	tld := normalizeTLD(domainname.TLD(domain))
 	base, ok := c.cfg.Overrides[tld]
 	if !ok {
 		b := c.bootstrap.loaded()

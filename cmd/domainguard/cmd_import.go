@@ -46,15 +46,8 @@ func runImport(ctx context.Context, inv invocation) error {
 	defer a.close()
 	progress := newProgressLine(inv.stderr)
 	res, err := producer.Import(ctx, a.pool, in, producer.ImportOptions{
-		Size: size,
-		Progress: func(p producer.ImportProgress) {
-			eta := ""
-			if p.TotalBytes > 0 && p.Bytes > 0 && !p.Done {
-				left := time.Duration(float64(p.Elapsed) * float64(p.TotalBytes-p.Bytes) / float64(p.Bytes))
-				eta = fmt.Sprintf(", ETA %s", left.Round(time.Second))
-			}
-			progress.update(fmt.Sprintf("import: %d rows (%d bad), %.0f rows/s%s", p.Rows, p.Bad, p.RowsPerSecond(), eta), p.Done)
-		},
+		Size:     size,
+		Progress: func(p producer.ImportProgress) { progress.update(p.String(), p.Done) },
 	})
 	progress.done()
 	if err != nil {

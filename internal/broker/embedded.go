@@ -106,9 +106,6 @@ func (e *Embedded) Port() int {
 	return 0
 }
 
-// Server is the underlying server, for monitoring and tests.
-func (e *Embedded) Server() *server.Server { return e.srv }
-
 // Shutdown stops the server gracefully and waits until it has stopped.
 func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
