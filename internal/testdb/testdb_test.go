@@ -67,7 +67,7 @@ func TestDatabaseName(t *testing.T) {
 			}
 		}
 	}
-	if databaseName("TestX") == databaseName("TestX") {
-		t.Error("two names for the same test are equal")
+	if a, b := databaseName("TestX"), databaseName("TestX"); a == b {
+		t.Errorf("two names for the same test are equal: %q", a)
 	}
 }
