@@ -189,14 +189,14 @@ func TestRedeliveredEventChangesNothing(t *testing.T) {
 	f.addEmails(domain, 2, t0.Add(-48*time.Hour))
 	f.activate(domain, t0.Add(-time.Hour))
 	ch := schemas.DomainChanged{Domain: domain, PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseExpired, Evidence: evidence(t0, reg, "H-"+domain, nil)}
-	out, err := f.store.EnforceChanged(f.ctx, "the-id", ch)
+	out, err := f.enforce("the-id", ch)
 	if err != nil || out.Unverified != 2 {
 		t.Fatalf("first: %+v %v", out, err)
 	}
 	audits, outbox, obs := f.count(`SELECT count(*) FROM audit_log`), f.outboxCount(), f.count(`SELECT count(*) FROM domain_observations`)
 	f.reverify("u0@"+domain, t0.Add(time.Minute)) // even a changed state does not make a duplicate apply
 	for range 3 {
-		out, err = f.store.EnforceChanged(f.ctx, "the-id", ch)
+		out, err = f.enforce("the-id", ch)
 		if err != nil || out.Result != ResultDuplicate {
 			t.Fatalf("redelivery: %+v %v, want duplicate", out, err)
 		}
@@ -464,7 +464,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 
 func TestInvalidChangeIsRejected(t *testing.T) {
 	f := newFixture(t, nil)
-	_, err := f.store.EnforceChanged(f.ctx, "x", schemas.DomainChanged{Domain: "a.com", PreviousPhase: "active", Phase: "bogus"})
+	_, err := f.enforce("x", schemas.DomainChanged{Domain: "a.com", PreviousPhase: "active", Phase: "bogus"})
 	if !errors.Is(err, schemas.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
 	}

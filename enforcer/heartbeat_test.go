@@ -144,7 +144,7 @@ func TestMetricsCountEventsAndUnverified(t *testing.T) {
 	f.activate("m.com", t0.Add(-time.Hour))
 	ch := schemas.DomainChanged{Domain: "m.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseExpired, Evidence: evidence(t0, reg, "H-m.com", nil)}
 	for range 2 {
-		if _, err := f.store.EnforceChanged(f.ctx, "m-1", ch); err != nil {
+		if _, err := f.enforce("m-1", ch); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -23,7 +23,8 @@ const (
 	ReleasedDailyFor = 45 * 24 * time.Hour
 	// ReleasedCheckEvery is the period of checks of a long-released domain.
 	ReleasedCheckEvery = 7 * 24 * time.Hour
-	// ExpiringSoon: an active domain expiring within this is urgent.
+	// ExpiringSoon: an active domain expiring within this is urgent
+	// (UrgencyRule).
 	ExpiringSoon = 30 * 24 * time.Hour
 )
 
@@ -130,31 +131,4 @@ func RetryAfterFailure(failures int, now time.Time, rnd func() float64) time.Tim
 	i := min(max(failures, 1), len(retryDelays)) - 1
 	d := retryDelays[i]
 	return now.Add(d + spread(d/10, rnd))
-}
-
-// Urgency orders due domains when work exceeds the daily lookup budget;
-// lower is more urgent. Within one urgency, the longest unchecked goes
-// first (the caller's secondary order).
-type Urgency int
-
-// The urgencies.
-const (
-	UrgencyNeverChecked Urgency = iota
-	UrgencyAtRisk               // expiring soon, grace or any non-active phase
-	UrgencyRoutine
-)
-
-// UrgencyOf ranks a due domain: never checked, then at risk (active
-// expiring within ExpiringSoon, or not active), then the rest.
-func UrgencyOf(phase Phase, ev *Evidence, lastChecked *time.Time, now time.Time) Urgency {
-	if lastChecked == nil || lastChecked.IsZero() {
-		return UrgencyNeverChecked
-	}
-	if phase != PhaseActive {
-		return UrgencyAtRisk
-	}
-	if ev != nil && ev.ExpiresAt != nil && ev.ExpiresAt.Sub(now) <= ExpiringSoon {
-		return UrgencyAtRisk
-	}
-	return UrgencyRoutine
 }

@@ -110,29 +110,66 @@ func TestRetryAfterFailure(t *testing.T) {
 func TestUrgencyOf(t *testing.T) {
 	checked := at(-40 * day)
 	tests := []struct {
-		name        string
-		phase       Phase
-		ev          *Evidence
-		lastChecked *time.Time
-		want        Urgency
+		name string
+		d    DueDomain
+		want Urgency
 	}{
-		{"never checked", PhaseActive, nil, nil, UrgencyNeverChecked},
-		{"never checked (zero time)", PhaseUnknown, nil, &time.Time{}, UrgencyNeverChecked},
-		{"active expiring soon", PhaseActive, &Evidence{ExpiresAt: at(10 * day)}, checked, UrgencyAtRisk},
-		{"active expired date", PhaseActive, &Evidence{ExpiresAt: at(-day)}, checked, UrgencyAtRisk},
-		{"grace", PhaseGrace, &Evidence{ExpiresAt: at(360 * day)}, checked, UrgencyAtRisk},
-		{"released", PhaseReleased, nil, checked, UrgencyAtRisk},
-		{"unknown", PhaseUnknown, nil, checked, UrgencyAtRisk},
-		{"active healthy", PhaseActive, &Evidence{ExpiresAt: at(200 * day)}, checked, UrgencyRoutine},
-		{"active without expiry", PhaseActive, &Evidence{}, checked, UrgencyRoutine},
+		{"never checked", DueDomain{Phase: PhaseActive}, UrgencyNeverChecked},
+		{"never checked (zero time)", DueDomain{Phase: PhaseUnknown, LastChecked: &time.Time{}}, UrgencyNeverChecked},
+		{"never checked, expiring", DueDomain{Phase: PhaseGrace, ExpiresAt: at(day)}, UrgencyNeverChecked},
+		{"active expiring soon", DueDomain{Phase: PhaseActive, ExpiresAt: at(10 * day), LastChecked: checked}, UrgencyAtRisk},
+		{"active expiring at the threshold", DueDomain{Phase: PhaseActive, ExpiresAt: at(ExpiringSoon), LastChecked: checked}, UrgencyAtRisk},
+		{"active expiring just after the threshold", DueDomain{Phase: PhaseActive, ExpiresAt: at(ExpiringSoon + time.Microsecond), LastChecked: checked}, UrgencyRoutine},
+		{"active expired date", DueDomain{Phase: PhaseActive, ExpiresAt: at(-day), LastChecked: checked}, UrgencyAtRisk},
+		{"grace", DueDomain{Phase: PhaseGrace, ExpiresAt: at(360 * day), LastChecked: checked}, UrgencyAtRisk},
+		{"released", DueDomain{Phase: PhaseReleased, LastChecked: checked}, UrgencyAtRisk},
+		{"unknown", DueDomain{Phase: PhaseUnknown, LastChecked: checked}, UrgencyAtRisk},
+		{"active healthy", DueDomain{Phase: PhaseActive, ExpiresAt: at(200 * day), LastChecked: checked}, UrgencyRoutine},
+		{"active without expiry", DueDomain{Phase: PhaseActive, LastChecked: checked}, UrgencyRoutine},
 	}
 	for _, tt := range tests {
-		if got := UrgencyOf(tt.phase, tt.ev, tt.lastChecked, now); got != tt.want {
+		if got := UrgencyOf(tt.d, now); got != tt.want {
 			t.Errorf("%s: UrgencyOf = %d, want %d", tt.name, got, tt.want)
 		}
 	}
 	if !(UrgencyNeverChecked < UrgencyAtRisk && UrgencyAtRisk < UrgencyRoutine) {
 		t.Fatal("urgency order broken")
+	}
+}
+
+func TestUrgencyRuleShape(t *testing.T) {
+	rule := UrgencyRule()
+	if _, ok := rule[len(rule)-1].When.(Always); !ok {
+		t.Errorf("the last class must hold always, got %T", rule[len(rule)-1].When)
+	}
+	for i, c := range rule {
+		if c.Name == "" {
+			t.Errorf("class %d has no name", i)
+		}
+		if i > 0 && c.Urgency <= rule[i-1].Urgency {
+			t.Errorf("class %d (%s) is not less urgent than the one before", i, c.Name)
+		}
+	}
+}
+
+func TestCompareDue(t *testing.T) {
+	checked := at(-40 * day)
+	early, late := *at(-3 * day), *at(-day)
+	a := DueDomain{Name: "a.com", Phase: PhaseActive, LastChecked: checked, NextCheck: early}
+	tests := []struct {
+		name string
+		x, y DueDomain
+		want int
+	}{
+		{"urgency first", DueDomain{Name: "z.com", Phase: PhaseGrace, LastChecked: checked, NextCheck: late}, a, -1},
+		{"then most overdue", DueDomain{Name: "z.com", Phase: PhaseActive, LastChecked: checked, NextCheck: early.Add(-time.Second)}, a, -1},
+		{"then name", DueDomain{Name: "b.com", Phase: PhaseActive, LastChecked: checked, NextCheck: early}, a, 1},
+		{"equal", a, a, 0},
+	}
+	for _, tt := range tests {
+		if got := CompareDue(tt.x, tt.y, now); got != tt.want {
+			t.Errorf("%s: CompareDue = %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }
 

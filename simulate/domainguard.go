@@ -3,6 +3,7 @@ package simulate
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/domainguard/domainguard/lifecycle"
@@ -40,9 +41,14 @@ type dgRun struct {
 	sched  lifecycle.ScheduleConfig
 	policy lifecycle.Policy
 	// scratch evidences: current, last known
-	cur, last               lifecycle.Evidence
-	curT, lastT             evidenceTimes
-	lastExpT, releasedSince time.Time
+	cur, last     lifecycle.Evidence
+	curT, lastT   evidenceTimes
+	releasedSince time.Time
+	// scratch of choose
+	due      []lifecycle.RankedDue
+	dueTimes []time.Time
+	order    []int32
+	rest     []int32
 }
 
 // runDomainguard runs the domainguard policy; it returns the budget in force.
@@ -90,12 +96,7 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 			r.rows[di].inPool = true
 			pool = append(pool, di)
 		}
-		chosen = chosen[:0]
-		if budget <= 0 || len(pool) <= budget {
-			chosen, pool = append(chosen, pool...), pool[:0]
-		} else {
-			chosen, pool = r.choose(pool, chosen, budget, dayStart)
-		}
+		chosen, pool = r.choose(pool, chosen[:0], budget, dayStart)
 		for i, di := range chosen {
 			row := &r.rows[di]
 			row.inPool = false
@@ -111,44 +112,50 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 	return budget, nil
 }
 
-// choose picks budget domains from the due pool: by urgency
-// (lifecycle.UrgencyOf), then the longest unchecked (DESIGN.md §8). It
-// returns the chosen and the remaining pool.
+// choose picks the domains the sweep enqueues today from the due pool:
+// the first budget of them (all when budget <= 0) in the sweep's order,
+// lifecycle.RankedDue.Compare (urgency by lifecycle.UrgencyRule, then the
+// most overdue, DESIGN.md §8). It returns them in that order, and the rest of
+// the pool, which stays due.
 func (r *dgRun) choose(pool, chosen []int32, budget int, dayStart int64) ([]int32, []int32) {
 	now := time.Unix(dayStart, 0).UTC()
-	var buckets [3][]int32
-	for _, di := range pool {
+	n := len(pool)
+	k := n
+	if budget > 0 {
+		k = min(budget, n)
+	}
+	// The domains rows as the sweep reads them, by position in pool.
+	r.due = slices.Grow(r.due[:0], n)[:n]
+	r.dueTimes = slices.Grow(r.dueTimes[:0], 2*n)[:2*n]
+	r.order = r.order[:0]
+	for i, di := range pool {
 		row := &r.rows[di]
-		var ev *lifecycle.Evidence
+		d := lifecycle.DueDomain{Name: r.w.domains[di].name, Phase: row.phase, NextCheck: time.Unix(row.next, 0).UTC()}
 		if row.lastExp != 0 {
-			r.lastExpT = time.Unix(row.lastExp, 0).UTC()
-			r.last = lifecycle.Evidence{ExpiresAt: &r.lastExpT}
-			ev = &r.last
+			r.dueTimes[2*i] = time.Unix(row.lastExp, 0).UTC()
+			d.ExpiresAt = &r.dueTimes[2*i]
 		}
-		var lc *time.Time
-		var lcT time.Time
 		if row.lastChecked != 0 {
-			lcT = time.Unix(row.lastChecked, 0).UTC()
-			lc = &lcT
+			r.dueTimes[2*i+1] = time.Unix(row.lastChecked, 0).UTC()
+			d.LastChecked = &r.dueTimes[2*i+1]
 		}
-		u := lifecycle.UrgencyOf(row.phase, ev, lc, now)
-		buckets[min(int(u), 2)] = append(buckets[min(int(u), 2)], di)
+		r.due[i] = lifecycle.Rank(d, now)
+		r.order = append(r.order, int32(i))
 	}
-	rest := pool[:0]
-	for _, b := range buckets {
-		left := budget - len(chosen)
-		switch {
-		case left <= 0:
-			rest = append(rest, b...)
-		case len(b) <= left:
-			chosen = append(chosen, b...)
-		default:
-			selectOldest(b, left, func(i int32) int64 { return r.rows[i].lastChecked })
-			chosen = append(chosen, b[:left]...)
-			rest = append(rest, b[left:]...)
-		}
+	compare := func(a, b int32) int { return r.due[a].Compare(r.due[b]) }
+	if k < n {
+		selectFirst(r.order, k, func(a, b int32) bool { return compare(a, b) < 0 })
 	}
-	return chosen, rest
+	slices.SortFunc(r.order[:k], compare)
+	for _, i := range r.order[:k] {
+		chosen = append(chosen, pool[i])
+	}
+	rest := r.rest[:0]
+	for _, i := range r.order[k:] {
+		rest = append(rest, pool[i])
+	}
+	r.rest = rest
+	return chosen, append(pool[:0], rest...)
 }
 
 // lookup performs one RDAP lookup of domain di at unix time at (on day)

@@ -3,17 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/domainguard/domainguard/schemas"
+	"github.com/domainguard/domainguard/internal/deadletters"
 )
 
 func init() {
@@ -21,12 +17,6 @@ func init() {
 		usage: "list | replay SEQ... | replay --all: inspect dead-lettered messages and replay them after fixing their cause",
 		run:   runDLQ,
 	})
-}
-
-// deadLetterEntry is one message of the DLQ stream.
-type deadLetterEntry struct {
-	Seq    uint64             `json:"dlq_sequence"`
-	Letter schemas.DeadLetter `json:"letter"`
 }
 
 func runDLQ(ctx context.Context, inv invocation) error {
@@ -49,13 +39,13 @@ func runDLQ(ctx context.Context, inv invocation) error {
 		return err
 	}
 	defer a.close()
-	stream, err := a.js.Stream(ctx, a.topo.Namespace.Stream(schemas.StreamDLQ))
+	stream, err := deadletters.Stream(ctx, a.js, a.topo.Namespace)
 	if err != nil {
-		return fmt.Errorf("dlq stream: %w", err)
+		return err
 	}
 	switch rest[0] {
 	case "list":
-		entries, err := readDeadLetters(ctx, stream, *limit)
+		entries, err := deadletters.List(ctx, stream, *limit)
 		if err != nil {
 			return err
 		}
@@ -73,7 +63,7 @@ func runDLQ(ctx context.Context, inv invocation) error {
 		return tw.Flush()
 	case "replay":
 		if *all {
-			entries, err := readDeadLetters(ctx, stream, 1<<30)
+			entries, err := deadletters.List(ctx, stream, 1<<30)
 			if err != nil {
 				return err
 			}
@@ -82,7 +72,7 @@ func runDLQ(ctx context.Context, inv invocation) error {
 			}
 		}
 		for _, seq := range seqs {
-			if err := replayDeadLetter(ctx, a.js, stream, a.topo.Namespace, seq); err != nil {
+			if _, err := deadletters.Replay(ctx, a.js, stream, a.topo.Namespace, seq); err != nil {
 				return err
 			}
 			fmt.Fprintf(inv.stdout, "replayed dead letter %d\n", seq)
@@ -120,59 +110,4 @@ func checkDLQArgs(rest []string, all bool) ([]uint64, error) {
 		return seqs, nil
 	}
 	return nil, usageErr("dlq: unknown subcommand %q", rest[0])
-}
-
-func readDeadLetters(ctx context.Context, stream jetstream.Stream, limit int) ([]deadLetterEntry, error) {
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dlq stream info: %w", err)
-	}
-	var out []deadLetterEntry
-	if info.State.Msgs == 0 {
-		return out, nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(out) < limit; seq++ {
-		raw, err := stream.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // replayed (deleted) or aged out
-		}
-		if err != nil {
-			return nil, fmt.Errorf("dlq read %d: %w", seq, err)
-		}
-		var dl schemas.DeadLetter
-		if err := json.Unmarshal(raw.Data, &dl); err != nil {
-			return nil, fmt.Errorf("dlq message %d is not a dead letter: %w", seq, err)
-		}
-		out = append(out, deadLetterEntry{Seq: seq, Letter: dl})
-	}
-	return out, nil
-}
-
-// replayDeadLetter republishes the original message to its original subject
-// and then deletes the dead letter. The replay's Nats-Msg-Id is derived from
-// the dead letter, so replaying twice (a crash between publish and delete)
-// publishes once within the duplicate window.
-func replayDeadLetter(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, ns schemas.Namespace, seq uint64) error {
-	raw, err := stream.GetMsg(ctx, seq)
-	if err != nil {
-		return fmt.Errorf("dlq replay %d: %w", seq, err)
-	}
-	var dl schemas.DeadLetter
-	if err := json.Unmarshal(raw.Data, &dl); err != nil {
-		return fmt.Errorf("dlq replay %d: not a dead letter: %w", seq, err)
-	}
-	msg := &nats.Msg{Subject: ns.Subject(dl.Subject), Data: dl.Payload, Header: nats.Header{}}
-	for k, vs := range dl.Headers {
-		for _, v := range vs {
-			msg.Header.Add(k, v)
-		}
-	}
-	msg.Header.Set(schemas.HeaderMsgID, "replay-"+dl.Stream+"-"+strconv.FormatUint(dl.Sequence, 10)+"-"+strconv.FormatUint(seq, 10))
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("dlq replay %d to %s: %w", seq, msg.Subject, err)
-	}
-	if err := stream.DeleteMsg(ctx, seq); err != nil {
-		return fmt.Errorf("dlq replay %d: published, but deleting the dead letter failed: %w", seq, err)
-	}
-	return nil
 }

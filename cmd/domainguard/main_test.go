@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/deadletters"
 	"github.com/domainguard/domainguard/internal/fakerdap"
 	"github.com/domainguard/domainguard/internal/postgres"
 	"github.com/domainguard/domainguard/internal/testbin"
@@ -227,7 +228,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dlq list: %v\n%s", err, out)
 	}
-	var entries []deadLetterEntry
+	var entries []deadletters.Entry
 	if err := json.Unmarshal([]byte(stdoutJSON(out)), &entries); err != nil || len(entries) != 1 {
 		t.Fatalf("dlq list: %v %d entries\n%s", err, len(entries), out)
 	}
@@ -377,18 +378,18 @@ func TestDLQReplayAfterFixIsApplied(t *testing.T) {
 	if _, err := js.Publish(ctx, topo.Namespace.Subject(schemas.SubjectEmailVerified), []byte(body)); err != nil {
 		t.Fatal(err)
 	}
-	dlq := func() []deadLetterEntry {
+	dlq := func() []deadletters.Entry {
 		out, err := testbin.Run(ctx, t, env, "dlq", "list", "--json")
 		if err != nil {
 			t.Fatalf("dlq list: %v\n%s", err, out)
 		}
-		var entries []deadLetterEntry
+		var entries []deadletters.Entry
 		if err := json.Unmarshal([]byte(stdoutJSON(out)), &entries); err != nil {
 			t.Fatalf("dlq list output: %v\n%s", err, out)
 		}
 		return entries
 	}
-	var entries []deadLetterEntry
+	var entries []deadletters.Entry
 	for deadline := time.Now().Add(time.Minute); len(entries) == 0; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the refused check was not dead-lettered:\n%s", p.Output())

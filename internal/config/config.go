@@ -171,7 +171,28 @@ type Config struct {
 	// LogLevel (DOMAINGUARD_LOG_LEVEL): debug|info|warn|error. Default info;
 	// WithDefaults fills it.
 	LogLevel string
+
+	// ConsoleAddr (DOMAINGUARD_CONSOLE_ADDR): listen address of the
+	// operator console. Default "": `run` starts no console; the `console`
+	// command listens on DefaultConsoleAddr when it is empty.
+	ConsoleAddr string
+	// ConsoleUsers (DOMAINGUARD_CONSOLE_USERS): the console's users file,
+	// one name:role:bcrypt-hash line each. Default none.
+	ConsoleUsers string
+	// APIAddr (DOMAINGUARD_API_ADDR): listen address of the host HTTP API.
+	// Default "": `run` starts no API; the `api` command listens on
+	// DefaultAPIAddr when it is empty.
+	APIAddr string
+	// APITokens (DOMAINGUARD_API_TOKENS): the host API's bearer tokens,
+	// comma-separated name:token pairs (secret). Default none.
+	APITokens string
 }
+
+// Listen addresses of the console and API commands when none is set.
+const (
+	DefaultConsoleAddr = "127.0.0.1:8080"
+	DefaultAPIAddr     = "127.0.0.1:8081"
+)
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {

@@ -144,6 +144,18 @@ var settings = []setting{
 	{env: "DOMAINGUARD_LOG_LEVEL", help: "log `level`: debug, info, warn or error",
 		parse:  func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil },
 		format: func(c Config) string { return c.LogLevel }},
+	{env: "DOMAINGUARD_CONSOLE_ADDR", help: "operator console listen `address` (run: off unless set; console: 127.0.0.1:8080)",
+		parse:  func(c *Config, v string) error { c.ConsoleAddr = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.ConsoleAddr }},
+	{env: "DOMAINGUARD_CONSOLE_USERS", help: "operator console users `file` (name:role:bcrypt-hash lines)",
+		parse:  func(c *Config, v string) error { c.ConsoleUsers = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.ConsoleUsers }},
+	{env: "DOMAINGUARD_API_ADDR", help: "host HTTP API listen `address` (run: off unless set; api: 127.0.0.1:8081)",
+		parse:  func(c *Config, v string) error { c.APIAddr = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.APIAddr }},
+	{env: "DOMAINGUARD_API_TOKENS", secret: true, help: "host HTTP API bearer `tokens`: name:token,...",
+		parse:  func(c *Config, v string) error { c.APITokens = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.APITokens }},
 }
 
 func intParser(field func(*Config) *int) func(*Config, string) error {
