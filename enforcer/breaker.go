@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -146,7 +147,7 @@ func (s *Store) BreakerStatus(ctx context.Context) (BreakerStatus, error) {
 			return err
 		}
 		st.Percent = percent(st.NonActive, st.Observed)
-		return tx.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'pending' AND cause = $1`, CauseBreaker).Scan(&st.PendingHolds)
+		return tx.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'pending' AND cause = $1`, string(lifecycle.HoldBreaker)).Scan(&st.PendingHolds)
 	})
 	if err != nil {
 		return BreakerStatus{}, fmt.Errorf("breaker status: %w", err)
@@ -223,7 +224,7 @@ func (s *Store) Resume(ctx context.Context, d Decision) (ResumeResult, error) {
 		return res, fmt.Errorf("resume breaker: %w", err)
 	}
 	for _, h := range holds {
-		if h.Cause != CauseBreaker {
+		if h.Cause != string(lifecycle.HoldBreaker) {
 			continue
 		}
 		r, err := s.approve(ctx, h.ID, d, false)

@@ -114,7 +114,7 @@ func (s *Store) enforceRound(ctx context.Context, tx pgx.Tx, cs []*change, now t
 // decide asks lifecycle what the observation means for the domain.
 func (s *Store) decide(c *change) {
 	c.d = lifecycle.Decide(c.row.state(c.unverified), c.obs, c.verified, s.policy(c.ch.Domain))
-	c.turned = c.d.Apply && s.unverifying(c.obs.Phase) && !s.unverifying(c.row.phase)
+	c.turned = c.d.Apply && c.d.BreakerCounts
 }
 
 // countsForBreaker reports whether c must be counted by the breaker on its
@@ -376,8 +376,9 @@ func (s *Store) consultBreaker(ctx context.Context, tx pgx.Tx, cs []*change, now
 		if c.turned {
 			c.paused = paused
 		}
-		if open && len(c.d.Unverify) > 0 && c.holdCause == "" {
-			c.holdCause = CauseBreaker
+		if open {
+			c.d = c.d.HeldByBreaker()
+			c.holdCause = string(c.d.Hold)
 		}
 	}
 	return open, nil
@@ -452,7 +453,7 @@ func (s *Store) queueDomainUpdates(b *pgx.Batch, cs []*change, now time.Time) er
 		names, phases, evidence = append(names, c.ch.Domain), append(phases, string(c.obs.Phase)), append(evidence, string(c.evidence))
 		handles, registered, expires = append(handles, nullable(ev.Handle)), append(registered, ev.RegisteredAt), append(expires, ev.ExpiresAt)
 		observed = append(observed, c.obsAt)
-		next = append(next, lifecycle.NextCheck(c.obs.Phase, &ev, releasedSince, now, s.schedule(), s.random))
+		next = append(next, lifecycle.NextCheck(c.ch.Domain, c.obs.Phase, &ev, releasedSince, now, s.schedule(), s.random))
 		released, warn = append(released, releasedSince), append(warn, c.d.ExpiryToWarn)
 	}
 	if len(names) == 0 {
@@ -533,15 +534,12 @@ func (s *Store) auditEvents(c *change, now time.Time) ([]auditEvent, error) {
 			err = add(schemas.SubjectDomainRestored, "", "", withAddresses(base, c.unverified, nil))
 		case schemas.SubjectDomainReregistered:
 			err = add(schemas.SubjectDomainReregistered, "", "", withAddresses(base, c.unverified, c.unverifiedNow))
+		case schemas.SubjectEnforcementHeld:
+			err = add(schemas.SubjectEnforcementHeld, "", "", schemas.EnforcementHeld{
+				HoldID: c.out.HoldID, Domain: c.ch.Domain, Cause: c.out.HoldCause, Reason: c.d.Reason, Phase: c.obs.Phase, Addresses: len(c.d.Unverify),
+			})
 		}
 		if err != nil {
-			return nil, err
-		}
-	}
-	if c.out.HoldID != "" && c.out.HoldCause != CauseBreaker {
-		if err := add(schemas.SubjectEnforcementHeld, "", "", schemas.EnforcementHeld{
-			HoldID: c.out.HoldID, Domain: c.ch.Domain, Cause: c.out.HoldCause, Reason: c.d.Reason, Phase: c.obs.Phase, Addresses: len(c.d.Unverify),
-		}); err != nil {
 			return nil, err
 		}
 	}

@@ -38,17 +38,21 @@
 // # Holds and the breaker
 //
 // A decision lifecycle.Decide puts on hold (more than MaxUnverifyPerDomain
-// addresses, or a protected domain: BuiltinProtectedDomains plus
-// Config.ProtectedDomains) is stored in holds with the addresses and the
-// observation, and audit.enforcement.held is emitted. ApproveHold applies it
+// addresses, a protected domain: BuiltinProtectedDomains plus
+// Config.ProtectedDomains, or a handle change without a registration-date
+// move) is stored in holds with the addresses and the observation, and the
+// audit.enforcement.held event the decision lists is emitted: the enforcer
+// applies the Decision as given. ApproveHold applies it
 // through the same transactional path (addresses re-verified after the held
 // observation are left alone); RejectHold leaves the addresses verified. A
 // newer applied observation of the domain supersedes its pending holds (if
 // it still unverifies, it is held anew).
 //
 // The global breaker counts, within BreakerWindow, the domains looked at
-// (domains.last_checked_at) and those that turned non-active (an applied
-// observation entering an unverifying phase from a non-unverifying one).
+// (domains.last_checked_at) and those whose applied observation counts
+// toward the breaker (domain_observations.turned_lapsed =
+// lifecycle.Decision.BreakerCounts: entering an unverifying phase, or
+// unverifying addresses for any reason, re-registration included).
 // When at least BreakerMinDomains were observed and more than BreakerPct
 // percent turned non-active, the breaker opens and audit.enforcement.paused
 // is emitted once. While it is open, observations are still recorded and
@@ -70,7 +74,10 @@
 //
 // Relay claims unsent outbox rows (FOR UPDATE SKIP LOCKED, safe with
 // several replicas), publishes them to AUDIT with Nats-Msg-Id = row id,
-// waits for the acks and marks them sent in the same transaction. It wakes
+// waits for the acks and marks them sent in the same transaction. While a
+// full round's acks are on their way, the next round is claimed and
+// published (at most two rounds in flight, published and acknowledged in
+// order). It wakes
 // on LISTEN domainguard_outbox and polls every RelayInterval.
 //
 // # Metrics

@@ -149,12 +149,6 @@ func (s *Store) count(out Outcome) {
 	}
 }
 
-// unverifying reports whether addresses on a domain in phase p are
-// unverified under the configured mode.
-func (s *Store) unverifying(p lifecycle.Phase) bool {
-	return p.Lapsed() || (s.cfg.Strict && p == lifecycle.PhaseGrace)
-}
-
 // withAddresses returns e listing addrs and more, at most maxEventAddresses
 // of them, with AddressCount giving the full number.
 func withAddresses(e schemas.DomainEvent, addrs []lifecycle.Address, more []unverifiedRow) schemas.DomainEvent {

@@ -14,13 +14,6 @@ import (
 	"github.com/domainguard/domainguard/schemas"
 )
 
-// Hold causes: why a change was held instead of applied.
-const (
-	CauseCap       = "cap"       // more addresses than MaxUnverifyPerDomain
-	CauseProtected = "protected" // a protected mailbox provider
-	CauseBreaker   = "breaker"   // the breaker was open; applied on resume
-)
-
 // Hold statuses.
 const (
 	HoldPending    = "pending"

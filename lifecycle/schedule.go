@@ -76,7 +76,7 @@ func spread(span time.Duration, rnd func() float64) time.Duration {
 	return time.Duration((2*r - 1) * float64(span))
 }
 
-// NextCheck returns when a domain in phase, with the evidence ev (may be
+// NextCheck returns when domain in phase, with the evidence ev (may be
 // nil), should be checked next after a lookup at now (DESIGN.md §8).
 // releasedSince is when the domain was first seen released (nil: now).
 // rnd supplies jitter in [0,1); nil means none.
@@ -84,11 +84,14 @@ func spread(span time.Duration, rnd func() float64) time.Duration {
 //   - active with expiration E: the earlier of now+interval and E−1 day; from
 //     E−1 day on, daily. Interval schedules are jittered by ±Jitter×interval
 //     but never past E−1 day.
+//   - active on a registry that auto-renews without showing it
+//     (Profile.SilentRenewalWindow): daily until the grace after the
+//     anniversary would have ended.
 //   - active without expiration: now+interval (jittered).
 //   - grace, expired, redemption, pending_delete: daily (±1h).
 //   - released: daily for 45 days after releasedSince, then weekly (±1h).
 //   - unknown: like the first failed lookup (about 1h).
-func NextCheck(phase Phase, ev *Evidence, releasedSince *time.Time, now time.Time, cfg ScheduleConfig, rnd func() float64) time.Time {
+func NextCheck(domain string, phase Phase, ev *Evidence, releasedSince *time.Time, now time.Time, cfg ScheduleConfig, rnd func() float64) time.Time {
 	cfg = cfg.WithDefaults()
 	daily := func() time.Time { return now.Add(DailyCheckEvery + spread(DailyJitter, rnd)) }
 	switch phase {
@@ -102,7 +105,7 @@ func NextCheck(phase Phase, ev *Evidence, releasedSince *time.Time, now time.Tim
 			return next
 		}
 		limit := ev.ExpiresAt.Add(-ExpiryMargin)
-		if !now.Before(limit) {
+		if !now.Before(limit) || ProfileFor(domain).SilentRenewalWindow(*ev.ExpiresAt, now) {
 			return daily()
 		}
 		if next.After(limit) {

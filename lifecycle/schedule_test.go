@@ -59,7 +59,7 @@ func TestNextCheck(t *testing.T) {
 			if tt.cfg != (ScheduleConfig{}) {
 				c = tt.cfg
 			}
-			got := NextCheck(tt.phase, tt.ev, tt.releasedSince, now, c, rnd)
+			got := NextCheck("example.com", tt.phase, tt.ev, tt.releasedSince, now, c, rnd)
 			if !got.Equal(tt.want) {
 				t.Fatalf("NextCheck = %v (now%+v), want %v (now%+v)", got, got.Sub(now), tt.want, tt.want.Sub(now))
 			}
@@ -73,7 +73,7 @@ func TestNextCheckNeverPastExpiryMargin(t *testing.T) {
 	for _, r := range []float64{0, 0.1, 0.5, 0.9, 0.999999} {
 		for d := time.Duration(0); d <= 800*day; d += 7 * time.Hour {
 			e := now.Add(d)
-			got := NextCheck(PhaseActive, &Evidence{ExpiresAt: &e}, nil, now, ScheduleConfig{Jitter: 0.3}, constRnd(r))
+			got := NextCheck("example.com", PhaseActive, &Evidence{ExpiresAt: &e}, nil, now, ScheduleConfig{Jitter: 0.3}, constRnd(r))
 			if !got.After(now) {
 				t.Fatalf("E=now%+v r=%v: next %v not in the future", d, r, got.Sub(now))
 			}
@@ -185,5 +185,24 @@ func TestScheduleConfig(t *testing.T) {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// A registry that auto-renews without an "auto renew period" status shows
+// a new expiration date right after the old one passed; its registrar may
+// still delete or sell the name, so the domain stays on daily checks until
+// the grace would have ended (profile), not back on the interval at once.
+func TestNextCheckSilentAutoRenew(t *testing.T) {
+	renewed := now.Add(365*day - 3*day) // anniversary three days ago
+	mid := constRnd(0.5)
+	if got := NextCheck("example.ca", PhaseActive, &Evidence{ExpiresAt: &renewed}, nil, now, ScheduleConfig{}, mid); got.Sub(now) != DailyCheckEvery {
+		t.Errorf(".ca after a silent renewal: next in %v, want daily", got.Sub(now))
+	}
+	if got := NextCheck("example.com", PhaseActive, &Evidence{ExpiresAt: &renewed}, nil, now, ScheduleConfig{}, mid); got.Sub(now) != DefaultRecheckInterval {
+		t.Errorf(".com (shows its auto-renew status): next in %v, want the interval", got.Sub(now))
+	}
+	later := now.Add(46 * day)
+	if got := NextCheck("example.ca", PhaseActive, &Evidence{ExpiresAt: &renewed}, nil, later, ScheduleConfig{}, mid); got.Sub(later) != DefaultRecheckInterval {
+		t.Errorf(".ca after the grace would have ended: next in %v, want the interval", got.Sub(later))
 	}
 }

@@ -22,9 +22,13 @@ type dgDomain struct {
 	lastExp       int64 // expiration date in the last evidence (0: none)
 	lastDay       int32 // day of the last known observation
 	phase         lifecycle.Phase
-	failures      uint8
-	held          bool
-	inPool        bool
+	// baseline is the grace-sale baseline the last applied evidence
+	// carries (lifecycle.GraceBaseline; nil outside a window), as the
+	// domains row's evidence does in production.
+	baseline *lifecycle.Baseline
+	failures uint8
+	held     bool
+	inPool   bool
 }
 
 // dgRun is one run of the domainguard policy.
@@ -76,7 +80,7 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 		phase, _ := lifecycle.ClassifyRDAPFor(w.domains[di].name, r.cur, nil, atT)
 		row := &r.rows[di]
 		*row = dgDomain{lastChecked: at, lastAt: at, lastDay: day, phase: phase, lastExp: r.curT.exp.Unix()}
-		row.next = lifecycle.NextCheck(phase, &r.cur, nil, atT, r.sched, r.rnd).Unix()
+		row.next = lifecycle.NextCheck(w.domains[di].name, phase, &r.cur, nil, atT, r.sched, r.rnd).Unix()
 		r.heap.push(int32(di))
 	}
 
@@ -171,6 +175,7 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	// observation the check message carries (lifecycle.ClassifyRDAPAfter,
 	// which keeps a lapse once seen).
 	w.evidence(di, row.lastDay, time.Unix(row.lastAt, 0).UTC(), &r.last, &r.lastT)
+	r.last.Baseline = row.baseline
 	lastObs := lifecycle.Observation{Domain: d.name, Phase: row.phase, Evidence: r.last}
 	var prev *lifecycle.Observation
 	if row.lastAt != 0 {
@@ -180,6 +185,8 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	obs := lifecycle.Observation{Domain: d.name, Phase: phase, Evidence: r.cur}
 	if lifecycle.Changed(&lastObs, obs) {
 		r.decide(di, row, obs, at)
+		// The applied evidence carries the baseline through the window.
+		row.baseline = lifecycle.GraceBaseline(r.cur, prev, atT)
 	}
 	if phase.Known() {
 		row.phase, row.lastDay, row.lastAt = phase, day, at
@@ -197,7 +204,7 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	if r.cur.ExpiresAt != nil {
 		row.lastExp = r.cur.ExpiresAt.Unix()
 	}
-	row.next = lifecycle.NextCheck(phase, &r.cur, released, atT, r.sched, r.rnd).Unix()
+	row.next = lifecycle.NextCheck(w.domains[di].name, phase, &r.cur, released, atT, r.sched, r.rnd).Unix()
 }
 
 // decide runs lifecycle.Decide for a changed observation and records the

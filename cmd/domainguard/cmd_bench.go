@@ -36,7 +36,7 @@ func runBench(ctx context.Context, inv invocation) error {
 	only := fs.String("only", "", "comma-separated phases to run: "+strings.Join(bench.Phases, ","))
 	jsonFile := fs.String("json", "", "also write the report(s) as JSON to this file")
 	scale := fs.String("scale", "", "comma-separated domain counts (e.g. 100000,1000000): run the sweep and enforcer phases at each size (10 emails per domain unless --emails) to show how time and memory grow")
-	plotDir := fs.String("plot-dir", "", "with --scale: write "+bench.PlotScaleTime+" and "+bench.PlotScaleMemory+" into this directory")
+	plotDir := fs.String("plot-dir", "", "with --scale: write "+bench.PlotScaleTime+" and "+bench.PlotScaleMemory+" into this directory (a build with -tags plot only)")
 	cfg, rest, log, err := loadConfig(inv, fs)
 	if err != nil {
 		return err
@@ -68,6 +68,9 @@ func runBench(ctx context.Context, inv invocation) error {
 		}
 	} else if *plotDir != "" {
 		return usageErr("--plot-dir needs --scale")
+	}
+	if *plotDir != "" && !bench.PlotsBuiltIn {
+		return usageErr("--plot-dir: %v", bench.ErrPlotsNotBuilt)
 	}
 
 	var reps []bench.Report

@@ -100,6 +100,11 @@ type Config struct {
 	// base URLs used instead of the bootstrap's for these TLDs (keys lower
 	// case, no leading dot). Default none.
 	RDAPOverrides map[string]string
+	// RDAPCanaries (DOMAINGUARD_RDAP_CANARIES, "suffix=name,suffix=name"):
+	// known-registered names that confirm an RDAP 404 under a public
+	// suffix, in addition to (and before) the registry profiles' canaries
+	// (keys lower case, no leading dot: "com", "gc.ca"). Default none.
+	RDAPCanaries map[string]string
 	// FastlyAPIURL (FASTLY_API_URL): default "https://api.fastly.com";
 	// WithDefaults fills it. FastlyAPIKey (FASTLY_API_KEY): secret.
 	FastlyAPIURL string
@@ -122,7 +127,8 @@ type Config struct {
 	// per checker process. Default 8; WithDefaults fills it.
 	CheckConcurrency int
 	// RecheckInterval (DOMAINGUARD_RECHECK_INTERVAL): longest time between
-	// two checks of a healthy domain. Default 720h; WithDefaults fills it.
+	// two checks of a healthy domain. Default 720h; WithDefaults fills it;
+	// at most lifecycle.MaxRecheckInterval (720h).
 	RecheckInterval time.Duration
 	// SweepInterval (DOMAINGUARD_SWEEP_INTERVAL): how often the producer
 	// looks for due domains. Default 1m; WithDefaults fills it.

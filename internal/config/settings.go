@@ -68,6 +68,9 @@ var settings = []setting{
 	{env: "DOMAINGUARD_RDAP_OVERRIDES", help: "RDAP base URLs per TLD: `tld=url,...`",
 		parse:  parseOverrides,
 		format: func(c Config) string { return formatOverrides(c.RDAPOverrides) }},
+	{env: "DOMAINGUARD_RDAP_CANARIES", help: "known-registered names confirming RDAP 404s per public suffix: `suffix=name,...`",
+		parse:  parseCanaries,
+		format: func(c Config) string { return formatOverrides(c.RDAPCanaries) }},
 	{env: "FASTLY_API_URL", url: true, help: "Fastly API base `url`",
 		parse:  func(c *Config, v string) error { c.FastlyAPIURL = strings.TrimSpace(v); return nil },
 		format: func(c Config) string { return c.FastlyAPIURL }},
@@ -230,6 +233,28 @@ func parseOverrides(c *Config, v string) error {
 		out[tld] = base
 	}
 	c.RDAPOverrides = out
+	return nil
+}
+
+func parseCanaries(c *Config, v string) error {
+	out := map[string]string{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		suffix, name, ok := strings.Cut(item, "=")
+		suffix = strings.Trim(strings.ToLower(strings.TrimSpace(suffix)), ".")
+		name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+		if !ok || suffix == "" || name == "" {
+			return fmt.Errorf("item %q: want suffix=name", item)
+		}
+		if !strings.HasSuffix(name, "."+suffix) {
+			return fmt.Errorf("item %q: the canary %q must be a name under .%s", item, name, suffix)
+		}
+		out[suffix] = name
+	}
+	c.RDAPCanaries = out
 	return nil
 }
 
