@@ -54,8 +54,12 @@ SELECT 'u' || i, 'user' || i || '@d' || (i / 10) || '.example', 'd' || (i / 10) 
   FROM generate_series(0, $1 - 1) AS i`, n); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `ANALYZE emails; ANALYZE domains`); err != nil {
-		b.Fatal(err)
+	// As a database in service would be: vacuumed (hint bits and the
+	// visibility map set, so reads do not write) and analysed.
+	for _, t := range []string{"emails", "domains"} {
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+t); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.Logf("loaded %d addresses in %s", n, time.Since(start).Round(time.Millisecond))
 	api, err := New(Config{Tokens: []Token{NewToken("bench", goodToken)}, Pool: pool, JS: js, Topology: topo,
@@ -65,19 +69,26 @@ SELECT 'u' || i, 'user' || i || '@d' || (i / 10) || '.example', 'd' || (i / 10) 
 	}
 	h := api.Handler()
 	rnd := rand.New(rand.NewPCG(1, 2))
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
+	lookup := func() time.Duration {
 		i := rnd.IntN(n)
 		req := httptest.NewRequest("GET", fmt.Sprintf("/v1/addresses/user%d@d%d.example", i, i/10), nil)
 		req.Header.Set("Authorization", "Bearer "+goodToken)
 		rec := httptest.NewRecorder()
 		t0 := time.Now()
 		h.ServeHTTP(rec, req)
-		lat = append(lat, time.Since(t0))
+		d := time.Since(t0)
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
+		return d
+	}
+	for range 1000 { // fill the pool's connections and prepared statements
+		lookup()
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		lat = append(lat, lookup())
 	}
 	b.StopTimer()
 	slices.Sort(lat)
