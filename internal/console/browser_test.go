@@ -160,8 +160,8 @@ func TestBrowser(t *testing.T) {
 		"#holds":                 `SELECT count(*) FROM holds WHERE status = 'pending'`,
 		"#lookups":               `SELECT COALESCE(sum(count), 0) FROM lookup_budget WHERE hour > now() - interval '24 hours'`,
 		`td[data-phase="grace"]`: `SELECT count(*) FROM domains WHERE phase = 'grace'`,
-		`td[data-source="rdap"]`: `SELECT count(*) FROM domains WHERE evidence->>'provider' = 'rdap'`,
-		`td[data-source="none"]`: `SELECT count(*) FROM domains WHERE evidence IS NULL`,
+		`td[data-source="rdap"]`: `SELECT count(*) FROM emails WHERE verified AND domain LIKE '%.org'`,
+		`td[data-source="none"]`: `SELECT count(*) FROM emails WHERE verified AND domain NOT LIKE '%.org'`,
 	} {
 		if got, want := text(t, ctx, sel), strconv.Itoa(f.count(t, sql)); got != want {
 			t.Errorf("overview %s = %q, database says %s", sel, got, want)
