@@ -242,6 +242,14 @@ func subjectCases() []subjectCase {
 			decode:  decodeAs[EnforcementPaused](),
 		},
 		{
+			subject: SubjectDeadLetterReplayed, kind: SubjectDeadLetterReplayed,
+			full: DeadLetterReplayed{DLQSequence: 7, Stream: "DOMAIN_CHECKS", Sequence: 918273, Subject: "domains.check.example.com",
+				PayloadSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", MessageID: "replay-DOMAIN_CHECKS-918273-7",
+				By: "nats:operator os:ops@bastion", At: exampleTime},
+			minimal: DeadLetterReplayed{Stream: "ACCOUNTS", Subject: "accounts.email.verified", PayloadSHA256: "x", MessageID: "m", By: "b", At: exampleTime},
+			decode:  decodeAs[DeadLetterReplayed](),
+		},
+		{
 			subject: SubjectDeadLetterAll, kind: "dlq",
 			full: DeadLetter{Stream: "ACCOUNTS", Consumer: "intake", Subject: "accounts.email.verified", Sequence: 918273,
 				Headers: map[string][]string{"Nats-Msg-Id": {"0195a3c2-0000-7000-8000-000000000000"}},

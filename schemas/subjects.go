@@ -19,6 +19,7 @@ const (
 	SubjectEnforcementHeld     = "audit.enforcement.held"
 	SubjectEnforcementPaused   = "audit.enforcement.paused"
 	SubjectEnforcementResumed  = "audit.enforcement.resumed"
+	SubjectDeadLetterReplayed  = "audit.dlq.replayed"
 	SubjectDeadLetterPrefix    = "dlq." // + stream name
 	SubjectAuditAll            = "audit.>"
 	SubjectAccountsAll         = "accounts.>"
