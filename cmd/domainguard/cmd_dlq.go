@@ -53,8 +53,11 @@ func runDLQ(ctx context.Context, inv invocation) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) == 0 {
-		return usageErr("dlq list | dlq replay SEQ... | dlq replay --all")
+	// Usage errors are found before connecting, so they read the same on
+	// every machine and never wait for a broker.
+	seqs, err := checkDLQArgs(rest, *all)
+	if err != nil {
+		return err
 	}
 	octx, ocancel := context.WithTimeout(ctx, dlqConnectTimeout)
 	a, err := openApp(octx, cfg, log, needs{nats: true})
@@ -100,7 +103,6 @@ func runDLQ(ctx context.Context, inv invocation) error {
 		}
 		return tw.Flush()
 	case "replay":
-		var seqs []uint64
 		if *all {
 			entries, err := readDeadLetters(ctx, stream, 1<<30)
 			if err != nil {
@@ -113,16 +115,6 @@ func runDLQ(ctx context.Context, inv invocation) error {
 				}
 				seqs = append(seqs, e.Seq)
 			}
-		}
-		for _, s := range rest[1:] {
-			n, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				return usageErr("dlq replay: %q is not a DLQ sequence number", s)
-			}
-			seqs = append(seqs, n)
-		}
-		if len(seqs) == 0 && !*all {
-			return usageErr("dlq replay needs sequence numbers or --all")
 		}
 		r := replayer{js: a.js, stream: stream, topo: a.topo, by: replayedBy(cfg.NATSUser), now: time.Now}
 		var refused int
@@ -144,6 +136,35 @@ func runDLQ(ctx context.Context, inv invocation) error {
 	default:
 		return usageErr("dlq: unknown subcommand %q", rest[0])
 	}
+}
+
+// checkDLQArgs validates the subcommand and returns the sequence numbers a
+// replay names.
+func checkDLQArgs(rest []string, all bool) ([]uint64, error) {
+	if len(rest) == 0 {
+		return nil, usageErr("dlq list | dlq replay SEQ... | dlq replay --all")
+	}
+	switch rest[0] {
+	case "list":
+		if len(rest) != 1 {
+			return nil, usageErr("dlq list takes no arguments")
+		}
+		return nil, nil
+	case "replay":
+		var seqs []uint64
+		for _, s := range rest[1:] {
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return nil, usageErr("dlq replay: %q is not a DLQ sequence number", s)
+			}
+			seqs = append(seqs, n)
+		}
+		if len(seqs) == 0 && !all {
+			return nil, usageErr("dlq replay needs sequence numbers or --all")
+		}
+		return seqs, nil
+	}
+	return nil, usageErr("dlq: unknown subcommand %q", rest[0])
 }
 
 func readDeadLetters(ctx context.Context, stream jetstream.Stream, limit int) ([]deadLetterEntry, error) {

@@ -20,14 +20,11 @@ func runHolds(ctx context.Context, inv invocation) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
 	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
-	a, st, rest, err := openStore(ctx, inv, fs)
+	a, st, rest, err := openStore(ctx, inv, fs, checkHoldsArgs)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if len(rest) == 0 {
-		return usageErr("holds list | holds approve ID | holds reject ID")
-	}
 	switch rest[0] {
 	case "list":
 		s := *status
@@ -48,9 +45,6 @@ func runHolds(ctx context.Context, inv invocation) error {
 		}
 		return w.Flush()
 	case "approve":
-		if len(rest) != 2 {
-			return usageErr("holds approve ID")
-		}
 		res, err := st.ApproveHold(ctx, rest[1], operatorName(*by))
 		if err != nil {
 			return err
@@ -61,9 +55,6 @@ func runHolds(ctx context.Context, inv invocation) error {
 		fmt.Fprintf(inv.stdout, "hold %s approved: %d addresses on %s unverified (%s)\n", res.Hold.ID, res.Unverified, res.Hold.Domain, res.Hold.Reason)
 		return nil
 	case "reject":
-		if len(rest) != 2 {
-			return usageErr("holds reject ID")
-		}
 		h, err := st.RejectHold(ctx, rest[1], operatorName(*by))
 		if err != nil {
 			return err
@@ -75,4 +66,24 @@ func runHolds(ctx context.Context, inv invocation) error {
 		return nil
 	}
 	return usageErr("holds: unknown subcommand %q", rest[0])
+}
+
+// checkHoldsArgs finds usage errors before the database is opened.
+func checkHoldsArgs(rest []string) error {
+	if len(rest) == 0 {
+		return usageErr("holds list | holds approve ID | holds reject ID")
+	}
+	switch rest[0] {
+	case "list":
+		if len(rest) != 1 {
+			return usageErr("holds list takes no arguments")
+		}
+	case "approve", "reject":
+		if len(rest) != 2 {
+			return usageErr("holds %s ID", rest[0])
+		}
+	default:
+		return usageErr("holds: unknown subcommand %q", rest[0])
+	}
+	return nil
 }

@@ -25,9 +25,26 @@ import (
 
 func TestUsageErrorsExitTwo(t *testing.T) {
 	ctx := context.Background()
-	for _, args := range [][]string{{}, {"no-such-command"}, {"check"}, {"holds"}, {"breaker", "sideways"}, {"migrate", "--no-such-flag"}} {
+	// Nothing listens at these addresses: a command that connected before
+	// checking its arguments would exit 1 on every machine, whatever
+	// databases or streams earlier runs left behind.
+	env := map[string]string{
+		"DATABASE_URL":             "postgres://127.0.0.1:1/domainguard_usage?connect_timeout=1",
+		"NATS_URL":                 "nats://127.0.0.1:1",
+		"DOMAINGUARD_METRICS_ADDR": "off",
+	}
+	getenv := func(k string) string { return env[k] }
+	for _, args := range [][]string{
+		{}, {"no-such-command"}, {"check"}, {"migrate", "--no-such-flag"}, {"migrate", "extra"},
+		{"holds"}, {"holds", "sideways"}, {"holds", "approve"}, {"holds", "reject", "a", "b"}, {"holds", "list", "extra"},
+		{"breaker"}, {"breaker", "sideways"}, {"breaker", "status", "extra"},
+		{"status"}, {"status", "a@b.org", "c@d.org"},
+		{"dlq"}, {"dlq", "sideways"}, {"dlq", "list", "extra"}, {"dlq", "replay"}, {"dlq", "replay", "x"},
+		{"sweep", "extra"}, {"topology", "extra"}, {"notify-example", "extra"},
+		{"producer", "extra"}, {"checker", "extra"}, {"enforcer", "extra"}, {"run", "extra"},
+	} {
 		var out, errOut strings.Builder
-		code := runMain(ctx, invocation{args: args, stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }})
+		code := runMain(ctx, invocation{args: args, stdout: &out, stderr: &errOut, getenv: getenv})
 		if code != 2 {
 			t.Errorf("domainguard %q exited %d, want 2 (stderr %q)", args, code, errOut.String())
 		}

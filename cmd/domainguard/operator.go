@@ -12,10 +12,15 @@ import (
 
 // openStore opens the enforcer's store for the operator commands (status,
 // holds, breaker): database only, no NATS. Changes they make reach AUDIT
-// through the outbox, which a running enforcer relays.
-func openStore(ctx context.Context, inv invocation, fs *flag.FlagSet) (*app, *enforcer.Store, []string, error) {
+// through the outbox, which a running enforcer relays. checkArgs sees the
+// arguments left after the flags and reports usage errors before any
+// connection is made, so a mistyped command fails the same on every machine.
+func openStore(ctx context.Context, inv invocation, fs *flag.FlagSet, checkArgs func(rest []string) error) (*app, *enforcer.Store, []string, error) {
 	cfg, rest, log, err := loadConfig(inv, fs)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkArgs(rest); err != nil {
 		return nil, nil, nil, err
 	}
 	a, err := openApp(ctx, cfg, log, needs{db: true})
