@@ -286,6 +286,9 @@ func (p *Producer) enqueueSignup(ctx context.Context, domain string, now time.Ti
 			return
 		}
 		enqueued = 0
+		if p.replaceIfStale(msg) {
+			enqueued = 1
+		}
 	} else {
 		p.m.signupChecks.Inc()
 	}

@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/fakerdap"
 	"github.com/domainguard/domainguard/internal/testbin"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testroles"
@@ -305,5 +310,152 @@ func TestDLQReplayIsNoConfusedDeputy(t *testing.T) {
 	}
 	if rec.Subject != "domains.check.good.com" || !strings.Contains(rec.By, "nats:operator") || rec.PayloadSHA256 == "" {
 		t.Errorf("replay record %+v: want the subject, the operator and the payload digest", rec)
+	}
+}
+
+// TestPausedRegistryStallsNothing is item 3: one registry answering 429
+// with Retry-After: 86400 must not hold the checker's workers. Checks for
+// its domains go back to the queue with the (capped) pause as their delay,
+// checks of other registries go on, the pause is exported per server, and
+// the checker stops promptly.
+func TestPausedRegistryStallsNothing(t *testing.T) {
+	c := newCluster(t, clusterOptions{secure: true, extraEnv: []string{"DOMAINGUARD_CHECK_CONCURRENCY=4"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// .org goes to a registry that asks for a day's pause.
+	slow := fakerdap.NewWithOptions(t, fakerdap.Options{TLDs: []string{"org"}})
+	slow.SetDefault(fakerdap.Answer{Status: 429, RetryAfter: 24 * time.Hour})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, append(c.rdap.CACertPEM(), slow.CACertPEM()...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.env = append(c.env, "SSL_CERT_FILE="+caFile, "DOMAINGUARD_RDAP_OVERRIDES=org="+slow.URL())
+	c.roleEnv["checker"] = append(c.roleEnv["checker"], "DOMAINGUARD_METRICS_ADDR="+metricsAddr)
+	c.startAll()
+
+	var evs []verified
+	var healthy []string
+	for i := range 40 {
+		evs = append(evs, verified{UserID: fmt.Sprintf("s%d", i), Email: fmt.Sprintf("a@paused%d.org", i), VerifiedAt: time.Now().Add(-time.Hour)})
+	}
+	for i := range 10 {
+		d := fmt.Sprintf("healthy%d.com", i)
+		healthy = append(healthy, d)
+		evs = append(evs, verified{UserID: fmt.Sprintf("h%d", i), Email: "a@" + d, VerifiedAt: time.Now().Add(-time.Hour)})
+	}
+	c.publishVerified(ctx, evs)
+
+	took := waitFor(t, 45*time.Second, "every healthy domain to be checked while .org is paused", func() (bool, string) {
+		var n int
+		if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM domains WHERE name = ANY($1) AND last_checked_at IS NOT NULL`, healthy).Scan(&n); err != nil {
+			return false, err.Error()
+		}
+		return n == len(healthy), fmt.Sprintf("%d of %d healthy domains checked; .org lookups %d", n, len(healthy), slow.TotalLookups())
+	})
+	t.Logf("healthy domains checked within %s; .org lookups %d", took.Round(time.Millisecond), slow.TotalLookups())
+	if n := slow.TotalLookups(); n > 8 {
+		t.Errorf("the paused registry got %d lookups; want it left alone during its pause", n)
+	}
+
+	// The pause is exported for the server, capped at 6h.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape checker metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var until float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "domainguard_checker_paused_until_seconds{") {
+			if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &until); err != nil {
+				t.Errorf("metric line %q: %v", line, err)
+			}
+		}
+	}
+	if left := time.Until(time.Unix(int64(until), 0)); left < 5*time.Hour || left > 6*time.Hour+time.Minute {
+		t.Errorf("domainguard_checker_paused_until_seconds is %.0f (%s from now); want about 6h from now (Retry-After 86400 capped)", until, left)
+	}
+
+	// Nothing waits on the pause at shutdown.
+	start := time.Now()
+	c.mu.Lock()
+	checker := c.procs["checker"]
+	c.mu.Unlock()
+	if err := checker.Stop(15 * time.Second); err != nil {
+		t.Errorf("checker stop: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the checker took %s to stop", d)
+	}
+}
+
+// TestStrandedCheckIsReplaced is item 4: a check left in DOMAIN_CHECKS
+// that the checker's consumer will never deliver (below its ack floor
+// after a nats-server crash, or out of deliveries, as here: a work queue
+// keeps it) refused every later check of its domain as "already pending",
+// for good. The producer now inspects the pending check when its publish is
+// refused and replaces a stranded one, so the domain is observed.
+func TestStrandedCheckIsReplaced(t *testing.T) {
+	// A delivered check is stale after check ack wait x 20 deliveries: 60s here.
+	c := newCluster(t, clusterOptions{secure: true, extraEnv: []string{"DOMAINGUARD_CHECK_ACK_WAIT=3s"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// A check for zombie.com that ran out of deliveries: the message stays
+	// in the work queue but will never be delivered again.
+	body, err := json.Marshal(schemas.CheckRequest{Domain: "zombie.com", Reason: schemas.CheckSchedule, RequestedAt: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := c.js.Publish(ctx, c.topo.Namespace.CheckSubject("zombie.com"), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranded := time.Now()
+	streamName := c.topo.Namespace.Stream(schemas.StreamDomainChecks)
+	var cfg jetstream.ConsumerConfig
+	for _, cc := range c.topo.Consumers()[streamName] {
+		if cc.Durable == broker.ConsumerChecker {
+			cfg = cc
+		}
+	}
+	if err := c.js.DeleteConsumer(ctx, streamName, broker.ConsumerChecker); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxDeliver, cfg.AckWait = 1, time.Second
+	cons, err := c.js.CreateConsumer(ctx, streamName, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if meta, _ := m.Metadata(); meta == nil || meta.Sequence.Stream != ack.Sequence {
+			t.Fatalf("fetched %v, want the zombie check", meta)
+		}
+	}
+	time.Sleep(2 * time.Second) // past its ack wait: never delivered again
+
+	c.startAll()
+	c.publishVerified(ctx, []verified{{UserID: "z1", Email: "a@zombie.com", VerifiedAt: time.Now().Add(-time.Hour)}})
+	// The signup check was refused while the stranded one was young; once
+	// it outlived its deliveries, the domain's lease running out (here:
+	// fast-forwarded) makes the sweep publish again, and replace it.
+	time.Sleep(time.Until(stranded.Add(62 * time.Second)))
+	waitFor(t, 60*time.Second, "zombie.com to be observed", func() (bool, string) {
+		c.forceRecheck(ctx, []string{"zombie.com"})
+		var checked *time.Time
+		err := c.pool.QueryRow(ctx, `SELECT last_checked_at FROM domains WHERE name = 'zombie.com'`).Scan(&checked)
+		if err != nil || checked == nil {
+			return false, fmt.Sprintf("last_checked_at %v (%v); stream has %d messages", checked, err, streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks))
+		}
+		return true, ""
+	})
+	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 0 {
+		t.Errorf("DOMAIN_CHECKS holds %d messages after the replacement was checked, want 0", n)
 	}
 }
