@@ -1,3 +1,5 @@
+//go:build plot
+
 package bench
 
 import (
@@ -12,11 +14,8 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// Plot file names written by WriteScalePlots.
-const (
-	PlotScaleTime   = "bench-scale-time.png"
-	PlotScaleMemory = "bench-scale-memory.png"
-)
+// PlotsBuiltIn: this build writes plots (built with -tags plot).
+const PlotsBuiltIn = true
 
 // WriteScalePlots writes PlotScaleTime (seconds per phase against the
 // number of domains) and PlotScaleMemory (peak heap per phase against the

@@ -116,6 +116,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 		return nil
 	case errors.As(lookupErr, new(*pausedError)):
 		return w.park(pubCtx, msg, meta, domain, req.Previous, lookupErr)
+	case errors.Is(lookupErr, ErrNoSource):
+		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
+		return w.publishUnmonitored(pubCtx, msg, meta, domain, req.Previous, lookupErr.Error())
 	case IsPermanent(lookupErr):
 		return w.deadLetter(pubCtx, msg, lookupErr)
 	case lookupErr != nil:
@@ -142,6 +145,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 				// its evidence kept) has none to carry.
 				changed.PreviousEvidence = &prevEv
 			}
+		}
+		if lifecycle.ReleasedWithoutLapse(req.Previous, obs.Phase) {
+			w.metrics.releasedJumps.Inc()
+			log.Warn("released straight from active, no lapse seen in between", "server", obs.Evidence.Server)
 		}
 		log.Info("domain changed", "previous_phase", changed.PreviousPhase, "phase", obs.Phase)
 		return w.publish(pubCtx, msg, meta, domain, kindChanged, eventKindChanged,
@@ -173,6 +180,18 @@ func (w *Worker) park(ctx context.Context, msg jetstream.Msg, meta *jetstream.Ms
 // publishFailed publishes a Failed heartbeat: the phase stays the previous
 // one (or unknown), never a phase derived from an error.
 func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+	return w.publishNoDecision(ctx, msg, meta, domain, prev, kindFailed, detail)
+}
+
+// publishUnmonitored publishes an unmonitored heartbeat: no source of
+// evidence covers the domain's TLD; the phase stays the previous one.
+func (w *Worker) publishUnmonitored(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+	return w.publishNoDecision(ctx, msg, meta, domain, prev, kindUnmonitored, detail)
+}
+
+// publishNoDecision publishes a heartbeat of kind kindFailed or
+// kindUnmonitored with the previous phase (or unknown).
+func (w *Worker) publishNoDecision(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, kind, detail string) error {
 	phase := lifecycle.PhaseUnknown
 	if prev != nil && prev.Phase.Valid() {
 		phase = prev.Phase
@@ -181,8 +200,9 @@ func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jet
 		detail = detail[:1024]
 	}
 	now := w.cfg.Clock.Now().UTC()
-	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now, Failed: true, Detail: detail}
-	return w.publish(ctx, msg, meta, domain, kindFailed, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
+	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now,
+		Failed: kind == kindFailed, Unmonitored: kind == kindUnmonitored, Detail: detail}
+	return w.publish(ctx, msg, meta, domain, kind, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
 }
 
 // publish sends one event with an id derived from the check message and
@@ -275,17 +295,20 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 	}
 	bo.Reset()
 	start := time.Now()
+	exempt := rateExempt(p, domain)
 	for attempt := 1; ; attempt++ {
-		waited, err := w.limiters.wait(ctx, key)
-		w.metrics.rateLimitWait.Observe(waited.Seconds())
-		if err != nil {
-			return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+		if !exempt {
+			waited, err := w.limiters.wait(ctx, key)
+			w.metrics.rateLimitWait.Observe(waited.Seconds())
+			if err != nil {
+				return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+			}
 		}
 		obs, err := w.attempt(ctx, domain, prev)
 		if err == nil {
 			return obs, nil
 		}
-		if IsPermanent(err) || ctx.Err() != nil {
+		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
 		retryAfter := min(RetryAfter(err), MaxRetryAfter)

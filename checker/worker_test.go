@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,6 +235,9 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 		switch domain {
 		case "lapsed.com":
 			return observation(domain, lifecycle.PhaseExpired), nil
+		case "jumped.com", "dropped.com":
+			return lifecycle.Observation{Domain: domain, Phase: lifecycle.PhaseReleased, Evidence: lifecycle.Evidence{
+				Provider: "fake", NotFound: true, ObservedAt: time.Now().UTC()}}, nil
 		case "murky.com":
 			o := observation(domain, lifecycle.PhaseUnknown)
 			o.Evidence.Detail = "404 not confirmed by canary"
@@ -260,6 +264,11 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 		{"first.com", nil, "changed", lifecycle.PhaseActive, false},
 		{"renewed.com", renewed, "changed", lifecycle.PhaseActive, false},
 		{"murky.com", active("murky.com"), "checked", lifecycle.PhaseActive, true},
+		// Released straight from active (counted as suspicious) and after
+		// pending delete (a normal lapse).
+		{"jumped.com", active("jumped.com"), "changed", lifecycle.PhaseReleased, false},
+		{"dropped.com", &lifecycle.Observation{Domain: "dropped.com", Phase: lifecycle.PhasePendingDelete,
+			Evidence: lifecycle.Evidence{Provider: "fake", Statuses: []string{"pending delete"}, ObservedAt: time.Now().UTC()}}, "changed", lifecycle.PhaseReleased, false},
 	}
 	for _, tc := range tests {
 		e.publishCheck(t, tc.domain, tc.prev)
@@ -321,8 +330,11 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 	if n := e.pendingChecks(t); n != 0 {
 		t.Errorf("%d checks left in the work queue", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_events_published_total", kindChanged); got != 3 {
-		t.Errorf("changed events metric = %g, want 3", got)
+	if got := metricValue(t, w, "domainguard_checker_events_published_total", kindChanged); got != 5 {
+		t.Errorf("changed events metric = %g, want 5", got)
+	}
+	if got := metricValue(t, w, "domainguard_checker_released_without_lapse_total"); got != 1 {
+		t.Errorf("released without lapse metric = %g, want 1", got)
 	}
 	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", outcomeUnknown); got != 1 {
 		t.Errorf("unknown lookups metric = %g, want 1", got)
@@ -418,6 +430,58 @@ func TestExhaustedRetriesPublishFailedHeartbeat(t *testing.T) {
 		t.Errorf("%d lookups, want MaxAttempts = 3", n)
 	}
 	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, _ int) (lifecycle.Observation, error) {
+		return lifecycle.Observation{Domain: domain, Phase: lifecycle.PhaseUnknown}, fmt.Errorf("%w: nothing for .zz", ErrNoSource)
+	}}
+	cfg := e.baseConfig(t, p)
+	w := startWorker(t, cfg)
+	e.publishCheck(t, "none.zz", nil)
+	msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+	_, hb, err := schemas.Decode[schemas.DomainChecked](msgs[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hb.Unmonitored || hb.Failed || hb.Phase != lifecycle.PhaseUnknown || !strings.Contains(hb.Detail, ".zz") {
+		t.Errorf("heartbeat = %+v, want unmonitored with detail", hb)
+	}
+	if n := len(p.callTimes("none.zz")); n != 1 {
+		t.Errorf("%d lookups, want 1 (no retries)", n)
+	}
+	if got := metricValue(t, w, "domainguard_checker_events_published_total", "unmonitored"); got != 1 {
+		t.Errorf("unmonitored events = %g", got)
+	}
+	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+// exemptProvider is exempt from the rate limit for every domain.
+type exemptProvider struct{ *fakeProvider }
+
+func (exemptProvider) RateExempt(string) bool { return true }
+
+func TestRateExemptLookupsSkipTheLimiter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := exemptProvider{&fakeProvider{}}
+	cfg := e.baseConfig(t, p)
+	cfg.LookupsPerSecond, cfg.Burst = 1, 1
+	w := startWorker(t, cfg)
+	start := time.Now()
+	for i := range 5 {
+		e.publishCheck(t, "x"+strconv.Itoa(i)+".eu", nil)
+	}
+	e.waitEvents(t, 5, 0)
+	// At 1/s through the limiter, 5 lookups would take 4s.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("5 exempt lookups took %s", took)
+	}
+	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 0 {
+		t.Errorf("rate limit wait observations = %g, want 0", got)
+	}
 }
 
 func TestPermanentFailureAndBadInputDeadLettered(t *testing.T) {

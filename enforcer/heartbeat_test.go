@@ -58,6 +58,78 @@ func TestHeartbeatsBatchUpdateAndIgnoreOlder(t *testing.T) {
 	}
 }
 
+func TestUnmonitoredHeartbeatChecksWeeklyAndAChangeClearsIt(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO domains (name, next_check_at) VALUES ('none.zz', now())`)
+	res, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{
+		{Domain: "none.zz", Phase: lifecycle.PhaseUnknown, ObservedAt: t0, Unmonitored: true, Detail: "no source"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unmonitored != 1 || res.Checked != 0 || res.Failed != 0 || res.Stale != 0 {
+		t.Fatalf("result %+v, want 1 unmonitored", res)
+	}
+	var (
+		last, next, since *time.Time
+		failures          int
+	)
+	read := func() {
+		t.Helper()
+		if err := f.pool.QueryRow(f.ctx, `SELECT last_checked_at, next_check_at, unmonitored_since, check_failures FROM domains WHERE name = 'none.zz'`).
+			Scan(&last, &next, &since, &failures); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	// Not "never checked" (the sweep's first pass), retried in about a week.
+	if last == nil || !last.Equal(t0) || since == nil || !since.Equal(t0) || failures != 0 ||
+		next.Before(t0.Add(6*24*time.Hour)) || next.After(t0.Add(8*24*time.Hour)) {
+		t.Fatalf("unmonitored: last %v next %v since %v failures %d", last, next, since, failures)
+	}
+	// A second one keeps the first time; a covered heartbeat clears it.
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{{Domain: "none.zz", Phase: lifecycle.PhaseUnknown, ObservedAt: t0.Add(time.Hour), Unmonitored: true}}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if !since.Equal(t0) {
+		t.Fatalf("unmonitored_since moved to %v", since)
+	}
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{{Domain: "none.zz", Phase: lifecycle.PhaseUnknown, ObservedAt: t0.Add(2 * time.Hour), Failed: true}}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if since == nil {
+		t.Fatal("a failed lookup cleared unmonitored_since")
+	}
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{{Domain: "none.zz", Phase: lifecycle.PhaseActive, ObservedAt: t0.Add(3 * time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if since != nil {
+		t.Fatalf("a covered heartbeat kept unmonitored_since %v", since)
+	}
+}
+
+func TestStatusShowsDNSEvidenceAndUnmonitored(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO domains (name, next_check_at, unmonitored_since, evidence, phase) VALUES ('dns.eu', now(), $1, $2, 'active')`, t0,
+		`{"provider":"dns","observed_at":"2026-03-01T12:00:00Z","dns":{"delegated":true,"rcode":"NOERROR","nameservers":["ns1.host.example"],"mx_known":true,"mx":["mx.host.example"],"soa_serial":7,"soa_mname":"ns1.host.example"}}`)
+	rep, err := f.store.Status(f.ctx, "dns.eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"delegated (NOERROR) to [ns1.host.example]", "MX [mx.host.example]", "SOA ns1.host.example serial 7", "unmonitored"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestStatusReportsEmailAndDomain(t *testing.T) {
 	f := newFixture(t, nil)
 	f.addEmails("stat.com", 2, t0.Add(-48*time.Hour))
@@ -101,6 +173,28 @@ func TestStatusReportsEmailAndDomain(t *testing.T) {
 	}
 }
 
+// An address under a private PSL suffix (acme.github.io) is watched through
+// github.io, which never lapses with it: status says it is not covered.
+func TestStatusMarksPrivateSuffixAddressesNotCovered(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO emails (user_id, email, domain, verified, verified_at) VALUES ('p', 'me@acme.github.io', 'github.io', true, $1),
+		('q', 'me@github.io', 'github.io', true, $1)`, t0.Add(-time.Hour))
+	rep, err := f.store.Status(f.ctx, "me@acme.github.io")
+	if err != nil || len(rep.Emails) != 1 {
+		t.Fatalf("report %+v %v", rep, err)
+	}
+	if e := rep.Emails[0]; e.Covered || !strings.Contains(e.NotCoveredWhy, "github.io") {
+		t.Fatalf("private-suffix address reported %+v", e)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "NOT COVERED") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+	if rep, err := f.store.Status(f.ctx, "me@github.io"); err != nil || len(rep.Emails) != 1 || !rep.Emails[0].Covered {
+		t.Fatalf("github.io's own address: %+v %v", rep, err)
+	}
+}
+
 func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{}.WithDefaults()
 	if c.MaxUnverifyPerDomain != 50 || c.BreakerPct != 5 || c.BreakerMinDomains != 20 || c.BreakerWindow != time.Hour ||
@@ -122,7 +216,7 @@ func TestMetricsCountEventsAndUnverified(t *testing.T) {
 	f.activate("m.com", t0.Add(-time.Hour))
 	ch := schemas.DomainChanged{Domain: "m.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseExpired, Evidence: evidence(t0, reg, "H-m.com", nil)}
 	for range 2 {
-		if _, err := f.store.EnforceChanged(f.ctx, "m-1", ch); err != nil {
+		if _, err := f.enforce("m-1", ch); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -34,6 +34,7 @@ var schemaFiles = map[string]string{
 	SubjectEnforcementPaused:  "json/enforcement-paused.v1.schema.json",
 	SubjectEnforcementResumed: "json/enforcement-paused.v1.schema.json",
 	SubjectDeadLetterReplayed: "json/dlq-replayed.v1.schema.json",
+	SubjectOperatorAction:     "json/operator-action.v1.schema.json",
 }
 
 // schemaFamilies maps each subject family (prefix + one or more tokens) to
@@ -85,6 +86,7 @@ func Subjects() []string {
 		SubjectEnforcementPaused,
 		SubjectEnforcementResumed,
 		SubjectDeadLetterReplayed,
+		SubjectOperatorAction,
 		SubjectDeadLetterAll,
 	}
 }

@@ -121,7 +121,11 @@ var (
 		Handle:          "2336799_DOMAIN_COM-VRSN",
 		RegistrarIANAID: "292",
 		Nameservers:     []string{"ns1.example.net", "ns2.example.net"},
-		ObservedAt:      exampleTime,
+		DNS: &lifecycle.DNSEvidence{Delegated: false, Rcode: "NXDOMAIN", ParentServer: "192.0.2.30:53",
+			Nameservers: []string{"ns1.example.net"}, MXKnown: true, MX: []string{"mx.example.net"},
+			SOASerial: 4294967295, SOAMname: "ns1.example.net", UndelegatedSince: &lastChanged,
+			BaselineNameservers: []string{"ns1.example.net"}, BaselineMX: []string{"mx.example.net"}},
+		ObservedAt: exampleTime,
 	}
 	notFoundEvidence = lifecycle.Evidence{
 		Provider:   "rdap",
@@ -248,6 +252,13 @@ func subjectCases() []subjectCase {
 				By: "nats:operator os:ops@bastion", At: exampleTime},
 			minimal: DeadLetterReplayed{Stream: "ACCOUNTS", Subject: "accounts.email.verified", PayloadSHA256: "x", MessageID: "m", By: "b", At: exampleTime},
 			decode:  decodeAs[DeadLetterReplayed](),
+		},
+		{
+			subject: SubjectOperatorAction, kind: SubjectOperatorAction,
+			full: OperatorAction{Action: ActionHoldApprove, Actor: "ops@example.org", Via: "console", Note: "registry confirmed the deletion\nticket 42",
+				HoldID: "hold-42", Domain: "example.com", Addresses: 120, DLQSequence: 7, Stream: "ACCOUNTS", Subject: "accounts.email.verified", At: exampleTime},
+			minimal: OperatorAction{Action: ActionDLQReplay, Actor: "ops", Via: "cli", At: exampleTime},
+			decode:  decodeAs[OperatorAction](),
 		},
 		{
 			subject: SubjectDeadLetterAll, kind: "dlq",
@@ -406,10 +417,8 @@ func TestEnumsMatchGo(t *testing.T) {
 	if got := enum(schemaDoc(t, "json/phase.v1.schema.json")); !slices.Equal(got, phases) {
 		t.Errorf("phase enum %v, want lifecycle.Phases %v", got, phases)
 	}
-	reasons := []lifecycle.Reason{lifecycle.ReasonExpired, lifecycle.ReasonRedemption, lifecycle.ReasonPendingDelete,
-		lifecycle.ReasonReleased, lifecycle.ReasonReregistered, lifecycle.ReasonGrace}
 	var want []string
-	for _, r := range reasons {
+	for _, r := range lifecycle.Reasons {
 		want = append(want, string(r))
 	}
 	got := enum(schemaDoc(t, "json/reason.v1.schema.json"))
@@ -420,6 +429,10 @@ func TestEnumsMatchGo(t *testing.T) {
 		if r := lifecycle.ReasonFor(p); r != "" && !slices.Contains(got, string(r)) {
 			t.Errorf("ReasonFor(%s) = %s is not in the reason enum", p, r)
 		}
+	}
+	actions := enum(payloadDoc(t, "json/operator-action.v1.schema.json")["properties"].(map[string]any)["action"].(map[string]any))
+	if !slices.Equal(actions, OperatorActions) {
+		t.Errorf("operator action enum %v, want %v", actions, OperatorActions)
 	}
 	checkReasons := enum(payloadDoc(t, "json/check-request.v1.schema.json")["properties"].(map[string]any)["reason"].(map[string]any))
 	if want := []string{string(CheckSchedule), string(CheckSignup), string(CheckManual)}; !slices.Equal(checkReasons, want) {
@@ -653,6 +666,9 @@ func TestSchemaRejectsDecodeRejects(t *testing.T) {
 		{"addresses wrong type", SubjectEnforcementHeld, `{"hold_id":"h","domain":"example.com","cause":"cap","reason":"domain_expired","phase":"expired","addresses":"many"}`},
 		{"blank error", SubjectDeadLetterAll, `{"stream":"ACCOUNTS","subject":"accounts.email.verified","error":" \t\n","at":"2025-03-14T09:26:53Z"}`},
 		{"paused without reason", SubjectEnforcementPaused, `{"paused":true,"at":"2025-03-14T09:26:53Z"}`},
+		{"operator action without actor", SubjectOperatorAction, `{"action":"hold.approve","via":"console","at":"2025-03-14T09:26:53Z"}`},
+		{"unknown operator action", SubjectOperatorAction, `{"action":"hold.delete","actor":"ops","via":"console","at":"2025-03-14T09:26:53Z"}`},
+		{"operator action note with escape", SubjectOperatorAction, "{\"action\":\"hold.approve\",\"actor\":\"ops\",\"via\":\"cli\",\"note\":\"\\u001b[31m\",\"at\":\"2025-03-14T09:26:53Z\"}"},
 		{"not an object", SubjectEmailVerified, `["a@b.c"]`},
 	}
 	cases := map[string]subjectCase{}

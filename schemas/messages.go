@@ -196,8 +196,12 @@ type DomainChecked struct {
 	ObservedAt time.Time       `json:"observed_at"`
 	// Failed is set when the lookup failed or was inconclusive; the domain
 	// is then not marked checked and is retried with growing delays.
-	Failed bool   `json:"failed,omitempty"`
-	Detail string `json:"detail,omitempty"`
+	Failed bool `json:"failed,omitempty"`
+	// Unmonitored is set when no source of evidence covers the domain's
+	// TLD (no RDAP service, no commercial provider, no DNS evidence): the
+	// domain is marked unmonitored and retried weekly (DESIGN.md §8).
+	Unmonitored bool   `json:"unmonitored,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 // Validate checks the required fields.
@@ -304,7 +308,7 @@ func (m DomainEvent) Validate() error {
 type EnforcementHeld struct {
 	HoldID    string           `json:"hold_id"`
 	Domain    string           `json:"domain"`
-	Cause     string           `json:"cause"` // cap | protected
+	Cause     string           `json:"cause"` // a lifecycle.HoldCause other than breaker
 	Reason    lifecycle.Reason `json:"reason"`
 	Phase     lifecycle.Phase  `json:"phase"`
 	Addresses int              `json:"addresses"`
@@ -317,8 +321,8 @@ func (m EnforcementHeld) Validate() error {
 			return err
 		}
 	}
-	if m.Cause != "cap" && m.Cause != "protected" {
-		return invalid("cause %q is not cap or protected", m.Cause)
+	if c := lifecycle.HoldCause(m.Cause); !c.Valid() || c == lifecycle.HoldBreaker {
+		return invalid("cause %q is not cap, protected or handle_changed", m.Cause)
 	}
 	if err := requireReason(m.Reason); err != nil {
 		return err

@@ -1,3 +1,5 @@
+//go:build plot
+
 package simulate
 
 import (
@@ -10,12 +12,8 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// Plot file names written by WritePlots.
-const (
-	PlotDelay   = "sim-delay.png"
-	PlotLookups = "sim-lookups.png"
-	PlotBudget  = "sim-budget.png"
-)
+// PlotsBuiltIn: this build writes plots (built with -tags plot).
+const PlotsBuiltIn = true
 
 // WritePlots writes PlotDelay (cumulative share of lapses fully unverified
 // by days after expiry, per policy of Results; the sweep is in PlotBudget), PlotLookups (lookups per day, per

@@ -26,6 +26,7 @@ func runBench(ctx context.Context, inv invocation) error {
 	fs.IntVar(&o.Domains, "domains", def.Domains, "due domains the sweep enqueues")
 	fs.IntVar(&o.Emails, "emails", 0, "verified addresses the enforcer phase unverifies (default 10 per domain, at most 200000; with --scale 10 per domain)")
 	fs.IntVar(&o.EmailsPerDomain, "emails-per-domain", def.EmailsPerDomain, "addresses per lapsed domain")
+	fs.IntVar(&o.EnforcerRounds, "enforcer-rounds", def.EnforcerRounds, "rounds of the enforcer phase's three arms (bare UPDATE, floor, enforcer), interleaved")
 	fs.Float64Var(&o.CheckRate, "check-rate", def.CheckRate, "checker rate limit in the checker phase (lookups/s)")
 	fs.DurationVar(&o.CheckDuration, "check-duration", def.CheckDuration, "checker phase length at the rate limit")
 	fs.DurationVar(&o.ProviderLatency, "provider-latency", def.ProviderLatency, "fake provider answer time")
@@ -35,7 +36,7 @@ func runBench(ctx context.Context, inv invocation) error {
 	only := fs.String("only", "", "comma-separated phases to run: "+strings.Join(bench.Phases, ","))
 	jsonFile := fs.String("json", "", "also write the report(s) as JSON to this file")
 	scale := fs.String("scale", "", "comma-separated domain counts (e.g. 100000,1000000): run the sweep and enforcer phases at each size (10 emails per domain unless --emails) to show how time and memory grow")
-	plotDir := fs.String("plot-dir", "", "with --scale: write "+bench.PlotScaleTime+" and "+bench.PlotScaleMemory+" into this directory")
+	plotDir := fs.String("plot-dir", "", "with --scale: write "+bench.PlotScaleTime+" and "+bench.PlotScaleMemory+" into this directory (a build with -tags plot only)")
 	cfg, rest, log, err := loadConfig(inv, fs)
 	if err != nil {
 		return err
@@ -67,6 +68,9 @@ func runBench(ctx context.Context, inv invocation) error {
 		}
 	} else if *plotDir != "" {
 		return usageErr("--plot-dir needs --scale")
+	}
+	if *plotDir != "" && !bench.PlotsBuiltIn {
+		return usageErr("--plot-dir: %v", bench.ErrPlotsNotBuilt)
 	}
 
 	var reps []bench.Report

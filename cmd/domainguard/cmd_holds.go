@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/domainguard/domainguard/enforcer"
 )
 
 func init() {
 	register("holds", command{
-		usage: "list [--status pending|approved|rejected|all] | approve ID | reject ID [--by NAME]: changes held by the per-domain cap or a protected domain",
+		usage: "list [--status pending|approved|rejected|all] | approve ID | reject ID [--by NAME] [--note TEXT]: changes held by the per-domain cap or a protected domain",
 		run:   runHolds,
 	})
 }
@@ -20,7 +22,8 @@ func runHolds(ctx context.Context, inv invocation) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
 	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
-	a, st, rest, err := openStore(ctx, inv, fs, checkHoldsArgs)
+	note := fs.String("note", "", "why: stored with the decision and published in audit.operator.action")
+		a, st, rest, err := openStore(ctx, inv, fs, checkHoldsArgs)
 	if err != nil {
 		return err
 	}
@@ -45,7 +48,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		}
 		return w.Flush()
 	case "approve":
-		res, err := st.ApproveHold(ctx, rest[1], operatorName(*by))
+		res, err := st.Approve(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
 		if err != nil {
 			return err
 		}
@@ -55,7 +58,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		fmt.Fprintf(inv.stdout, "hold %s approved: %d addresses on %s unverified (%s)\n", res.Hold.ID, res.Unverified, res.Hold.Domain, res.Hold.Reason)
 		return nil
 	case "reject":
-		h, err := st.RejectHold(ctx, rest[1], operatorName(*by))
+		h, err := st.Reject(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
 		if err != nil {
 			return err
 		}

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/internal/coverage"
 	"github.com/domainguard/domainguard/producer"
 )
 
@@ -64,19 +69,19 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 	defer a.close()
 	log.Info("starting", "command", name, "config", cfg.Redacted())
 
-	var runs []func(context.Context) error
+	var (
+		runs []func(context.Context) error
+		prod *producer.Producer
+		enf  *enforcer.Enforcer
+	)
 	if roles&roleProducer != 0 {
-		p, err := producer.New(producer.Config{
-			Pool: a.pool, JS: a.js, Topology: a.topo, Logger: log.With("role", "producer"),
-			Registerer: a.reg, DailyBudget: cfg.DailyLookupBudget, SweepInterval: cfg.SweepInterval,
-		})
-		if err != nil {
+		if prod, err = newProducer(a); err != nil {
 			return err
 		}
-		runs = append(runs, p.Run)
+		runs = append(runs, prod.Run)
 	}
 	if roles&roleChecker != 0 {
-		prov, err := newProvider(cfg, log.With("role", "checker"))
+		prov, err := newProvider(cfg, log.With("role", "checker"), a.reg)
 		if err != nil {
 			return err
 		}
@@ -90,20 +95,47 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 		runs = append(runs, w.Run)
 	}
 	if roles&roleEnforcer != 0 {
-		e, err := enforcer.New(enforcer.Config{
-			Pool: a.pool, JS: a.js, Topology: a.topo, Logger: log.With("role", "enforcer"), Registerer: a.reg,
-			Strict: cfg.Strict, DryRun: cfg.DryRun, MaxUnverifyPerDomain: cfg.MaxUnverifyPerDomain,
-			ProtectedDomains: cfg.ProtectedDomains, BreakerPct: cfg.BreakerPct,
-			BreakerMinDomains: cfg.BreakerMinDomains, RecheckInterval: cfg.RecheckInterval,
-		})
+		ecfg := a.enforcerConfig()
+		ecfg.Logger = log.With("role", "enforcer")
+		if enf, err = enforcer.New(ecfg); err != nil {
+			return err
+		}
+		runs = append(runs, enf.Run)
+	}
+
+	if a.pool != nil && roles&(roleChecker|roleProducer) != 0 {
+		// Coverage: one log line at start and the gauge, refreshed hourly.
+		sources, err := coverageSources(cfg, log)
 		if err != nil {
 			return err
 		}
-		runs = append(runs, e.Run)
+		g, err := coverage.NewGauge(a.reg)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, func(ctx context.Context) error {
+			reportCoverage(ctx, a.pool, sources, g, log)
+			return nil
+		})
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if roles == roleAll {
+		// The console and the host API, when their addresses are set,
+		// share run's connections, store and producer.
+		if cfg.ConsoleAddr != "" {
+			if err := startConsole(runCtx, a, enf.Store, prod, false); err != nil {
+				return err
+			}
+		}
+		if cfg.APIAddr != "" {
+			if err := startAPI(runCtx, a); err != nil {
+				return err
+			}
+		}
+	}
+
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -129,4 +161,36 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 	}
 	log.Info("stopped cleanly", "command", name)
 	return nil
+}
+
+// coverageRefresh is how often the coverage gauge is recomputed.
+const coverageRefresh = time.Hour
+
+// reportCoverage logs the coverage once at start ("12,031 addresses on 41
+// TLDs: 88 % rdap, …") and keeps domainguard_coverage_addresses current
+// until ctx ends. Failures are logged, never fatal: coverage is a report.
+func reportCoverage(ctx context.Context, pool *pgxpool.Pool, sources coverage.Sources, g *coverage.Gauge, log *slog.Logger) {
+	first := true
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		rep, err := coverage.Query(qctx, pool, sources)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("coverage not computed", "error", err)
+		case err == nil:
+			g.Set(rep)
+			if first {
+				log.Info("coverage: "+rep.Summary(), "addresses", rep.Addresses, "tlds", len(rep.TLDs),
+					"rdap", rep.BySource[coverage.SourceRDAP], "commercial", rep.BySource[coverage.SourceCommercial],
+					"dns", rep.BySource[coverage.SourceDNS], "none", rep.BySource[coverage.SourceNone])
+				first = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(coverageRefresh):
+		}
+	}
 }

@@ -56,12 +56,16 @@ func runSimulate(ctx context.Context, inv invocation) error {
 	strict := fs.Bool("strict", false, "domainguard strict mode (grace unverifies)")
 	maxUnverify := fs.Int("max-unverify-per-domain", config.DefaultMaxUnverifyPerDomain, "domainguard hold cap")
 	jsonFile := fs.String("json", "", "write the report as JSON to this file")
-	plotDir := fs.String("plot-dir", "", "write "+simulate.PlotDelay+", "+simulate.PlotLookups+" and "+simulate.PlotBudget+" into this directory")
+	plotDir := fs.String("plot-dir", "", "write "+simulate.PlotDelay+", "+simulate.PlotLookups+" and "+simulate.PlotBudget+" into this directory (a build with -tags plot only)")
 	if err := fs.Parse(inv.args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("simulate takes no arguments, got %q", fs.Args())
+	}
+	if *plotDir != "" && !simulate.PlotsBuiltIn {
+		// Before the run, not after minutes of it.
+		return usageErr("--plot-dir: %v", simulate.ErrPlotsNotBuilt)
 	}
 	c.LapseRate = zeroMeansNone(*lapse, simulate.NoLapses)
 	c.FailureRate = zeroMeansNone(*failure, simulate.NoFailures)

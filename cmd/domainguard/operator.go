@@ -27,17 +27,24 @@ func openStore(ctx context.Context, inv invocation, fs *flag.FlagSet, checkArgs 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	st, err := enforcer.NewStore(enforcer.Config{
-		Pool: a.pool, Logger: log, Registerer: a.reg, Topology: a.topo,
-		Strict: cfg.Strict, DryRun: cfg.DryRun, MaxUnverifyPerDomain: cfg.MaxUnverifyPerDomain,
-		ProtectedDomains: cfg.ProtectedDomains, BreakerPct: cfg.BreakerPct,
-		BreakerMinDomains: cfg.BreakerMinDomains, RecheckInterval: cfg.RecheckInterval,
-	})
+	st, err := enforcer.NewStore(a.enforcerConfig())
 	if err != nil {
 		a.close()
 		return nil, nil, nil, err
 	}
 	return a, st, rest, nil
+}
+
+// enforcerConfig is the enforcer configuration of the app's settings and
+// connections (JS is nil for a store without NATS).
+func (a *app) enforcerConfig() enforcer.Config {
+	cfg := a.cfg
+	return enforcer.Config{
+		Pool: a.pool, JS: a.js, Logger: a.log, Registerer: a.reg, Topology: a.topo,
+		Strict: cfg.Strict, DryRun: cfg.DryRun, MaxUnverifyPerDomain: cfg.MaxUnverifyPerDomain,
+		ProtectedDomains: cfg.ProtectedDomains, BreakerPct: cfg.BreakerPct,
+		BreakerMinDomains: cfg.BreakerMinDomains, RecheckInterval: cfg.RecheckInterval,
+	}
 }
 
 // operatorName is who approves, rejects or resumes: --by, else the OS user.

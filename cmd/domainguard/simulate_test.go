@@ -3,20 +3,35 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/domainguard/domainguard/simulate"
 )
 
-// `simulate` runs its policies, prints the table and writes JSON and plots.
+// `simulate` runs its policies, prints the table and writes JSON and plots
+// (plots in a build with -tags plot; without it --plot-dir is refused
+// before the run).
 func TestSimulateCommand(t *testing.T) {
 	dir := t.TempDir()
 	jsonFile := filepath.Join(dir, "sim.json")
+	args := []string{"simulate", "--addresses", "5000", "--seed", "7", "--policies", "pypi,domainguard@200,none", "--json", jsonFile}
+	if !simulate.PlotsBuiltIn {
+		var errOut strings.Builder
+		code := runMain(context.Background(), invocation{args: append(args, "--plot-dir", dir), stdout: io.Discard, stderr: &errOut,
+			getenv: func(string) string { return "" }})
+		if code != 2 || !strings.Contains(errOut.String(), "-tags plot") {
+			t.Errorf("--plot-dir without the plot tag: exit %d, %s; want 2 saying how to build with plots", code, errOut.String())
+		}
+	} else {
+		args = append(args, "--plot-dir", dir)
+	}
 	var out, errOut strings.Builder
 	code := runMain(context.Background(), invocation{
-		args: []string{"simulate", "--addresses", "5000", "--seed", "7", "--policies", "pypi,domainguard@200,none",
-			"--json", jsonFile, "--plot-dir", dir},
+		args:   args,
 		stdout: &out, stderr: &errOut, getenv: func(string) string { return "" },
 	})
 	if code != 0 {
@@ -34,6 +49,9 @@ func TestSimulateCommand(t *testing.T) {
 	var report map[string]any
 	if err := json.Unmarshal(b, &report); err != nil {
 		t.Fatalf("json report: %v", err)
+	}
+	if !simulate.PlotsBuiltIn {
+		return
 	}
 	pngs, _ := filepath.Glob(filepath.Join(dir, "*.png"))
 	if len(pngs) < 2 {

@@ -40,6 +40,8 @@ const (
 	DefaultCheckAckWait         = 2 * time.Minute
 	DefaultEventAckWait         = time.Minute
 	DefaultLogLevel             = "info"
+	DefaultDNSQueriesPerSecond  = 20.0
+	DefaultUndelegatedConfirm   = 24 * time.Hour
 )
 
 // Lookup providers (DOMAINGUARD_PROVIDER).
@@ -100,6 +102,11 @@ type Config struct {
 	// base URLs used instead of the bootstrap's for these TLDs (keys lower
 	// case, no leading dot). Default none.
 	RDAPOverrides map[string]string
+	// RDAPCanaries (DOMAINGUARD_RDAP_CANARIES, "suffix=name,suffix=name"):
+	// known-registered names that confirm an RDAP 404 under a public
+	// suffix, in addition to (and before) the registry profiles' canaries
+	// (keys lower case, no leading dot: "com", "gc.ca"). Default none.
+	RDAPCanaries map[string]string
 	// FastlyAPIURL (FASTLY_API_URL): default "https://api.fastly.com";
 	// WithDefaults fills it. FastlyAPIKey (FASTLY_API_KEY): secret.
 	FastlyAPIURL string
@@ -110,6 +117,30 @@ type Config struct {
 	DomainrAPIURL      string
 	DomainrClientID    string
 	DomainrRapidAPIKey string
+
+	// DNSEvidence (DOMAINGUARD_DNS_EVIDENCE): ask the DNS too — the parent
+	// zone's servers for the delegation, the resolver for MX and SOA — as
+	// the evidence for TLDs without RDAP and to corroborate RDAP (DESIGN.md
+	// §2). Default true (set in Defaults).
+	DNSEvidence bool
+	// DNSResolver (DOMAINGUARD_DNS_RESOLVER): host:port of the recursive
+	// resolver. Default "": the first nameserver in /etc/resolv.conf.
+	DNSResolver string
+	// DNSTLDServers (DOMAINGUARD_DNS_TLD_SERVERS, "tld=host:port,…",
+	// "*=host:port" for every TLD; a TLD may be named more than once):
+	// authoritative servers asked for delegations instead of the TLD's
+	// published NS. Keys lower case, no leading dot. Default none.
+	DNSTLDServers map[string][]string
+	// DNSQueriesPerSecond (DOMAINGUARD_DNS_QUERIES_PER_SECOND): DNS
+	// queries per second per server, per checker process; DNS lookups do
+	// not count against DOMAINGUARD_LOOKUPS_PER_SECOND or the daily budget.
+	// Default 20; WithDefaults fills it.
+	DNSQueriesPerSecond float64
+	// UndelegatedConfirm (DOMAINGUARD_UNDELEGATED_CONFIRM): how long a name
+	// that was delegated must stay not delegated, seen on two lookups at
+	// least this far apart, before DNS alone counts it as a lapse.
+	// Default 24h; WithDefaults fills it.
+	UndelegatedConfirm time.Duration
 
 	// LookupsPerSecond (DOMAINGUARD_LOOKUPS_PER_SECOND): rate limit of
 	// provider lookups per checker process. Default 5; WithDefaults fills it.
@@ -122,7 +153,8 @@ type Config struct {
 	// per checker process. Default 8; WithDefaults fills it.
 	CheckConcurrency int
 	// RecheckInterval (DOMAINGUARD_RECHECK_INTERVAL): longest time between
-	// two checks of a healthy domain. Default 720h; WithDefaults fills it.
+	// two checks of a healthy domain. Default 720h; WithDefaults fills it;
+	// at most lifecycle.MaxRecheckInterval (720h).
 	RecheckInterval time.Duration
 	// SweepInterval (DOMAINGUARD_SWEEP_INTERVAL): how often the producer
 	// looks for due domains. Default 1m; WithDefaults fills it.
@@ -165,7 +197,28 @@ type Config struct {
 	// LogLevel (DOMAINGUARD_LOG_LEVEL): debug|info|warn|error. Default info;
 	// WithDefaults fills it.
 	LogLevel string
+
+	// ConsoleAddr (DOMAINGUARD_CONSOLE_ADDR): listen address of the
+	// operator console. Default "": `run` starts no console; the `console`
+	// command listens on DefaultConsoleAddr when it is empty.
+	ConsoleAddr string
+	// ConsoleUsers (DOMAINGUARD_CONSOLE_USERS): the console's users file,
+	// one name:role:bcrypt-hash line each. Default none.
+	ConsoleUsers string
+	// APIAddr (DOMAINGUARD_API_ADDR): listen address of the host HTTP API.
+	// Default "": `run` starts no API; the `api` command listens on
+	// DefaultAPIAddr when it is empty.
+	APIAddr string
+	// APITokens (DOMAINGUARD_API_TOKENS): the host API's bearer tokens,
+	// comma-separated name:token pairs (secret). Default none.
+	APITokens string
 }
+
+// Listen addresses of the console and API commands when none is set.
+const (
+	DefaultConsoleAddr = "127.0.0.1:8080"
+	DefaultAPIAddr     = "127.0.0.1:8081"
+)
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {
@@ -173,6 +226,7 @@ func Defaults() Config {
 		MetricsAddr:       DefaultMetricsAddr,
 		DailyLookupBudget: DefaultDailyLookupBudget,
 		ManageTopology:    true,
+		DNSEvidence:       true,
 	}.WithDefaults()
 }
 
@@ -229,6 +283,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
+	}
+	if c.DNSQueriesPerSecond == 0 {
+		c.DNSQueriesPerSecond = DefaultDNSQueriesPerSecond
+	}
+	if c.UndelegatedConfirm == 0 {
+		c.UndelegatedConfirm = DefaultUndelegatedConfirm
 	}
 	return c
 }

@@ -3,8 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +71,9 @@ var settings = []setting{
 	{env: "DOMAINGUARD_RDAP_OVERRIDES", help: "RDAP base URLs per TLD: `tld=url,...`",
 		parse:  parseOverrides,
 		format: func(c Config) string { return formatOverrides(c.RDAPOverrides) }},
+	{env: "DOMAINGUARD_RDAP_CANARIES", help: "known-registered names confirming RDAP 404s per public suffix: `suffix=name,...`",
+		parse:  parseCanaries,
+		format: func(c Config) string { return formatOverrides(c.RDAPCanaries) }},
 	{env: "FASTLY_API_URL", url: true, help: "Fastly API base `url`",
 		parse:  func(c *Config, v string) error { c.FastlyAPIURL = strings.TrimSpace(v); return nil },
 		format: func(c Config) string { return c.FastlyAPIURL }},
@@ -83,6 +89,21 @@ var settings = []setting{
 	{env: "DOMAINR_RAPIDAPI_KEY", secret: true, help: "Domainr RapidAPI `key`",
 		parse:  func(c *Config, v string) error { c.DomainrRapidAPIKey = strings.TrimSpace(v); return nil },
 		format: func(c Config) string { return c.DomainrRapidAPIKey }},
+	{env: "DOMAINGUARD_DNS_EVIDENCE", boolean: true, help: "use DNS evidence (parent zone delegation, MX, SOA) for TLDs without RDAP and to corroborate RDAP",
+		parse:  boolParser(func(c *Config) *bool { return &c.DNSEvidence }),
+		format: func(c Config) string { return strconv.FormatBool(c.DNSEvidence) }},
+	{env: "DOMAINGUARD_DNS_RESOLVER", help: "recursive resolver `host:port` (default: first nameserver in /etc/resolv.conf)",
+		parse:  func(c *Config, v string) error { c.DNSResolver = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.DNSResolver }},
+	{env: "DOMAINGUARD_DNS_TLD_SERVERS", help: "authoritative servers asked for delegations: `tld=host:port,...`, *=host:port for every TLD",
+		parse:  parseTLDServers,
+		format: func(c Config) string { return formatTLDServers(c.DNSTLDServers) }},
+	{env: "DOMAINGUARD_DNS_QUERIES_PER_SECOND", help: "DNS `queries` per second per server",
+		parse:  floatParser(func(c *Config) *float64 { return &c.DNSQueriesPerSecond }),
+		format: func(c Config) string { return strconv.FormatFloat(c.DNSQueriesPerSecond, 'g', -1, 64) }},
+	{env: "DOMAINGUARD_UNDELEGATED_CONFIRM", help: "how long a delegated name must stay undelegated, seen twice this far apart, before DNS alone counts it as a lapse (Go `duration`)",
+		parse:  durationParser(func(c *Config) *time.Duration { return &c.UndelegatedConfirm }),
+		format: func(c Config) string { return c.UndelegatedConfirm.String() }},
 	{env: "DOMAINGUARD_LOOKUPS_PER_SECOND", help: "provider `lookups` per second per checker",
 		parse:  floatParser(func(c *Config) *float64 { return &c.LookupsPerSecond }),
 		format: func(c Config) string { return strconv.FormatFloat(c.LookupsPerSecond, 'g', -1, 64) }},
@@ -141,6 +162,18 @@ var settings = []setting{
 	{env: "DOMAINGUARD_LOG_LEVEL", help: "log `level`: debug, info, warn or error",
 		parse:  func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil },
 		format: func(c Config) string { return c.LogLevel }},
+	{env: "DOMAINGUARD_CONSOLE_ADDR", help: "operator console listen `address` (run: off unless set; console: 127.0.0.1:8080)",
+		parse:  func(c *Config, v string) error { c.ConsoleAddr = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.ConsoleAddr }},
+	{env: "DOMAINGUARD_CONSOLE_USERS", help: "operator console users `file` (name:role:bcrypt-hash lines)",
+		parse:  func(c *Config, v string) error { c.ConsoleUsers = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.ConsoleUsers }},
+	{env: "DOMAINGUARD_API_ADDR", help: "host HTTP API listen `address` (run: off unless set; api: 127.0.0.1:8081)",
+		parse:  func(c *Config, v string) error { c.APIAddr = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.APIAddr }},
+	{env: "DOMAINGUARD_API_TOKENS", secret: true, help: "host HTTP API bearer `tokens`: name:token,...",
+		parse:  func(c *Config, v string) error { c.APITokens = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.APITokens }},
 }
 
 func intParser(field func(*Config) *int) func(*Config, string) error {
@@ -219,6 +252,66 @@ func parseOverrides(c *Config, v string) error {
 	}
 	c.RDAPOverrides = out
 	return nil
+}
+
+func parseCanaries(c *Config, v string) error {
+	out := map[string]string{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		suffix, name, ok := strings.Cut(item, "=")
+		suffix = strings.Trim(strings.ToLower(strings.TrimSpace(suffix)), ".")
+		name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+		if !ok || suffix == "" || name == "" {
+			return fmt.Errorf("item %q: want suffix=name", item)
+		}
+		if !strings.HasSuffix(name, "."+suffix) {
+			return fmt.Errorf("item %q: the canary %q must be a name under .%s", item, name, suffix)
+		}
+		out[suffix] = name
+	}
+	c.RDAPCanaries = out
+	return nil
+}
+
+// parseTLDServers reads "tld=host:port,…" ("*" for every TLD; a TLD named
+// again adds a server).
+func parseTLDServers(c *Config, v string) error {
+	out := map[string][]string{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		tld, addr, ok := strings.Cut(item, "=")
+		tld = strings.Trim(strings.ToLower(strings.TrimSpace(tld)), ".")
+		addr = strings.TrimSpace(addr)
+		if !ok || tld == "" || addr == "" {
+			return fmt.Errorf("item %q: want tld=host:port", item)
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			return fmt.Errorf("item %q: %q is not host:port", item, addr)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("item %q: port %q is not 1-65535", item, port)
+		}
+		out[tld] = append(out[tld], addr)
+	}
+	c.DNSTLDServers = out
+	return nil
+}
+
+func formatTLDServers(m map[string][]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		for _, a := range m[k] {
+			parts = append(parts, k+"="+a)
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func formatOverrides(m map[string]string) string {

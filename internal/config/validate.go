@@ -3,12 +3,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/domainguard/domainguard/lifecycle"
 )
 
 var subjectPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
@@ -53,6 +56,17 @@ func (c Config) Validate() error {
 	}
 	if c.SubjectPrefix != "" && !subjectPrefixPattern.MatchString(c.SubjectPrefix) {
 		bad("DOMAINGUARD_SUBJECT_PREFIX", "%q: want dot-separated tokens of letters, digits, _ and -", c.SubjectPrefix)
+	}
+	if c.DNSResolver != "" {
+		if host, port, err := net.SplitHostPort(c.DNSResolver); err != nil || host == "" || port == "" {
+			bad("DOMAINGUARD_DNS_RESOLVER", "%q is not host:port", c.DNSResolver)
+		}
+	}
+	if c.DNSQueriesPerSecond <= 0 || math.IsInf(c.DNSQueriesPerSecond, 0) || math.IsNaN(c.DNSQueriesPerSecond) {
+		bad("DOMAINGUARD_DNS_QUERIES_PER_SECOND", "%g: must be positive", c.DNSQueriesPerSecond)
+	}
+	if c.UndelegatedConfirm < time.Minute {
+		bad("DOMAINGUARD_UNDELEGATED_CONFIRM", "%s: must be at least 1m", c.UndelegatedConfirm)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("DOMAINGUARD_STREAM_REPLICAS", "%d: want 1 to 5", c.StreamReplicas)
@@ -105,8 +119,12 @@ func (c Config) Validate() error {
 	if c.CheckConcurrency < 1 || c.CheckConcurrency > 1000 {
 		bad("DOMAINGUARD_CHECK_CONCURRENCY", "%d: want 1 to 1000", c.CheckConcurrency)
 	}
-	if c.RecheckInterval < time.Hour {
+	switch {
+	case c.RecheckInterval < time.Hour:
 		bad("DOMAINGUARD_RECHECK_INTERVAL", "%s: want at least 1h", c.RecheckInterval)
+	case c.RecheckInterval > lifecycle.MaxRecheckInterval:
+		bad("DOMAINGUARD_RECHECK_INTERVAL", "%s: want at most %s — a deleted name can be released %s after deletion (DENIC's redemption grace period), so a longer interval can miss a whole lapse between two checks",
+			c.RecheckInterval, lifecycle.MaxRecheckInterval, lifecycle.MaxRecheckInterval)
 	}
 	if c.SweepInterval < time.Second {
 		bad("DOMAINGUARD_SWEEP_INTERVAL", "%s: want at least 1s", c.SweepInterval)

@@ -207,6 +207,9 @@ type clusterOptions struct {
 	// DOMAINGUARD_MANAGE_TOPOLOGY=false) and the SQL roles of
 	// deploy/sql/roles.sql (each role logs in as a user of its group).
 	secure bool
+	// tlds the fake RDAP server's bootstrap lists; default com, net, test,
+	// example.
+	tlds []string
 }
 
 type cluster struct {
@@ -293,7 +296,11 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		t.Fatalf("ensure topology: %v", err)
 	}
 
-	c.rdap = fakerdap.NewWithOptions(t, fakerdap.Options{TLDs: []string{"com", "net", "test", "example"}})
+	tlds := o.tlds
+	if len(tlds) == 0 {
+		tlds = []string{"com", "net", "test", "example"}
+	}
+	c.rdap = fakerdap.NewWithOptions(t, fakerdap.Options{TLDs: tlds})
 	ca := c.rdap.CACertPEM()
 	overrides := ""
 	if o.quirky {
