@@ -45,10 +45,14 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	onPause := func(key string, until time.Time) {
+		m.pausedUntil.WithLabelValues(key).Set(float64(until.Unix()))
+		cfg.Logger.Warn("lookup server paused by its Retry-After; its checks go back to the queue until then", "server", key, "until", until)
+	}
 	return &Worker{
 		cfg:      cfg,
 		metrics:  m,
-		limiters: newRateLimiters(cfg.LookupsPerSecond, cfg.Burst),
+		limiters: newRateLimiters(cfg.LookupsPerSecond, cfg.Burst, cfg.RetryMax, onPause),
 		stream:   cfg.Topology.Namespace.Stream(schemas.StreamDomainChecks),
 	}, nil
 }
@@ -121,6 +125,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 	case lookupErr != nil && ctx.Err() != nil:
 		// Shutting down mid-lookup: hand the check to another worker now.
 		return broker.Release(fmt.Errorf("check of %s interrupted by shutdown: %w", domain, lookupErr))
+	case errors.As(lookupErr, new(*pausedError)):
+		return w.park(pubCtx, msg, pub, req.Previous, lookupErr)
 	case errors.Is(lookupErr, ErrNoSource):
 		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
 		return pub.noDecision(pubCtx, req.Previous, kindUnmonitored, lookupErr.Error())
@@ -161,6 +167,21 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 		checked := schemas.DomainChecked{Domain: domain, Phase: obs.Phase, ObservedAt: obs.Evidence.ObservedAt}
 		return pub.publish(pubCtx, kindChecked, obs.Evidence.ObservedAt, checked)
 	}
+}
+
+// park hands a check whose lookup server is paused back to the queue
+// (broker.RetryAfter the pause), to be delivered again when the pause
+// ends, so it holds no worker meanwhile. On the check's last delivery it
+// publishes a failed heartbeat instead: the scheduler then retries the
+// domain later, as after any failed lookup.
+func (w *Worker) park(ctx context.Context, msg jetstream.Msg, pub eventPublisher, prev *lifecycle.Observation, lookupErr error) broker.Outcome {
+	var paused *pausedError
+	errors.As(lookupErr, &paused)
+	if w.cfg.Topology.IsLastDelivery(msg, w.cfg.Topology.CheckMaxDeliver) {
+		return pub.failed(ctx, prev, lookupErr.Error())
+	}
+	w.metrics.parked.Inc()
+	return broker.RetryAfter(paused.Remaining, fmt.Errorf("park check of %s while %s is paused: %w", pub.domain, paused.Key, lookupErr))
 }
 
 // eventPublisher publishes the event of one check message.
@@ -288,8 +309,12 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
-		retryAfter := RetryAfter(err)
+		retryAfter := min(RetryAfter(err), MaxRetryAfter)
 		w.limiters.pause(key, retryAfter)
+		if retryAfter > w.cfg.RetryMax {
+			// Too long to wait here: the check goes back to the queue.
+			return lifecycle.Observation{}, &pausedError{Key: key, Remaining: retryAfter}
+		}
 		if attempt >= w.cfg.MaxAttempts {
 			return lifecycle.Observation{}, fmt.Errorf("%w after %d attempts: %w", errRetriesExhausted, attempt, err)
 		}
