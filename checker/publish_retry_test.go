@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -52,7 +53,7 @@ func TestPublishRetriedWithoutSecondLookup(t *testing.T) {
 	if n := len(p.callTimes("election.com")); n != 1 {
 		t.Errorf("%d lookups, want 1 (the publish is retried, not the lookup)", n)
 	}
-	waitFor(t, 10*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+	testwait.For(t, 10*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }
 
 // A previous observation that carries a phase but no evidence yields a

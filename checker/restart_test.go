@@ -7,6 +7,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -46,7 +47,7 @@ func TestSurvivesServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restart on port %d: %v", port, err)
 	}
-	waitFor(t, 20*time.Second, "reconnect", nc.IsConnected)
+	testwait.For(t, 20*time.Second, "reconnect", nc.IsConnected)
 
 	e.publishCheck(t, "after.com", nil)
 	e.waitEvents(t, 2, 200*time.Millisecond)

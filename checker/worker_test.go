@@ -19,6 +19,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -201,23 +202,11 @@ func (e env) streamCount(t testing.TB, stream string) uint64 {
 	return info.State.Msgs
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitEvents waits until the events stream holds n messages, then checks
 // that no more arrive for settle, and returns them.
 func (e env) waitEvents(t *testing.T, n int, settle time.Duration) []*jetstream.RawStreamMsg {
 	t.Helper()
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d events", n), func() bool {
+	testwait.For(t, 30*time.Second, fmt.Sprintf("%d events", n), func() bool {
 		return e.streamCount(t, schemas.StreamDomainEvents) >= uint64(n)
 	})
 	time.Sleep(settle) // a duplicate would arrive in this window; there is no event to wait for
@@ -375,7 +364,7 @@ func TestTransientFailuresRetriedThenOneEvent(t *testing.T) {
 	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", outcomeTemporary); got != 3 {
 		t.Errorf("temporary_error lookups = %g, want 3", got)
 	}
-	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }
 
 func TestRetryAfterHonoured(t *testing.T) {
@@ -429,7 +418,7 @@ func TestExhaustedRetriesPublishFailedHeartbeat(t *testing.T) {
 	if n := len(p.callTimes("down.com")); n != 3 {
 		t.Errorf("%d lookups, want MaxAttempts = 3", n)
 	}
-	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }
 
 func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
@@ -455,7 +444,7 @@ func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
 	if got := metricValue(t, w, "domainguard_checker_events_published_total", "unmonitored"); got != 1 {
 		t.Errorf("unmonitored events = %g", got)
 	}
-	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }
 
 // exemptProvider is exempt from the rate limit for every domain.
@@ -507,7 +496,7 @@ func TestPermanentFailureAndBadInputDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, 20*time.Second, "3 dead letters", func() bool { return e.streamCount(t, schemas.StreamDLQ) == 3 })
+	testwait.For(t, 20*time.Second, "3 dead letters", func() bool { return e.streamCount(t, schemas.StreamDLQ) == 3 })
 	for _, m := range e.streamMsgs(t, schemas.StreamDLQ) {
 		var dl schemas.DeadLetter
 		if err := json.Unmarshal(m.Data, &dl); err != nil {
@@ -523,7 +512,7 @@ func TestPermanentFailureAndBadInputDeadLettered(t *testing.T) {
 	if p.allCalls()["co.uk"] != 0 {
 		t.Error("invalid domain was looked up")
 	}
-	waitFor(t, 5*time.Second, "work queue empty", func() bool { return e.pendingChecks(t) == 0 })
+	testwait.For(t, 5*time.Second, "work queue empty", func() bool { return e.pendingChecks(t) == 0 })
 	// The dead-lettered check no longer blocks the domain.
 	e.publishCheck(t, "nozone.com", nil)
 	e.waitEvents(t, 1, 100*time.Millisecond)
@@ -579,7 +568,7 @@ func TestKilledWorkerCheckRedeliveredOnce(t *testing.T) {
 	if n := len(p.callTimes("victim.com")); n != 2 {
 		t.Errorf("%d lookups, want 2 (killed + redelivered)", n)
 	}
-	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }
 
 func TestInProgressPreventsRedeliveryOfSlowLookup(t *testing.T) {
@@ -612,7 +601,7 @@ func TestTwoWorkersSlowProviderEachDomainOnce(t *testing.T) {
 	for i := range n {
 		e.publishCheck(t, "d"+strconv.Itoa(i)+".com", nil)
 	}
-	waitFor(t, 45*time.Second, "all checks done", func() bool { return e.pendingChecks(t) == 0 })
+	testwait.For(t, 45*time.Second, "all checks done", func() bool { return e.pendingChecks(t) == 0 })
 	msgs := e.waitEvents(t, n, 0)
 	calls := p.allCalls()
 	if len(calls) != n {

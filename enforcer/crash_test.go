@@ -15,6 +15,7 @@ import (
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/clock"
 	"github.com/domainguard/domainguard/internal/postgres"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -132,7 +133,7 @@ FROM generate_series(1, $2) i, generate_series(1, 2) j`, obsAt.Add(-48*time.Hour
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 	}()
-	waitFor(t, 90*time.Second, "every address unverified and the outbox drained", func() bool {
+	testwait.For(t, 90*time.Second, "every address unverified and the outbox drained", func() bool {
 		return f.count(`SELECT count(*) FROM emails WHERE verified`) == 0 &&
 			f.count(`SELECT count(*) FROM processed_messages`) == domains &&
 			f.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`) == 0

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -75,7 +76,7 @@ func TestRelayOverlapsRoundsInOrder(t *testing.T) {
 		}
 	}
 	want = append(want, late)
-	waitFor(t, 5*time.Second, "8 audit events", func() bool {
+	testwait.For(t, 5*time.Second, "8 audit events", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= 8

@@ -10,6 +10,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -78,18 +79,6 @@ func auditMessages(t testing.TB, ctx context.Context, js jetstream.JetStream, to
 	return byID, bySubject
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestRunConsumesEnforcesAndRelays(t *testing.T) {
 	f := newFixture(t, nil)
 	js, _, topo := sharedNATS(t)
@@ -132,14 +121,14 @@ func TestRunConsumesEnforcesAndRelays(t *testing.T) {
 
 	// released: audit.domain.changed and 3 audit.email.unverified (the
 	// activations emit nothing).
-	waitFor(t, 30*time.Second, "4 audit events on AUDIT", func() bool {
+	testwait.For(t, 30*time.Second, "4 audit events on AUDIT", func() bool {
 		_, subj := auditMessages(t, ctx, js, topo)
 		return subj[schemas.SubjectEmailUnverified] == 3 && subj[schemas.SubjectDomainChanged] == 1
 	})
-	waitFor(t, 30*time.Second, "the heartbeat", func() bool {
+	testwait.For(t, 30*time.Second, "the heartbeat", func() bool {
 		return f.count(`SELECT count(*) FROM domains WHERE name = 'beat.com' AND last_checked_at = $1`, t0) == 1
 	})
-	waitFor(t, 30*time.Second, "the dead letter", func() bool {
+	testwait.For(t, 30*time.Second, "the dead letter", func() bool {
 		s, err := js.Stream(ctx, topo.Namespace.Stream(schemas.StreamDLQ))
 		if err != nil {
 			return false
@@ -168,7 +157,7 @@ func TestRunConsumesEnforcesAndRelays(t *testing.T) {
 		}
 	}
 	// Published rows are marked sent right after their acks.
-	waitFor(t, 10*time.Second, "the outbox to be marked sent", func() bool {
+	testwait.For(t, 10*time.Second, "the outbox to be marked sent", func() bool {
 		return f.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`) == 0
 	})
 	if n := f.count(`SELECT count(*) FROM processed_messages WHERE message_id = $1`, id); n != 1 {
@@ -221,7 +210,7 @@ SELECT 'user-' || i, 'u@rep' || i || '.com', 'rep' || i || '.com', true, $1 FROM
 		publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: d, PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhasePendingDelete,
 			Evidence: lifecycle.Evidence{Provider: "rdap", Statuses: []string{"pending delete"}, ObservedAt: obsAt}})
 	}
-	waitFor(t, 60*time.Second, "all addresses unverified and relayed", func() bool {
+	testwait.For(t, 60*time.Second, "all addresses unverified and relayed", func() bool {
 		return f.count(`SELECT count(*) FROM emails WHERE verified`) == 0 && f.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`) == 0
 	})
 	byID, bySubject := auditMessages(t, ctx, js, topo)

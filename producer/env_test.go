@@ -160,18 +160,6 @@ func readDomain(t testing.TB, pool *pgxpool.Pool, name string) (domainRow, bool)
 	return r, true
 }
 
-// waitFor polls cond until it holds or 15 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func counterValue(t testing.TB, c prometheus.Metric) float64 {
 	t.Helper()
 	var m dto.Metric

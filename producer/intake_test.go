@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -87,7 +88,7 @@ func TestIntakeEndToEnd(t *testing.T) {
 	// not ours
 	e.publishHost(t, "accounts.user.created", []byte(`{"user_id": "u11"}`))
 
-	waitFor(t, "4 addresses and 6 dead letters", func() bool {
+	testwait.For(t, 15*time.Second, "4 addresses and 6 dead letters", func() bool {
 		return countRows(t, e.pool, `SELECT count(*) FROM emails`) == 4 && len(e.deadLetters(t)) == 6
 	})
 	if r, ok := readEmail(t, e.pool, "u1", "Alice@example.com"); !ok || r.domain != "example.com" || !r.verifiedAt.Equal(v1) {
@@ -107,7 +108,7 @@ func TestIntakeEndToEnd(t *testing.T) {
 	}
 
 	// One signup check per first-seen domain, even with two addresses on it.
-	waitFor(t, "signup checks", func() bool { return len(e.pendingChecks(t)) == 2 })
+	testwait.For(t, 15*time.Second, "signup checks", func() bool { return len(e.pendingChecks(t)) == 2 })
 	pending := e.pendingChecks(t)
 	if pending["example.com"] != 1 || pending["other.org"] != 1 {
 		t.Errorf("pending checks %v, want one each for example.com and other.org", pending)
@@ -118,7 +119,7 @@ func TestIntakeEndToEnd(t *testing.T) {
 		t.Errorf("signup check = %+v %+v", ev, req)
 	}
 	// ... and the domain is leased, not left due for the sweep to enqueue again.
-	waitFor(t, "lease", func() bool {
+	testwait.For(t, 15*time.Second, "lease", func() bool {
 		d, _ := readDomain(t, e.pool, "other.org")
 		return d.lastEnqueuedAt != nil
 	})
@@ -130,12 +131,12 @@ func TestIntakeEndToEnd(t *testing.T) {
 	// Removal in both encodings.
 	e.publishHost(t, schemas.SubjectEmailRemoved, hostEvent(t, "ev-4", schemas.EmailRemoved{UserID: "u1", Email: "Alice@EXAMPLE.com"}))
 	e.publishHost(t, schemas.SubjectEmailRemoved, hostEvent(t, "", schemas.EmailRemoved{UserID: "u3", Email: "carol@other.org"}))
-	waitFor(t, "removals", func() bool { return countRows(t, e.pool, `SELECT count(*) FROM emails`) == 2 })
+	testwait.For(t, 15*time.Second, "removals", func() bool { return countRows(t, e.pool, `SELECT count(*) FROM emails`) == 2 })
 	if _, ok := readEmail(t, e.pool, "u2", "bob@mail.example.com"); !ok {
 		t.Error("u2 removed too")
 	}
 
-	waitFor(t, "metrics", func() bool {
+	testwait.For(t, 15*time.Second, "metrics", func() bool {
 		return counterValue(t, e.p.m.intakeAccepted) == 6 && counterValue(t, e.p.m.intakeIgnored) == 1
 	})
 	if got := counterValue(t, e.p.m.intakeDeadLettered); got != 6 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -333,9 +334,9 @@ func TestRunSweeperAndRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.p.Run(ctx) }()
-	waitFor(t, "the first sweep", func() bool { return len(e.pendingChecks(t)) == 5 })
+	testwait.For(t, 15*time.Second, "the first sweep", func() bool { return len(e.pendingChecks(t)) == 5 })
 	e.publishHost(t, schemas.SubjectEmailVerified, hostEvent(t, "", verified("u1", "a@run.example", t0)))
-	waitFor(t, "the signup check", func() bool { return e.pendingChecks(t)["run.example"] == 1 })
+	testwait.For(t, 15*time.Second, "the signup check", func() bool { return e.pendingChecks(t)["run.example"] == 1 })
 	cancel()
 	select {
 	case err := <-done:

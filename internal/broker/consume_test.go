@@ -18,20 +18,9 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/schemas"
 )
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // startRun runs topo.Run in the background; the returned stop cancels it
 // and returns Run's result (failing the test if Run does not return).
@@ -142,7 +131,7 @@ func TestRunFetchesOnlyForIdleWorkers(t *testing.T) {
 	for i := range 6 {
 		publish(t, js, topo.Namespace.CheckSubject(fmt.Sprintf("d%d.example", i)), `{}`)
 	}
-	waitFor(t, 10*time.Second, "two handlers in flight", func() bool { return inFlight.Load() == 2 })
+	testwait.For(t, 10*time.Second, "two handlers in flight", func() bool { return inFlight.Load() == 2 })
 	// Give an over-eager puller the chance to pull more than it can handle.
 	time.Sleep(300 * time.Millisecond)
 	c, err := js.Consumer(testContext(t), topo.Namespace.Stream(schemas.StreamDomainChecks), broker.ConsumerChecker)
@@ -157,7 +146,7 @@ func TestRunFetchesOnlyForIdleWorkers(t *testing.T) {
 		t.Fatalf("%d delivered unacked, %d handlers in flight; want 2 and 2", info.NumAckPending, inFlight.Load())
 	}
 	releaseAll()
-	waitFor(t, 10*time.Second, "all six handled", func() bool { return handled.Load() == 6 })
+	testwait.For(t, 10*time.Second, "all six handled", func() bool { return handled.Load() == 6 })
 }
 
 // TestRunRetriesThenDeadLetters: a Retry is redelivered after a Nak, and
@@ -222,13 +211,13 @@ func TestRunRecoversAfterConsumerDeleted(t *testing.T) {
 					return broker.Done()
 				})
 			publish(t, js, topo.Namespace.ChangedSubject("a.example"), `{}`)
-			waitFor(t, 10*time.Second, "first message handled", func() bool { return handled.Load() == 1 })
+			testwait.For(t, 10*time.Second, "first message handled", func() bool { return handled.Load() == 1 })
 			if err := js.DeleteConsumer(testContext(t), topo.Namespace.Stream(schemas.StreamDomainEvents), broker.ConsumerEnforcer); err != nil {
 				t.Fatal(err)
 			}
 			publish(t, js, topo.Namespace.CheckedSubject("b.example"), `{}`)
 			// The recreated durable delivers all: the first message again, then the second.
-			waitFor(t, 20*time.Second, "messages handled after the consumer was deleted", func() bool { return handled.Load() >= 2 })
+			testwait.For(t, 20*time.Second, "messages handled after the consumer was deleted", func() bool { return handled.Load() >= 2 })
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -276,13 +265,13 @@ func TestRunRecoversAfterServerRestart(t *testing.T) {
 			return broker.Done()
 		})
 	publish(t, js, schemas.SubjectEmailVerified, `{"n":1}`)
-	waitFor(t, 10*time.Second, "message handled before restart", func() bool { return handled.Load() == 1 })
+	testwait.For(t, 10*time.Second, "message handled before restart", func() bool { return handled.Load() == 1 })
 
 	srv.Shutdown()
 	srv = start()
-	waitFor(t, 15*time.Second, "reconnect", nc.IsConnected)
+	testwait.For(t, 15*time.Second, "reconnect", nc.IsConnected)
 	publish(t, js, schemas.SubjectEmailVerified, `{"n":2}`)
-	waitFor(t, 20*time.Second, "message handled after restart", func() bool { return handled.Load() == 2 })
+	testwait.For(t, 20*time.Second, "message handled after restart", func() bool { return handled.Load() == 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +302,7 @@ func TestRunBatch(t *testing.T) {
 				return nil
 			})
 	}()
-	waitFor(t, 10*time.Second, "five messages handled", func() bool { mu.Lock(); defer mu.Unlock(); return total == 5 })
+	testwait.For(t, 10*time.Second, "five messages handled", func() bool { mu.Lock(); defer mu.Unlock(); return total == 5 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -400,7 +389,7 @@ func TestConnectLogsPermissionViolation(t *testing.T) {
 	if err := nc.Publish("accounts.email.verified", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the permissions violation logged at error level", func() bool {
+	testwait.For(t, 5*time.Second, "the permissions violation logged at error level", func() bool {
 		return rec.has(slog.LevelError, "permissions violation") && rec.has(slog.LevelError, "accounts.email.verified")
 	})
 	if rec.has(slog.LevelInfo, "s3cret") || rec.has(slog.LevelError, "s3cret") {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -147,7 +148,7 @@ func TestRunBatchRetriesUnsettled(t *testing.T) {
 				return nil
 			})
 	}()
-	waitFor(t, 10*time.Second, "the unsettled messages redelivered", func() bool {
+	testwait.For(t, 10*time.Second, "the unsettled messages redelivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0
