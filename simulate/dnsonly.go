@@ -28,13 +28,14 @@ type DNSOnlyResult struct {
 	GraceSales int `json:"grace_sales"`
 	// Prevented counts lapses all of whose addresses were unverified before
 	// the attacker's day with DNS evidence (PreventedDrops of the drops);
-	// without DNS evidence nothing ever is (the domains are unmonitored).
+	// PreventedPctNoDNS is the same run without DNS evidence (the domains
+	// are unmonitored: checked weekly, never decided).
 	Prevented         int     `json:"prevented_with_dns"`
 	PreventedDrops    int     `json:"prevented_drops_with_dns"`
 	PreventedPct      float64 `json:"prevented_pct_with_dns"`
 	PreventedPctNoDNS float64 `json:"prevented_pct_without_dns"`
-	// DNSLookups counts the DNS-only checks over the run (they do not use
-	// the registry lookup budget).
+	// DNSLookups counts the DNS-only checks over the run with DNS evidence
+	// (they do not use the registry lookup budget).
 	DNSLookups int `json:"dns_lookups"`
 	// FalseUnverified counts addresses unverified on domains that did not
 	// lapse.
@@ -88,14 +89,35 @@ func (w *World) DNSOnly(ctx context.Context, share float64, confirm time.Duratio
 		return DNSOnlyResult{}, fmt.Errorf("simulate: no-RDAP share %g above 1", share)
 	}
 	res := DNSOnlyResult{Share: share}
+	without := DNSOnlyResult{Share: share}
+	if err := w.dnsOnlyRun(ctx, &res, share, confirm, true); err != nil {
+		return res, err
+	}
+	if err := w.dnsOnlyRun(ctx, &without, share, confirm, false); err != nil {
+		return res, err
+	}
+	res.PreventedPctNoDNS = without.PreventedPct
+	return res, nil
+}
+
+// dnsOnlyRun runs the domains on ccTLDs without RDAP once, with or without
+// DNS evidence (without: every lookup has no source, as the auto provider
+// with DNS evidence off sees them; they are checked weekly as
+// unmonitored and never decided).
+func (w *World) dnsOnlyRun(ctx context.Context, res *DNSOnlyResult, share float64, confirm time.Duration, withDNS bool) error {
 	sched := lifecycle.ScheduleConfig{}.WithDefaults()
-	policy := lifecycle.Policy{}.WithDefaults()
 	days := int32(w.cfg.Days + w.cfg.TailDays)
 	rnd := splitRand(w.cfg.Seed ^ 0xd25)
 	interval := int64(sched.RecheckInterval / time.Second)
+	dnsOn := func(di int32, day int32) *lifecycle.DNSEvidence {
+		if !withDNS {
+			return nil
+		}
+		return w.dnsEvidence(di, day)
+	}
 	for di := range w.domains {
 		if di%4096 == 0 && ctx.Err() != nil {
-			return res, ctx.Err()
+			return ctx.Err()
 		}
 		id := int32(di)
 		if !w.dnsOnlyDomain(id, share) {
@@ -107,7 +129,7 @@ func (w *World) DNSOnly(ctx context.Context, share float64, confirm time.Duratio
 		// Steady state: last checked within the interval before the start.
 		first := w.dayUnix(0) - 1 - int64(rnd()*float64(interval))
 		prev := lifecycle.Observation{Domain: d.name, Phase: lifecycle.PhaseActive, Evidence: lifecycle.Evidence{
-			Provider: lifecycle.ProviderDNS, DNS: w.dnsEvidence(id, 0), ObservedAt: time.Unix(first, 0).UTC()}}
+			Provider: lifecycle.ProviderDNS, DNS: dnsOn(id, 0), ObservedAt: time.Unix(first, 0).UTC()}}
 		next := lifecycle.NextCheck(d.name, prev.Phase, &prev.Evidence, nil, prev.Evidence.ObservedAt, sched, rnd)
 		unverifiedAt := int64(0)
 		state := lifecycle.DomainState{Phase: prev.Phase, Evidence: &prev.Evidence, ObservedAt: prev.Evidence.ObservedAt}
@@ -115,7 +137,7 @@ func (w *World) DNSOnly(ctx context.Context, share float64, confirm time.Duratio
 			at := next
 			day := int32((at.Unix() - w.dayUnix(0)) / secondsPerDay)
 			res.DNSLookups++
-			ev := lifecycle.Evidence{Provider: lifecycle.ProviderDNS, DNS: w.dnsEvidence(id, day), ObservedAt: at}
+			ev := lifecycle.Evidence{Provider: lifecycle.ProviderDNS, DNS: dnsOn(id, day), ObservedAt: at}
 			phase, _, kept := lifecycle.ClassifyDNS(ev, &prev, at, confirm)
 			obs := lifecycle.Observation{Domain: d.name, Phase: phase, Evidence: kept}
 			if phase.Known() && lifecycle.Changed(&prev, obs) {
@@ -123,7 +145,7 @@ func (w *World) DNSOnly(ctx context.Context, share float64, confirm time.Duratio
 				if unverifiedAt == 0 {
 					verified = w.addresses[d.addrOff : d.addrOff+d.addrN]
 				}
-				dec := lifecycle.Decide(state, obs, verified, lifecycle.Policy{MaxUnverifyPerDomain: -1, ExpiryWarning: policy.ExpiryWarning})
+				dec := lifecycle.Decide(state, obs, verified, lifecycle.Policy{MaxUnverifyPerDomain: -1})
 				if len(dec.Unverify) == int(d.addrN) && unverifiedAt == 0 {
 					unverifiedAt = at.Unix()
 				}
@@ -133,6 +155,9 @@ func (w *World) DNSOnly(ctx context.Context, share float64, confirm time.Duratio
 				prev = obs
 			}
 			next = lifecycle.NextCheck(d.name, prev.Phase, &prev.Evidence, nil, at, sched, rnd)
+			if ev.DNS == nil {
+				next = lifecycle.NextUnmonitoredCheck(at, rnd) // no source at all
+			}
 		}
 		if !d.fate.Lapsed() {
 			if unverifiedAt != 0 {
@@ -160,7 +185,7 @@ func (w *World) DNSOnly(ctx context.Context, share float64, confirm time.Duratio
 	if res.Lapses > 0 {
 		res.PreventedPct = 100 * float64(res.Prevented) / float64(res.Lapses)
 	}
-	return res, nil
+	return nil
 }
 
 // splitRand is a deterministic source of [0,1) from seed.
