@@ -19,6 +19,8 @@ const (
 	kindChanged = "changed"
 	kindChecked = "checked"
 	kindFailed  = "failed"
+	// kindUnmonitored: no source of evidence for the TLD.
+	kindUnmonitored = "unmonitored"
 )
 
 type metrics struct {
@@ -53,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "domainguard_checker_events_published_total",
-			Help: "Events published by kind (changed, checked heartbeat, failed heartbeat).",
+			Help: "Events published by kind (changed, checked heartbeat, failed heartbeat, unmonitored heartbeat).",
 		}, []string{"kind"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "domainguard_checker_dead_letters_total",

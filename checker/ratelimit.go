@@ -15,6 +15,20 @@ type RateKeyer interface {
 	RateKey(domain string) string
 }
 
+// RateExempter is implemented by providers some of whose lookups do not go
+// to a rate-limited registry at all (auto: TLDs the DNS alone covers,
+// whose client limits each DNS server itself): those lookups skip the
+// per-key limiter.
+type RateExempter interface {
+	RateExempt(domain string) bool
+}
+
+// rateExempt reports whether a lookup of domain through p skips the limiter.
+func rateExempt(p Provider, domain string) bool {
+	e, ok := p.(RateExempter)
+	return ok && e.RateExempt(domain)
+}
+
 // rateKey returns the limiter key for a lookup of domain through p.
 func rateKey(p Provider, domain string) string {
 	if k, ok := p.(RateKeyer); ok {

@@ -110,6 +110,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 			return fmt.Errorf("nak interrupted check of %s: %w", domain, err)
 		}
 		return nil
+	case errors.Is(lookupErr, ErrNoSource):
+		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
+		return w.publishUnmonitored(pubCtx, msg, meta, domain, req.Previous, lookupErr.Error())
 	case IsPermanent(lookupErr):
 		return w.deadLetter(pubCtx, msg, lookupErr)
 	case lookupErr != nil:
@@ -154,6 +157,18 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 // publishFailed publishes a Failed heartbeat: the phase stays the previous
 // one (or unknown), never a phase derived from an error.
 func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+	return w.publishNoDecision(ctx, msg, meta, domain, prev, kindFailed, detail)
+}
+
+// publishUnmonitored publishes an unmonitored heartbeat: no source of
+// evidence covers the domain's TLD; the phase stays the previous one.
+func (w *Worker) publishUnmonitored(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+	return w.publishNoDecision(ctx, msg, meta, domain, prev, kindUnmonitored, detail)
+}
+
+// publishNoDecision publishes a heartbeat of kind kindFailed or
+// kindUnmonitored with the previous phase (or unknown).
+func (w *Worker) publishNoDecision(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, kind, detail string) error {
 	phase := lifecycle.PhaseUnknown
 	if prev != nil && prev.Phase.Valid() {
 		phase = prev.Phase
@@ -162,8 +177,9 @@ func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jet
 		detail = detail[:1024]
 	}
 	now := w.cfg.Clock.Now().UTC()
-	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now, Failed: true, Detail: detail}
-	return w.publish(ctx, msg, meta, domain, kindFailed, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
+	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now,
+		Failed: kind == kindFailed, Unmonitored: kind == kindUnmonitored, Detail: detail}
+	return w.publish(ctx, msg, meta, domain, kind, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
 }
 
 // publish sends one event with an id derived from the check message and
@@ -256,17 +272,20 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 	}
 	bo.Reset()
 	start := time.Now()
+	exempt := rateExempt(p, domain)
 	for attempt := 1; ; attempt++ {
-		waited, err := w.limiters.wait(ctx, key)
-		w.metrics.rateLimitWait.Observe(waited.Seconds())
-		if err != nil {
-			return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+		if !exempt {
+			waited, err := w.limiters.wait(ctx, key)
+			w.metrics.rateLimitWait.Observe(waited.Seconds())
+			if err != nil {
+				return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+			}
 		}
 		obs, err := w.attempt(ctx, domain, prev)
 		if err == nil {
 			return obs, nil
 		}
-		if IsPermanent(err) || ctx.Err() != nil {
+		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
 		retryAfter := RetryAfter(err)

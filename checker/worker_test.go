@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -429,6 +430,58 @@ func TestExhaustedRetriesPublishFailedHeartbeat(t *testing.T) {
 		t.Errorf("%d lookups, want MaxAttempts = 3", n)
 	}
 	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, _ int) (lifecycle.Observation, error) {
+		return lifecycle.Observation{Domain: domain, Phase: lifecycle.PhaseUnknown}, fmt.Errorf("%w: nothing for .zz", ErrNoSource)
+	}}
+	cfg := e.baseConfig(t, p)
+	w := startWorker(t, cfg)
+	e.publishCheck(t, "none.zz", nil)
+	msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+	_, hb, err := schemas.Decode[schemas.DomainChecked](msgs[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hb.Unmonitored || hb.Failed || hb.Phase != lifecycle.PhaseUnknown || !strings.Contains(hb.Detail, ".zz") {
+		t.Errorf("heartbeat = %+v, want unmonitored with detail", hb)
+	}
+	if n := len(p.callTimes("none.zz")); n != 1 {
+		t.Errorf("%d lookups, want 1 (no retries)", n)
+	}
+	if got := metricValue(t, w, "domainguard_checker_events_published_total", "unmonitored"); got != 1 {
+		t.Errorf("unmonitored events = %g", got)
+	}
+	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+// exemptProvider is exempt from the rate limit for every domain.
+type exemptProvider struct{ *fakeProvider }
+
+func (exemptProvider) RateExempt(string) bool { return true }
+
+func TestRateExemptLookupsSkipTheLimiter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := exemptProvider{&fakeProvider{}}
+	cfg := e.baseConfig(t, p)
+	cfg.LookupsPerSecond, cfg.Burst = 1, 1
+	w := startWorker(t, cfg)
+	start := time.Now()
+	for i := range 5 {
+		e.publishCheck(t, "x"+strconv.Itoa(i)+".eu", nil)
+	}
+	e.waitEvents(t, 5, 0)
+	// At 1/s through the limiter, 5 lookups would take 4s.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("5 exempt lookups took %s", took)
+	}
+	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 0 {
+		t.Errorf("rate limit wait observations = %g, want 0", got)
+	}
 }
 
 func TestPermanentFailureAndBadInputDeadLettered(t *testing.T) {

@@ -30,18 +30,20 @@ type StatusReport struct {
 
 // DomainStatus is a domains row with address counts.
 type DomainStatus struct {
-	Name            string              `json:"name"`
-	Known           bool                `json:"known"` // a domains row exists
-	Phase           lifecycle.Phase     `json:"phase"`
-	Evidence        *lifecycle.Evidence `json:"evidence,omitempty"`
-	ObservedAt      *time.Time          `json:"observed_at,omitempty"`
-	PhaseSince      *time.Time          `json:"phase_since,omitempty"`
-	LastCheckedAt   *time.Time          `json:"last_checked_at,omitempty"`
-	NextCheckAt     *time.Time          `json:"next_check_at,omitempty"`
-	CheckFailures   int                 `json:"check_failures"`
-	Protected       bool                `json:"protected"`
-	VerifiedCount   int                 `json:"verified_count"`
-	UnverifiedCount int                 `json:"unverified_count"`
+	Name          string              `json:"name"`
+	Known         bool                `json:"known"` // a domains row exists
+	Phase         lifecycle.Phase     `json:"phase"`
+	Evidence      *lifecycle.Evidence `json:"evidence,omitempty"`
+	ObservedAt    *time.Time          `json:"observed_at,omitempty"`
+	PhaseSince    *time.Time          `json:"phase_since,omitempty"`
+	LastCheckedAt *time.Time          `json:"last_checked_at,omitempty"`
+	NextCheckAt   *time.Time          `json:"next_check_at,omitempty"`
+	CheckFailures int                 `json:"check_failures"`
+	// UnmonitoredSince is set while no source of evidence covers the TLD.
+	UnmonitoredSince *time.Time `json:"unmonitored_since,omitempty"`
+	Protected        bool       `json:"protected"`
+	VerifiedCount    int        `json:"verified_count"`
+	UnverifiedCount  int        `json:"unverified_count"`
 }
 
 // EmailStatus is one emails row.
@@ -175,8 +177,8 @@ func (s *Store) domainStatus(ctx context.Context, tx pgx.Tx, domain string) (*Do
 		next     time.Time
 	)
 	err := tx.QueryRow(ctx, `
-SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures
-FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures)
+SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures, unmonitored_since
+FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures, &ds.UnmonitoredSince)
 	switch {
 	case err == pgx.ErrNoRows:
 	case err != nil:
@@ -281,6 +283,12 @@ func (r StatusReport) WriteText(w io.Writer) error {
 			if ev := d.Evidence; ev != nil {
 				fmt.Fprintf(tw, "evidence\tprovider %s, statuses [%s], registered %s, expires %s, handle %q\n",
 					ev.Provider, strings.Join(ev.Statuses, ", "), ts(ev.RegisteredAt), ts(ev.ExpiresAt), ev.Handle)
+				if d := ev.DNS; d != nil {
+					fmt.Fprintf(tw, "dns	%s\n", DNSLine(d))
+				}
+			}
+			if d.UnmonitoredSince != nil {
+				fmt.Fprintf(tw, "unmonitored	since %s: no RDAP, commercial provider or DNS evidence covers the TLD (checked weekly)\n", ts(d.UnmonitoredSince))
 			}
 		}
 		fmt.Fprintf(tw, "addresses\t%d verified, %d unverified by domainguard\n", d.VerifiedCount, d.UnverifiedCount)
@@ -320,4 +328,36 @@ func (r StatusReport) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "audit\t%s %s %s%s\n", a.CreatedAt.UTC().Format(time.RFC3339), a.Type, who, dry)
 	}
 	return tw.Flush()
+}
+
+// DNSLine renders DNS evidence on one line: the parent zone's answer, NS
+// set, MX, SOA, and a pending or confirmed undelegation.
+func DNSLine(d *lifecycle.DNSEvidence) string {
+	var b strings.Builder
+	if d.Delegated {
+		fmt.Fprintf(&b, "delegated (%s) to [%s]", d.Rcode, strings.Join(d.Nameservers, ", "))
+	} else {
+		fmt.Fprintf(&b, "not delegated (%s)", d.Rcode)
+	}
+	if d.ParentServer != "" {
+		fmt.Fprintf(&b, " by %s", d.ParentServer)
+	}
+	switch {
+	case d.MXKnown && len(d.MX) == 0:
+		b.WriteString(", no MX")
+	case d.MXKnown:
+		fmt.Fprintf(&b, ", MX [%s]", strings.Join(d.MX, ", "))
+	default:
+		b.WriteString(", MX not known")
+	}
+	if d.SOAMname != "" {
+		fmt.Fprintf(&b, ", SOA %s serial %d", d.SOAMname, d.SOASerial)
+	}
+	if d.UndelegatedSince != nil {
+		fmt.Fprintf(&b, ", undelegated since %s", d.UndelegatedSince.UTC().Format(time.RFC3339))
+	}
+	if len(d.BaselineNameservers) > 0 {
+		fmt.Fprintf(&b, ", last active NS [%s]", strings.Join(d.BaselineNameservers, ", "))
+	}
+	return b.String()
 }

@@ -23,6 +23,9 @@ const (
 	ReleasedDailyFor = 45 * 24 * time.Hour
 	// ReleasedCheckEvery is the period of checks of a long-released domain.
 	ReleasedCheckEvery = 7 * 24 * time.Hour
+	// UnmonitoredCheckEvery is the period of checks of a domain whose TLD
+	// no source of evidence covers (state unmonitored): weekly.
+	UnmonitoredCheckEvery = 7 * 24 * time.Hour
 	// ExpiringSoon: an active domain expiring within this is urgent
 	// (UrgencyRule).
 	ExpiringSoon = 30 * 24 * time.Hour
@@ -122,6 +125,13 @@ func NextCheck(domain string, phase Phase, ev *Evidence, releasedSince *time.Tim
 	default:
 		return RetryAfterFailure(1, now, rnd)
 	}
+}
+
+// NextUnmonitoredCheck returns when to look again at a domain no source
+// of evidence covers: in a week (±1h), since a source can appear (a new
+// RDAP service, a configured server or provider).
+func NextUnmonitoredCheck(now time.Time, rnd func() float64) time.Time {
+	return now.Add(UnmonitoredCheckEvery + spread(DailyJitter, rnd))
 }
 
 // RetryAfterFailure returns when to retry after the given number of

@@ -121,7 +121,11 @@ var (
 		Handle:          "2336799_DOMAIN_COM-VRSN",
 		RegistrarIANAID: "292",
 		Nameservers:     []string{"ns1.example.net", "ns2.example.net"},
-		ObservedAt:      exampleTime,
+		DNS: &lifecycle.DNSEvidence{Delegated: false, Rcode: "NXDOMAIN", ParentServer: "192.0.2.30:53",
+			Nameservers: []string{"ns1.example.net"}, MXKnown: true, MX: []string{"mx.example.net"},
+			SOASerial: 4294967295, SOAMname: "ns1.example.net", UndelegatedSince: &lastChanged,
+			BaselineNameservers: []string{"ns1.example.net"}, BaselineMX: []string{"mx.example.net"}},
+		ObservedAt: exampleTime,
 	}
 	notFoundEvidence = lifecycle.Evidence{
 		Provider:   "rdap",
@@ -405,10 +409,8 @@ func TestEnumsMatchGo(t *testing.T) {
 	if got := enum(schemaDoc(t, "json/phase.v1.schema.json")); !slices.Equal(got, phases) {
 		t.Errorf("phase enum %v, want lifecycle.Phases %v", got, phases)
 	}
-	reasons := []lifecycle.Reason{lifecycle.ReasonExpired, lifecycle.ReasonRedemption, lifecycle.ReasonPendingDelete,
-		lifecycle.ReasonReleased, lifecycle.ReasonReregistered, lifecycle.ReasonGrace}
 	var want []string
-	for _, r := range reasons {
+	for _, r := range lifecycle.Reasons {
 		want = append(want, string(r))
 	}
 	got := enum(schemaDoc(t, "json/reason.v1.schema.json"))

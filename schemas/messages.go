@@ -196,8 +196,12 @@ type DomainChecked struct {
 	ObservedAt time.Time       `json:"observed_at"`
 	// Failed is set when the lookup failed or was inconclusive; the domain
 	// is then not marked checked and is retried with growing delays.
-	Failed bool   `json:"failed,omitempty"`
-	Detail string `json:"detail,omitempty"`
+	Failed bool `json:"failed,omitempty"`
+	// Unmonitored is set when no source of evidence covers the domain's
+	// TLD (no RDAP service, no commercial provider, no DNS evidence): the
+	// domain is marked unmonitored and retried weekly (DESIGN.md §8).
+	Unmonitored bool   `json:"unmonitored,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 // Validate checks the required fields.

@@ -228,3 +228,7 @@ func (bc *bootstrapCache) loaded() *Bootstrap {
 	defer bc.mu.Unlock()
 	return bc.current
 }
+
+// BootstrapLoaded reports whether a bootstrap is in memory, so RateKey
+// answers from it (without loading anything).
+func (c *Client) BootstrapLoaded() bool { return c.bootstrap.loaded() != nil }
