@@ -53,6 +53,9 @@ GRANT UPDATE (domain, verified, verified_at, event_at, unverified_at, unverify_r
 -- bring the address back.
 GRANT SELECT, INSERT ON email_removals TO domainguard_producer;
 GRANT UPDATE (removed_at, recorded_at) ON email_removals TO domainguard_producer;
+-- Pruning (its processed-message ids, old tombstones) only through the
+-- owner's functions, which delete nothing younger than the retention.
+GRANT EXECUTE ON FUNCTION prune_processed_messages(text, timestamptz), prune_email_removals(timestamptz) TO domainguard_producer;
 GRANT SELECT ON domains TO domainguard_producer;
 GRANT INSERT (name, next_check_at) ON domains TO domainguard_producer;
 GRANT UPDATE (next_check_at, last_enqueued_at) ON domains TO domainguard_producer;
@@ -72,6 +75,10 @@ GRANT SELECT, INSERT ON audit_log TO domainguard_enforcer;
 GRANT SELECT, INSERT ON outbox TO domainguard_enforcer;
 GRANT UPDATE (sent_at) ON outbox TO domainguard_enforcer;
 GRANT SELECT, INSERT ON processed_messages TO domainguard_enforcer;
+-- Pruning sent outbox rows and its processed-message ids only through the
+-- owner's functions: the role itself may not delete (an unsent audit event
+-- must never disappear).
+GRANT EXECUTE ON FUNCTION prune_outbox(interval), prune_processed_messages(text, timestamptz) TO domainguard_enforcer;
 GRANT SELECT, INSERT ON holds TO domainguard_enforcer;
 GRANT UPDATE (status, decided_at, decided_by) ON holds TO domainguard_enforcer;
 GRANT SELECT ON breaker TO domainguard_enforcer;
