@@ -18,7 +18,8 @@
 -- its owner or a superuser:
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f deploy/sql/roles.sql
 -- It is idempotent and declarative: it first revokes what the roles hold on
--- the schema's tables, then grants exactly what is listed here. A table a
+-- the schema's tables, then grants exactly what is listed here (and
+-- replaces the enforcer's unverify-only trigger at the end). A table a
 -- later migration adds is reachable by no role until it is listed here.
 
 DO $$
@@ -86,3 +87,22 @@ GRANT UPDATE (open, opened_at, reason, resumed_at, resumed_by) ON breaker TO dom
 
 -- operator (read only) ------------------------------------------------------
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO domainguard_operator;
+
+-- The enforcer only ever unverifies ---------------------------------------
+-- Its column grant on emails.verified would also let it set an address
+-- back to verified; this trigger refuses that for members of the enforcer
+-- role (domainguard never re-verifies: DESIGN.md §3). The producer (a host
+-- verification) and the owner are not affected.
+CREATE OR REPLACE FUNCTION domainguard_enforcer_unverify_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.verified AND NOT OLD.verified AND pg_has_role(current_user, 'domainguard_enforcer', 'USAGE') THEN
+        RAISE EXCEPTION 'the enforcer may only unverify addresses (user %, %)', OLD.user_id, OLD.email
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS emails_enforcer_unverify_only ON emails;
+CREATE TRIGGER emails_enforcer_unverify_only BEFORE UPDATE OF verified ON emails
+    FOR EACH ROW EXECUTE FUNCTION domainguard_enforcer_unverify_only();
