@@ -45,10 +45,14 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	onPause := func(key string, until time.Time) {
+		m.pausedUntil.WithLabelValues(key).Set(float64(until.Unix()))
+		cfg.Logger.Warn("lookup server paused by its Retry-After; its checks go back to the queue until then", "server", key, "until", until)
+	}
 	return &Worker{
 		cfg:      cfg,
 		metrics:  m,
-		limiters: newRateLimiters(cfg.LookupsPerSecond, cfg.Burst),
+		limiters: newRateLimiters(cfg.LookupsPerSecond, cfg.Burst, cfg.RetryMax, onPause),
 		stream:   cfg.Topology.Namespace.Stream(schemas.StreamDomainChecks),
 	}, nil
 }
@@ -110,6 +114,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 			return fmt.Errorf("nak interrupted check of %s: %w", domain, err)
 		}
 		return nil
+	case errors.As(lookupErr, new(*pausedError)):
+		return w.park(pubCtx, msg, meta, domain, req.Previous, lookupErr)
 	case errors.Is(lookupErr, ErrNoSource):
 		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
 		return w.publishUnmonitored(pubCtx, msg, meta, domain, req.Previous, lookupErr.Error())
@@ -152,6 +158,23 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 		return w.publish(pubCtx, msg, meta, domain, kindChecked, eventKindChecked,
 			w.cfg.Topology.Namespace.CheckedSubject(domain), obs.Evidence.ObservedAt, checked)
 	}
+}
+
+// park hands a check whose lookup server is paused back to the queue, to
+// be delivered again when the pause ends, so it holds no worker meanwhile.
+// On the check's last delivery it publishes a failed heartbeat instead:
+// the scheduler then retries the domain later, as after any failed lookup.
+func (w *Worker) park(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, lookupErr error) error {
+	var paused *pausedError
+	errors.As(lookupErr, &paused)
+	if w.cfg.Topology.IsLastDelivery(msg, w.cfg.Topology.CheckMaxDeliver) {
+		return w.publishFailed(ctx, msg, meta, domain, prev, lookupErr.Error())
+	}
+	w.metrics.parked.Inc()
+	if err := msg.NakWithDelay(paused.Remaining); err != nil {
+		return fmt.Errorf("park check of %s while %s is paused: %w", domain, paused.Key, err)
+	}
+	return nil
 }
 
 // publishFailed publishes a Failed heartbeat: the phase stays the previous
@@ -288,8 +311,12 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
-		retryAfter := RetryAfter(err)
+		retryAfter := min(RetryAfter(err), MaxRetryAfter)
 		w.limiters.pause(key, retryAfter)
+		if retryAfter > w.cfg.RetryMax {
+			// Too long to wait here: the check goes back to the queue.
+			return lifecycle.Observation{}, &pausedError{Key: key, Remaining: retryAfter}
+		}
 		if attempt >= w.cfg.MaxAttempts {
 			return lifecycle.Observation{}, fmt.Errorf("%w after %d attempts: %w", errRetriesExhausted, attempt, err)
 		}

@@ -725,3 +725,36 @@ func metricValue(t *testing.T, w *Worker, name string, labels ...string) float64
 	}
 	return 0
 }
+
+// Evidence is capped at the source (#14 item 6): an answer with 5,000
+// nameservers becomes one change event every consumer accepts (within
+// schemas.MaxMessageBytes), saying what it dropped, instead of an event the
+// enforcer dead-letters for every change of the domain.
+func TestHugeEvidenceIsCappedBeforePublishing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, _ int) (lifecycle.Observation, error) {
+		obs := observation(domain, lifecycle.PhaseExpired)
+		for i := range 5000 {
+			obs.Evidence.Nameservers = append(obs.Evidence.Nameservers, fmt.Sprintf("ns%04d.parking-%s.example", i, strings.Repeat("x", 20)))
+		}
+		return obs, nil
+	}}
+	startWorker(t, e.baseConfig(t, p))
+	prev := observation("huge.com", lifecycle.PhaseActive)
+	e.publishCheck(t, "huge.com", &prev)
+	msgs := e.waitEvents(t, 1, 500*time.Millisecond)
+	if len(msgs[0].Data) > schemas.MaxMessageBytes {
+		t.Fatalf("change event is %d bytes, over the %d every consumer accepts", len(msgs[0].Data), schemas.MaxMessageBytes)
+	}
+	_, changed, err := schemas.Decode[schemas.DomainChanged](msgs[0].Data)
+	if err != nil {
+		t.Fatalf("change event refused: %v", err)
+	}
+	if n := len(changed.Evidence.Nameservers); n == 0 || n > lifecycle.MaxEvidenceItems {
+		t.Errorf("%d nameservers kept, want 1..%d", n, lifecycle.MaxEvidenceItems)
+	}
+	if !strings.Contains(changed.Evidence.Detail, "nameservers 5000 -> ") {
+		t.Errorf("detail %q does not say what was dropped", changed.Evidence.Detail)
+	}
+}

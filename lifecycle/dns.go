@@ -309,3 +309,12 @@ func joinReason(a, b string) string {
 	}
 	return a + "; " + b
 }
+
+// PendingUndelegation reports whether ev shows a name that was delegated
+// and is now not, awaiting confirmation (DESIGN.md §2): the phase is not a
+// lapse yet and UndelegatedSince is set. Such a domain is checked daily,
+// so the confirming lookup comes DOMAINGUARD_UNDELEGATED_CONFIRM later
+// rather than a recheck interval later.
+func PendingUndelegation(phase Phase, ev *Evidence) bool {
+	return ev != nil && ev.DNS != nil && !ev.DNS.Delegated && ev.DNS.UndelegatedSince != nil && !phase.Lapsed()
+}

@@ -246,6 +246,14 @@ func subjectCases() []subjectCase {
 			decode:  decodeAs[EnforcementPaused](),
 		},
 		{
+			subject: SubjectDeadLetterReplayed, kind: SubjectDeadLetterReplayed,
+			full: DeadLetterReplayed{DLQSequence: 7, Stream: "DOMAIN_CHECKS", Sequence: 918273, Subject: "domains.check.example.com",
+				PayloadSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", MessageID: "replay-DOMAIN_CHECKS-918273-7",
+				By: "nats:operator os:ops@bastion", At: exampleTime},
+			minimal: DeadLetterReplayed{Stream: "ACCOUNTS", Subject: "accounts.email.verified", PayloadSHA256: "x", MessageID: "m", By: "b", At: exampleTime},
+			decode:  decodeAs[DeadLetterReplayed](),
+		},
+		{
 			subject: SubjectOperatorAction, kind: SubjectOperatorAction,
 			full: OperatorAction{Action: ActionHoldApprove, Actor: "ops@example.org", Via: "console", Note: "registry confirmed the deletion\nticket 42",
 				HoldID: "hold-42", Domain: "example.com", Addresses: 120, DLQSequence: 7, Stream: "ACCOUNTS", Subject: "accounts.email.verified", At: exampleTime},
