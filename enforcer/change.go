@@ -30,7 +30,7 @@ type change struct {
 
 	// Set by decide.
 	d      lifecycle.Decision
-	turned bool // entered an unverifying phase from a non-unverifying one
+	turned bool // counts toward the breaker (lifecycle.Decision.BreakerCounts)
 
 	// Set by applyDecisions.
 	holdCause     string
@@ -125,7 +125,8 @@ func (s *Store) countsForBreaker(c *change) bool {
 }
 
 // needsBreaker reports whether applying c depends on the breaker: it
-// turned its domain non-active, or it would unverify without a hold.
+// counts toward the breaker (an unverifying decision of any reason), or it
+// would unverify without a hold.
 func (s *Store) needsBreaker(c *change) bool {
 	return !s.cfg.DryRun && (c.turned || (len(c.d.Unverify) > 0 && c.d.Hold == ""))
 }

@@ -17,10 +17,11 @@ const (
 	// it as a lapse.
 	DefaultUndelegatedConfirm = 24 * time.Hour
 	// DNSLapseWindowBefore and DNSLapseWindowAfter bound the window around
-	// the expiration date E in which NS and MX moves are lapse signs:
-	// [E − 1 day, E + 60 days].
+	// the expiration date E in which moves away from the last active
+	// observation are lapse signs: [E − 1 day, E + 60 days]. The same
+	// window serves the RDAP grace-sale baseline (GraceBaseline).
 	DNSLapseWindowBefore = 24 * time.Hour
-	DNSLapseWindowAfter  = 60 * 24 * time.Hour
+	DNSLapseWindowAfter  = GraceSaleWindow
 )
 
 // DNSEvidence is what the DNS said about a registrable domain: the parent
@@ -307,4 +308,13 @@ func joinReason(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// PendingUndelegation reports whether ev shows a name that was delegated
+// and is now not, awaiting confirmation (DESIGN.md §2): the phase is not a
+// lapse yet and UndelegatedSince is set. Such a domain is checked daily,
+// so the confirming lookup comes DOMAINGUARD_UNDELEGATED_CONFIRM later
+// rather than a recheck interval later.
+func PendingUndelegation(phase Phase, ev *Evidence) bool {
+	return ev != nil && ev.DNS != nil && !ev.DNS.Delegated && ev.DNS.UndelegatedSince != nil && !phase.Lapsed()
 }

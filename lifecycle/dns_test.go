@@ -225,3 +225,19 @@ func TestInDNSLapseWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestPendingUndelegationIsCheckedDaily(t *testing.T) {
+	pend := nxdomain()
+	pend.UndelegatedSince = &now
+	ev := &Evidence{Provider: ProviderDNS, DNS: pend, ObservedAt: now}
+	for _, r := range []float64{0, 0.5, 0.999} {
+		next := NextCheck("example.eu", PhaseActive, ev, nil, now, ScheduleConfig{}, func() float64 { return r })
+		if next.Before(now.Add(DailyCheckEvery)) || next.After(now.Add(DailyCheckEvery+DailyJitter)) {
+			t.Fatalf("pending undelegation next check %s after now", next.Sub(now))
+		}
+	}
+	// Delegated again (or no DNS evidence): the recheck interval.
+	if next := NextCheck("example.eu", PhaseActive, &Evidence{Provider: ProviderDNS, DNS: delegated("ns1.x"), ObservedAt: now}, nil, now, ScheduleConfig{}, nil); next.Sub(now) < 7*day {
+		t.Fatalf("delegated DNS-only domain next check %s", next.Sub(now))
+	}
+}

@@ -91,12 +91,18 @@ func spread(span time.Duration, rnd func() float64) time.Duration {
 //     (Profile.SilentRenewalWindow): daily until the grace after the
 //     anniversary would have ended.
 //   - active without expiration: now+interval (jittered).
+//   - a name the DNS saw leave the zone, awaiting confirmation
+//     (PendingUndelegation): a day later, never less.
 //   - grace, expired, redemption, pending_delete: daily (±1h).
 //   - released: daily for 45 days after releasedSince, then weekly (±1h).
 //   - unknown: like the first failed lookup (about 1h).
 func NextCheck(domain string, phase Phase, ev *Evidence, releasedSince *time.Time, now time.Time, cfg ScheduleConfig, rnd func() float64) time.Time {
 	cfg = cfg.WithDefaults()
 	daily := func() time.Time { return now.Add(DailyCheckEvery + spread(DailyJitter, rnd)) }
+	if PendingUndelegation(phase, ev) {
+		// DNS-only confirmation: look again a day (never less) later.
+		return now.Add(DailyCheckEvery + max(spread(DailyJitter, rnd), 0))
+	}
 	switch phase {
 	case PhaseActive:
 		var jitter time.Duration

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,7 +120,7 @@ func (p *Provider) Lookup(ctx context.Context, domain string, prev *lifecycle.Ob
 		}
 	}
 	if p.fallback != nil {
-		return p.fallback.Lookup(ctx, name, prev)
+		return p.lookupFallback(ctx, name, prev)
 	}
 	if p.dns != nil && p.dns.HasServers(tld) {
 		return p.dns.Lookup(ctx, name, prev)
@@ -162,6 +163,26 @@ func (p *Provider) lookupRDAP(ctx context.Context, name string, prev *lifecycle.
 	return combined, nil
 }
 
+// lookupFallback asks the commercial provider; with DNS evidence on, an
+// "inactive" it could not decide on its own is released when the parent
+// zone agrees the name is not delegated (lifecycle.ClassifyTokensWithParent).
+func (p *Provider) lookupFallback(ctx context.Context, name string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
+	obs, err := p.fallback.Lookup(ctx, name, prev)
+	if err != nil || p.dns == nil || obs.Phase.Known() || !hasToken(obs.Evidence.Statuses, "inactive") {
+		return obs, err
+	}
+	d, derr := p.dns.Evidence(ctx, name)
+	if derr != nil {
+		p.log.Debug("dns evidence unavailable; inactive stays undecided", "domain", name, "error", derr)
+		return obs, nil
+	}
+	obs.Evidence.DNS = lifecycle.WithDNSBaseline(d, lifecycle.PhaseUnknown, prev)
+	if phase, why := lifecycle.ClassifyTokensWithParent(obs.Evidence.Statuses, !d.Delegated); phase.Known() {
+		obs.Phase, obs.Evidence.Detail = phase, why
+	}
+	return obs, nil
+}
+
 // RateKey passes the RDAP server's rate key through (see rdap.Client.RateKey),
 // so the checker limits each registry's server separately.
 func (p *Provider) RateKey(domain string) string {
@@ -190,6 +211,14 @@ func (p *Provider) RateExempt(domain string) bool {
 		return false // RDAP serves it
 	}
 	return p.rdap == nil || p.rdap.BootstrapLoaded()
+}
+
+// hasToken reports whether tok is one of the (possibly space-separated)
+// status tokens.
+func hasToken(statuses []string, tok string) bool {
+	return slices.ContainsFunc(statuses, func(s string) bool {
+		return slices.Contains(strings.Fields(strings.ToLower(s)), tok)
+	})
 }
 
 func tldOf(name string) string {

@@ -113,6 +113,19 @@ func TestAutoWithDNS(t *testing.T) {
 			}
 		})
 	}
+	t.Run("commercial inactive: released only when the parent zone agrees", func(t *testing.T) {
+		f := newDNSFixture(t, false)
+		f.p.rdap, f.p.fallback = nil, inactiveProvider{}
+		f.dns.Undelegate("gone.eu")
+		obs, err := f.p.Lookup(ctx, "gone.eu", nil)
+		if err != nil || obs.Phase != lifecycle.PhaseReleased || obs.Evidence.DNS == nil {
+			t.Fatalf("not delegated: %+v, %v", obs, err)
+		}
+		obs, err = f.p.Lookup(ctx, "still.eu", nil)
+		if err != nil || obs.Phase != lifecycle.PhaseUnknown {
+			t.Fatalf("delegated: %+v, %v", obs, err)
+		}
+	})
 	t.Run("resolver down: RDAP path unchanged", func(t *testing.T) {
 		f := newDNSFixture(t, true)
 		obs, err := f.p.Lookup(ctx, "example.com", nil)
@@ -120,4 +133,15 @@ func TestAutoWithDNS(t *testing.T) {
 			t.Fatalf("%+v, %v", obs, err)
 		}
 	})
+}
+
+// inactiveProvider is a commercial provider that says "inactive" alone.
+type inactiveProvider struct{}
+
+func (inactiveProvider) Name() string { return "domainr" }
+
+func (inactiveProvider) Lookup(_ context.Context, domain string, _ *lifecycle.Observation) (lifecycle.Observation, error) {
+	phase, why := lifecycle.ClassifyTokens([]string{"inactive"})
+	return lifecycle.Observation{Domain: domain, Phase: phase, Evidence: lifecycle.Evidence{Provider: "domainr",
+		Statuses: []string{"inactive"}, Detail: why, ObservedAt: time.Now().UTC()}}, nil
 }

@@ -21,7 +21,7 @@ func runBreaker(ctx context.Context, inv invocation) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	by := fs.String("by", "", "operator name recorded with the resume (default: the OS user)")
 	note := fs.String("note", "", "why: stored with the resume and published in audit.operator.action")
-		a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
+	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
 		if len(rest) != 1 || (rest[0] != "status" && rest[0] != "resume") {
 			return usageErr("breaker status | breaker resume")
 		}

@@ -23,7 +23,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
 	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
 	note := fs.String("note", "", "why: stored with the decision and published in audit.operator.action")
-		a, st, rest, err := openStore(ctx, inv, fs, checkHoldsArgs)
+	a, st, rest, err := openStore(ctx, inv, fs, checkHoldsArgs)
 	if err != nil {
 		return err
 	}

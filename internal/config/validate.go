@@ -65,8 +65,8 @@ func (c Config) Validate() error {
 	if c.DNSQueriesPerSecond <= 0 || math.IsInf(c.DNSQueriesPerSecond, 0) || math.IsNaN(c.DNSQueriesPerSecond) {
 		bad("DOMAINGUARD_DNS_QUERIES_PER_SECOND", "%g: must be positive", c.DNSQueriesPerSecond)
 	}
-	if c.UndelegatedConfirm < time.Minute {
-		bad("DOMAINGUARD_UNDELEGATED_CONFIRM", "%s: must be at least 1m", c.UndelegatedConfirm)
+	if c.UndelegatedConfirm <= 0 {
+		bad("DOMAINGUARD_UNDELEGATED_CONFIRM", "%s: must be positive", c.UndelegatedConfirm)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("DOMAINGUARD_STREAM_REPLICAS", "%d: want 1 to 5", c.StreamReplicas)
