@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -106,6 +107,9 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg, settle
 			if err == nil && ch.Domain != strings.TrimPrefix(subject, schemas.SubjectChangedPrefix) {
 				err = fmt.Errorf("%w: payload domain %q does not match subject %s", schemas.ErrInvalid, ch.Domain, subject)
 			}
+			if err == nil {
+				err = e.checkObservedAt(ch.Evidence.ObservedAt)
+			}
 			if err != nil {
 				e.metrics.events.WithLabelValues(ResultInvalid).Inc()
 				settle(msg, broker.Permanent(err))
@@ -123,6 +127,9 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg, settle
 			_, hb, err := schemas.Decode[schemas.DomainChecked](msg.Data())
 			if err == nil && hb.Domain != strings.TrimPrefix(subject, schemas.SubjectCheckedPrefix) {
 				err = fmt.Errorf("%w: payload domain %q does not match subject %s", schemas.ErrInvalid, hb.Domain, subject)
+			}
+			if err == nil {
+				err = e.checkObservedAt(hb.ObservedAt)
 			}
 			if err != nil {
 				e.metrics.heartbeats.WithLabelValues("invalid").Inc()
@@ -201,4 +208,16 @@ func (e *Enforcer) outcome(err error) broker.Outcome {
 		e.metrics.events.WithLabelValues(ResultInvalid).Inc()
 	}
 	return o
+}
+
+// checkObservedAt records the clock skew of an observation and refuses
+// (as invalid input, so it is dead-lettered with the reason) one dated more
+// than lifecycle.MaxClockSkew in the future.
+func (e *Enforcer) checkObservedAt(observedAt time.Time) error {
+	now := e.cfg.Clock.Now()
+	e.metrics.clockSkew.Set(observedAt.Sub(now).Seconds())
+	if err := lifecycle.CheckObservedAt(observedAt, now); err != nil {
+		return fmt.Errorf("%w: %w", schemas.ErrInvalid, err)
+	}
+	return nil
 }
