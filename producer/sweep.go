@@ -76,6 +76,7 @@ type SweepResult struct {
 func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var lastPrune time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,6 +86,12 @@ func (p *Producer) RunSweeper(ctx context.Context) error {
 		res, err := p.Sweep(ctx, nil)
 		if ctx.Err() == nil {
 			p.countStranded(ctx)
+		}
+		if ctx.Err() == nil && time.Since(lastPrune) >= time.Hour {
+			if err := p.pruneIntake(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("prune", "error", err)
+			}
+			lastPrune = time.Now()
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
