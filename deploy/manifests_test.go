@@ -69,11 +69,11 @@ func TestEveryDeployFileParses(t *testing.T) {
 }
 
 // commandsKnown returns the commands cmd/domainguard registers (read from
-// the register("name", ...) calls; "help" is built in) and the commands
+// the register("name", ...) calls; "help" and "version" are built in) and the commands
 // DESIGN.md §5 promises.
 func commandsKnown(t *testing.T) (registered, designed map[string]bool) {
 	t.Helper()
-	registered = map[string]bool{"help": true}
+	registered = map[string]bool{"help": true, "version": true}
 	files, err := filepath.Glob(repoPath(t, "cmd/domainguard/*.go"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("cmd/domainguard sources: %v", err)

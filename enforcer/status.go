@@ -85,9 +85,10 @@ const (
 	statusAudit        = 100
 )
 
-// Status reports on an email address (query contains "@") or a domain (any
+// Status reports on an email address (query contains "@", looked up in the
+// stored form, domainname.StoredEmail, then in any case) or a domain (any
 // host name; its registrable domain is shown). It returns ErrNotFound when
-// nothing at all is known.
+// the address is unknown, or nothing at all is known about the domain.
 func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) {
 	q := strings.TrimSpace(query)
 	rep := StatusReport{Query: q, Emails: []EmailStatus{}, Observations: []ObservationRecord{}, Holds: []Hold{}, Audit: []AuditRecord{}}
@@ -98,17 +99,28 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 		var domain string
 		if strings.Contains(q, "@") {
 			rep.Kind = "email"
-			emails, err := queryEmails(ctx, tx, `WHERE email = $1 OR email = lower($1) ORDER BY user_id`, q)
+			// The stored form (domain part lower-cased, as intake and
+			// import store it) first; then any case, for a local part
+			// typed in another case than the host sent it.
+			stored := domainname.StoredEmail(q)
+			emails, err := queryEmails(ctx, tx, `WHERE email = $1 ORDER BY user_id`, stored)
+			if err == nil && len(emails) == 0 {
+				emails, err = queryEmails(ctx, tx, `WHERE lower(email) = lower($1) ORDER BY user_id, email`, stored)
+			}
 			if err != nil {
 				return err
 			}
 			rep.Emails = emails
+			addrs := []string{stored}
+			for _, e := range emails {
+				addrs = append(addrs, e.Email)
+			}
 			if len(emails) > 0 {
 				domain = emails[0].Domain
 			} else if d, err := domainname.RegistrableFromEmail(q); err == nil {
 				domain = d
 			}
-			if err := queryAudit(ctx, tx, &rep.Audit, `WHERE email = $1 OR email = lower($1) OR (email IS NULL AND domain = $2)`, q, domain); err != nil {
+			if err := queryAudit(ctx, tx, &rep.Audit, `WHERE email = ANY($1) OR (email IS NULL AND domain = $2)`, addrs, domain); err != nil {
 				return err
 			}
 		} else {
@@ -155,6 +167,10 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 	})
 	if err != nil {
 		return StatusReport{}, fmt.Errorf("status %s: %w", q, err)
+	}
+	if rep.Kind == "email" && len(rep.Emails) == 0 {
+		// Its domain may be known through other addresses; this one is not.
+		return rep, fmt.Errorf("status %s: address %w (domainguard has no such address; addresses are stored with the domain in lower case)", q, ErrNotFound)
 	}
 	if (rep.Domain == nil || !rep.Domain.Known) && len(rep.Emails) == 0 && len(rep.Audit) == 0 {
 		return rep, fmt.Errorf("status %s: %w", q, ErrNotFound)

@@ -18,14 +18,16 @@ func runBreaker(ctx context.Context, inv invocation) error {
 	fs := flag.NewFlagSet("breaker", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	by := fs.String("by", "", "operator name recorded with the resume (default: the OS user)")
-	a, st, rest, err := openStore(ctx, inv, fs)
+	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
+		if len(rest) != 1 || (rest[0] != "status" && rest[0] != "resume") {
+			return usageErr("breaker status | breaker resume")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if len(rest) != 1 {
-		return usageErr("breaker status | breaker resume")
-	}
 	switch rest[0] {
 	case "status":
 		s, err := st.BreakerStatus(ctx)

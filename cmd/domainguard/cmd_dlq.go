@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +28,21 @@ func init() {
 type deadLetterEntry struct {
 	Seq    uint64             `json:"dlq_sequence"`
 	Letter schemas.DeadLetter `json:"letter"`
+	// PayloadJSON is letter.payload (base64) decoded, when it is JSON;
+	// PayloadText when it is other UTF-8 text.
+	PayloadJSON json.RawMessage `json:"payload_json,omitempty"`
+	PayloadText string          `json:"payload_text,omitempty"`
+}
+
+func newDeadLetterEntry(seq uint64, dl schemas.DeadLetter) deadLetterEntry {
+	e := deadLetterEntry{Seq: seq, Letter: dl}
+	switch {
+	case json.Valid(dl.Payload):
+		e.PayloadJSON = dl.Payload
+	case utf8.Valid(dl.Payload):
+		e.PayloadText = string(dl.Payload)
+	}
+	return e
 }
 
 func runDLQ(ctx context.Context, inv invocation) error {
@@ -106,7 +122,7 @@ func readDeadLetters(ctx context.Context, stream jetstream.Stream, limit int) ([
 	if err != nil {
 		return nil, fmt.Errorf("dlq stream info: %w", err)
 	}
-	var out []deadLetterEntry
+	out := []deadLetterEntry{} // [] for none, never null
 	if info.State.Msgs == 0 {
 		return out, nil
 	}
@@ -122,7 +138,7 @@ func readDeadLetters(ctx context.Context, stream jetstream.Stream, limit int) ([
 		if err := json.Unmarshal(raw.Data, &dl); err != nil {
 			return nil, fmt.Errorf("dlq message %d is not a dead letter: %w", seq, err)
 		}
-		out = append(out, deadLetterEntry{Seq: seq, Letter: dl})
+		out = append(out, newDeadLetterEntry(seq, dl))
 	}
 	return out, nil
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 	"time"
+
+	"github.com/domainguard/domainguard/enforcer"
 )
 
 func init() {
@@ -20,14 +23,25 @@ func runHolds(ctx context.Context, inv invocation) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
 	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
-	a, st, rest, err := openStore(ctx, inv, fs)
+	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
+		switch {
+		case len(rest) == 0:
+			return usageErr("holds list | holds approve ID | holds reject ID")
+		case rest[0] == "list" && !slices.Contains([]string{"pending", "approved", "rejected", "all"}, *status):
+			return usageErr("holds list --status %q: want pending, approved, rejected or all", *status)
+		case rest[0] == "list" && len(rest) != 1:
+			return usageErr("holds list takes no arguments")
+		case (rest[0] == "approve" || rest[0] == "reject") && len(rest) != 2:
+			return usageErr("holds %s ID", rest[0])
+		case !slices.Contains([]string{"list", "approve", "reject"}, rest[0]):
+			return usageErr("holds: unknown subcommand %q", rest[0])
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if len(rest) == 0 {
-		return usageErr("holds list | holds approve ID | holds reject ID")
-	}
 	switch rest[0] {
 	case "list":
 		s := *status
@@ -39,6 +53,9 @@ func runHolds(ctx context.Context, inv invocation) error {
 			return err
 		}
 		if *asJSON {
+			if holds == nil {
+				holds = []enforcer.Hold{} // [] for none, never null
+			}
 			return writeJSON(inv.stdout, holds)
 		}
 		w := tabwriter.NewWriter(inv.stdout, 2, 4, 2, ' ', 0)

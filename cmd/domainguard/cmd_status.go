@@ -15,14 +15,16 @@ func init() {
 func runStatus(ctx context.Context, inv invocation) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	a, st, rest, err := openStore(ctx, inv, fs)
+	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
+		if len(rest) != 1 {
+			return usageErr("status EMAIL|DOMAIN [--json]")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	if len(rest) != 1 {
-		return usageErr("status EMAIL|DOMAIN [--json]")
-	}
 	rep, err := st.Status(ctx, rest[0])
 	if err != nil {
 		return err

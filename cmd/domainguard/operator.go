@@ -12,11 +12,18 @@ import (
 
 // openStore opens the enforcer's store for the operator commands (status,
 // holds, breaker): database only, no NATS. Changes they make reach AUDIT
-// through the outbox, which a running enforcer relays.
-func openStore(ctx context.Context, inv invocation, fs *flag.FlagSet) (*app, *enforcer.Store, []string, error) {
+// through the outbox, which a running enforcer relays. The optional check
+// sees the arguments (flags parsed) before anything is opened, so wrong
+// arguments are a usage error even when no database answers.
+func openStore(ctx context.Context, inv invocation, fs *flag.FlagSet, check ...func(rest []string) error) (*app, *enforcer.Store, []string, error) {
 	cfg, rest, log, err := loadConfig(inv, fs)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	for _, c := range check {
+		if err := c(rest); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	a, err := openApp(ctx, cfg, log, needs{db: true})
 	if err != nil {

@@ -141,6 +141,9 @@ var settings = []setting{
 	{env: "DOMAINGUARD_LOG_LEVEL", help: "log `level`: debug, info, warn or error",
 		parse:  func(c *Config, v string) error { c.LogLevel = strings.ToLower(strings.TrimSpace(v)); return nil },
 		format: func(c Config) string { return c.LogLevel }},
+	{env: "DOMAINGUARD_LOG_FORMAT", help: "log `format`: json or text (default: text on a terminal, json otherwise)",
+		parse:  func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil },
+		format: func(c Config) string { return c.LogFormat }},
 }
 
 func intParser(field func(*Config) *int) func(*Config, string) error {
