@@ -42,7 +42,7 @@ func TestRunReportsEveryPhase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{PhaseSweep: 2000, PhaseEnforcer: 2000, PhaseChecker: 200, "e2e-p50": 1200, "e2e-p99": 1200}
+	want := map[string]int{PhaseSweep: 2000, PhaseEnforcer: 2000, RowEnforcerFloor: 2000, PhaseChecker: 200, "e2e-p50": 1200, "e2e-p99": 1200}
 	if len(rep.Rows) != len(want) {
 		t.Errorf("got %d rows, want %d: %+v", len(rep.Rows), len(want), rep.Rows)
 	}

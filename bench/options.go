@@ -39,6 +39,10 @@ type Options struct {
 	// EmailsPerDomain is the addresses per lapsed domain in the enforcer
 	// and e2e phases. Default 10 (below the default per-domain hold cap).
 	EmailsPerDomain int
+	// EnforcerRounds is how many times the enforcer phase runs each of its
+	// arms (bare UPDATE, like-for-like floor, enforcer), interleaved, the
+	// order reversed every other round. Default 3.
+	EnforcerRounds int
 	// CheckRate is the checker's configured lookups per second in the
 	// checker phase. Default 100.
 	CheckRate float64
@@ -76,6 +80,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Emails == 0 {
 		o.Emails = min(10*o.Domains, 200000)
+	}
+	if o.EnforcerRounds == 0 {
+		o.EnforcerRounds = 3
 	}
 	if o.CheckRate == 0 {
 		o.CheckRate = 100
@@ -116,6 +123,9 @@ func (o Options) Validate() error {
 	}
 	if o.Emails < o.EmailsPerDomain {
 		errs = append(errs, fmt.Errorf("bench: emails %d must be at least emails per domain %d", o.Emails, o.EmailsPerDomain))
+	}
+	if o.EnforcerRounds < 1 {
+		errs = append(errs, fmt.Errorf("bench: enforcer rounds %d must be at least 1", o.EnforcerRounds))
 	}
 	if o.CheckRate <= 0 || o.E2ERate <= 0 {
 		errs = append(errs, fmt.Errorf("bench: rates (check %g, e2e %g) must be positive", o.CheckRate, o.E2ERate))

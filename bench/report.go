@@ -73,6 +73,7 @@ type OptionsJSON struct {
 	Domains         int      `json:"domains"`
 	Emails          int      `json:"emails"`
 	EmailsPerDomain int      `json:"emails_per_domain"`
+	EnforcerRounds  int      `json:"enforcer_rounds"`
 	CheckRate       float64  `json:"check_rate"`
 	CheckDuration   string   `json:"check_duration"`
 	ProviderLatency string   `json:"provider_latency"`
@@ -83,7 +84,7 @@ type OptionsJSON struct {
 }
 
 func optionsJSON(o Options) OptionsJSON {
-	return OptionsJSON{Domains: o.Domains, Emails: o.Emails, EmailsPerDomain: o.EmailsPerDomain,
+	return OptionsJSON{Domains: o.Domains, Emails: o.Emails, EmailsPerDomain: o.EmailsPerDomain, EnforcerRounds: o.EnforcerRounds,
 		CheckRate: o.CheckRate, CheckDuration: o.CheckDuration.String(), ProviderLatency: o.ProviderLatency.String(),
 		E2ERate: o.E2ERate, E2EDuration: o.E2EDuration.String(), E2EChangeEvery: o.E2EChangeEvery, Only: o.Only}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,9 +55,6 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	if err := e.openNATS(ctx, &rep.Env); err != nil {
 		return rep, err
 	}
-	if err := e.openDB(ctx, &rep.Env); err != nil {
-		return rep, err
-	}
 	phases := []struct {
 		name string
 		run  func(context.Context) ([]Row, error)
@@ -66,7 +64,18 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 			continue
 		}
 		e.log.Info("bench phase starting", "phase", p.name)
+		// Each phase gets a database of its own (and a stream namespace of
+		// its own, from topology): rows one phase leaves behind, such as
+		// outbox rows its stopped relay had not yet deleted, can never be
+		// relayed into, or counted by, the next phase.
+		dropDB, err := e.openDB(ctx, &rep.Env)
+		if err != nil {
+			return rep, err
+		}
 		rows, err := p.run(ctx)
+		if derr := dropDB(); derr != nil && err == nil {
+			err = derr
+		}
 		if err != nil {
 			return rep, fmt.Errorf("bench %s: %w", p.name, err)
 		}
@@ -109,10 +118,13 @@ func (e *env) openNATS(ctx context.Context, info *Env) error {
 	return nil
 }
 
-func (e *env) openDB(ctx context.Context, info *Env) error {
+// openDB creates, migrates and opens a fresh database as e.pool and returns
+// the function that closes the pool and drops the database again (it also
+// runs at the end of Run, should the phase fail before calling it).
+func (e *env) openDB(ctx context.Context, info *Env) (func() error, error) {
 	u, err := url.Parse(e.o.DatabaseURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return fmt.Errorf("bench: database url %s: want a postgres:// URL of the server", postgres.Redact(e.o.DatabaseURL))
+		return nil, fmt.Errorf("bench: database url %s: want a postgres:// URL of the server", postgres.Redact(e.o.DatabaseURL))
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
@@ -123,30 +135,38 @@ func (e *env) openDB(ctx context.Context, info *Env) error {
 	db := *u
 	db.Path = "/" + name
 	if err := createDatabase(ctx, adminURL, name); err != nil {
-		return fmt.Errorf("bench: create database %s: %w", name, err)
+		return nil, fmt.Errorf("bench: create database %s: %w", name, err)
 	}
-	e.onClose(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := adminExec(ctx, adminURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			return fmt.Errorf("bench: drop database %s: %w", name, err)
-		}
-		return nil
-	})
-	pool, err := postgres.Open(ctx, db.String(), postgres.WithMaxConns(20))
+	var pool *pgxpool.Pool
+	var once sync.Once
+	var dropErr error
+	drop := func() error {
+		once.Do(func() {
+			if pool != nil {
+				pool.Close()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := adminExec(ctx, adminURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+				dropErr = fmt.Errorf("bench: drop database %s: %w", name, err)
+			}
+		})
+		return dropErr
+	}
+	e.onClose(drop)
+	pool, err = postgres.Open(ctx, db.String(), postgres.WithMaxConns(20))
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return drop, fmt.Errorf("bench: %w", err)
 	}
 	e.pool = pool
-	e.onClose(func() error { pool.Close(); return nil })
 	if _, err := postgres.Migrate(ctx, pool, schemas.Migrations); err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return drop, fmt.Errorf("bench: %w", err)
 	}
 	if err := pool.QueryRow(ctx, `SHOW server_version`).Scan(&info.PostgresVersion); err != nil {
-		return fmt.Errorf("bench: server version: %w", err)
+		return drop, fmt.Errorf("bench: server version: %w", err)
 	}
 	e.log.Info("bench database ready", "database", name)
-	return nil
+	return drop, nil
 }
 
 func createDatabase(ctx context.Context, adminURL, name string) error {

@@ -11,14 +11,16 @@ import (
 
 // CheckOnce looks up the registrable domain of domain once through p, for
 // the `domainguard check` command: no retries, no rate limit, nothing
-// published. The observation's Domain is the registrable domain and its
-// ObservedAt is now when the provider left it unset.
-func CheckOnce(ctx context.Context, p Provider, domain string, now time.Time) (lifecycle.Observation, error) {
+// published. prev is the domain's previous observation (nil: none known),
+// classified against exactly as the pipeline's checker does. The
+// observation's Domain is the registrable domain and its ObservedAt is now
+// when the provider left it unset.
+func CheckOnce(ctx context.Context, p Provider, domain string, prev *lifecycle.Observation, now time.Time) (lifecycle.Observation, error) {
 	name, err := domainname.Registrable(domain)
 	if err != nil {
 		return lifecycle.Observation{}, fmt.Errorf("check %q: %w", domain, err)
 	}
-	obs, err := p.Lookup(ctx, name, nil)
+	obs, err := p.Lookup(ctx, name, prev)
 	if err != nil {
 		return lifecycle.Observation{}, fmt.Errorf("check %s: %w", name, err)
 	}

@@ -70,22 +70,22 @@ func TestCheckOnce(t *testing.T) {
 		}
 		return observation(domain, lifecycle.PhaseActive), nil
 	}}
-	obs, err := CheckOnce(context.Background(), p, "Mail.Example.COM.", now)
+	obs, err := CheckOnce(context.Background(), p, "Mail.Example.COM.", nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if obs.Domain != "example.com" || p.allCalls()["example.com"] != 1 {
 		t.Errorf("looked up %v, observation for %q; want the registrable domain example.com", p.allCalls(), obs.Domain)
 	}
-	obs, err = CheckOnce(context.Background(), p, "bare.com", now)
+	obs, err = CheckOnce(context.Background(), p, "bare.com", nil, now)
 	if err != nil || obs.Domain != "bare.com" || obs.Evidence.Provider != "fake" || !obs.Evidence.ObservedAt.Equal(now) {
 		t.Errorf("bare answer = %+v, %v", obs, err)
 	}
-	if _, err := CheckOnce(context.Background(), p, "broken.com", now); err == nil || IsPermanent(err) {
+	if _, err := CheckOnce(context.Background(), p, "broken.com", nil, now); err == nil || IsPermanent(err) {
 		t.Errorf("temporary failure = %v", err)
 	}
 	for _, bad := range []string{"", "co.uk", "a..b", "foo>.com"} {
-		if _, err := CheckOnce(context.Background(), p, bad, now); err == nil {
+		if _, err := CheckOnce(context.Background(), p, bad, nil, now); err == nil {
 			t.Errorf("CheckOnce(%q) succeeded", bad)
 		}
 	}

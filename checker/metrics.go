@@ -28,6 +28,7 @@ type metrics struct {
 	retries        prometheus.Counter
 	published      *prometheus.CounterVec
 	deadLetters    prometheus.Counter
+	releasedJumps  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -58,8 +59,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "domainguard_checker_dead_letters_total",
 			Help: "Check requests dead-lettered (invalid input or permanent lookup failure).",
 		}),
+		releasedJumps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "domainguard_checker_released_without_lapse_total",
+			Help: "Domains seen released straight after an active observation, with no lapse phase in between (suspicious: a registry answering 404 by mistake looks like this).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.lookups, m.lookupDuration, m.rateLimitWait, m.retries, m.published, m.deadLetters} {
+	for _, c := range []prometheus.Collector{m.lookups, m.lookupDuration, m.rateLimitWait, m.retries, m.published, m.deadLetters, m.releasedJumps} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("checker metrics: %w", err)
 		}

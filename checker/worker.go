@@ -137,6 +137,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 				changed.PreviousEvidence = &prevEv
 			}
 		}
+		if lifecycle.ReleasedWithoutLapse(req.Previous, obs.Phase) {
+			w.metrics.releasedJumps.Inc()
+			log.Warn("released straight from active, no lapse seen in between", "server", obs.Evidence.Server)
+		}
 		log.Info("domain changed", "previous_phase", changed.PreviousPhase, "phase", obs.Phase)
 		return w.publish(pubCtx, msg, meta, domain, kindChanged, eventKindChanged,
 			w.cfg.Topology.Namespace.ChangedSubject(domain), obs.Evidence.ObservedAt, changed)

@@ -234,6 +234,9 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 		switch domain {
 		case "lapsed.com":
 			return observation(domain, lifecycle.PhaseExpired), nil
+		case "jumped.com", "dropped.com":
+			return lifecycle.Observation{Domain: domain, Phase: lifecycle.PhaseReleased, Evidence: lifecycle.Evidence{
+				Provider: "fake", NotFound: true, ObservedAt: time.Now().UTC()}}, nil
 		case "murky.com":
 			o := observation(domain, lifecycle.PhaseUnknown)
 			o.Evidence.Detail = "404 not confirmed by canary"
@@ -260,6 +263,11 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 		{"first.com", nil, "changed", lifecycle.PhaseActive, false},
 		{"renewed.com", renewed, "changed", lifecycle.PhaseActive, false},
 		{"murky.com", active("murky.com"), "checked", lifecycle.PhaseActive, true},
+		// Released straight from active (counted as suspicious) and after
+		// pending delete (a normal lapse).
+		{"jumped.com", active("jumped.com"), "changed", lifecycle.PhaseReleased, false},
+		{"dropped.com", &lifecycle.Observation{Domain: "dropped.com", Phase: lifecycle.PhasePendingDelete,
+			Evidence: lifecycle.Evidence{Provider: "fake", Statuses: []string{"pending delete"}, ObservedAt: time.Now().UTC()}}, "changed", lifecycle.PhaseReleased, false},
 	}
 	for _, tc := range tests {
 		e.publishCheck(t, tc.domain, tc.prev)
@@ -321,8 +329,11 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 	if n := e.pendingChecks(t); n != 0 {
 		t.Errorf("%d checks left in the work queue", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_events_published_total", kindChanged); got != 3 {
-		t.Errorf("changed events metric = %g, want 3", got)
+	if got := metricValue(t, w, "domainguard_checker_events_published_total", kindChanged); got != 5 {
+		t.Errorf("changed events metric = %g, want 5", got)
+	}
+	if got := metricValue(t, w, "domainguard_checker_released_without_lapse_total"); got != 1 {
+		t.Errorf("released without lapse metric = %g, want 1", got)
 	}
 	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", outcomeUnknown); got != 1 {
 		t.Errorf("unknown lookups metric = %g, want 1", got)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -37,6 +38,9 @@ type breakerRow struct {
 	resumedAt *time.Time
 	resumedBy *string
 }
+
+// sqlBreakerOpen reads whether the breaker is open, without a lock.
+const sqlBreakerOpen = `SELECT open FROM breaker WHERE id = 1`
 
 func (s *Store) readBreaker(ctx context.Context, q pgx.Tx, lock bool) (breakerRow, error) {
 	sql := `SELECT open, opened_at, reason, resumed_at, resumed_by FROM breaker WHERE id = 1`
@@ -143,7 +147,7 @@ func (s *Store) BreakerStatus(ctx context.Context) (BreakerStatus, error) {
 			return err
 		}
 		st.Percent = percent(st.NonActive, st.Observed)
-		return tx.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'pending' AND cause = $1`, CauseBreaker).Scan(&st.PendingHolds)
+		return tx.QueryRow(ctx, `SELECT count(*) FROM holds WHERE status = 'pending' AND cause = $1`, string(lifecycle.HoldBreaker)).Scan(&st.PendingHolds)
 	})
 	if err != nil {
 		return BreakerStatus{}, fmt.Errorf("breaker status: %w", err)
@@ -165,8 +169,17 @@ type ResumeResult struct {
 // breaker — the unverifications paused while it was open — each through
 // ApproveHold. If interrupted, calling it again finishes the job.
 func (s *Store) ResumeBreaker(ctx context.Context, by string) (ResumeResult, error) {
-	if by == "" {
-		return ResumeResult{}, errors.New("resume breaker: operator name is required")
+	return s.Resume(ctx, Decision{By: by})
+}
+
+// Resume is ResumeBreaker with the operator's note and door: the note is
+// stored on the breaker row and, with the actor, published as an
+// audit.operator.action event together with audit.enforcement.resumed.
+func (s *Store) Resume(ctx context.Context, d Decision) (ResumeResult, error) {
+	d = d.withDefaults()
+	by := d.By
+	if err := d.validate("resume breaker"); err != nil {
+		return ResumeResult{}, err
 	}
 	var res ResumeResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -179,7 +192,7 @@ func (s *Store) ResumeBreaker(ctx context.Context, by string) (ResumeResult, err
 		if !b.open {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE breaker SET open = false, resumed_at = $1, resumed_by = $2 WHERE id = 1`, now, by); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE breaker SET open = false, resumed_at = $1, resumed_by = $2, resume_note = $3 WHERE id = 1`, now, by, nullable(d.Note)); err != nil {
 			return fmt.Errorf("close breaker: %w", err)
 		}
 		reason := "resumed by operator"
@@ -195,7 +208,11 @@ func (s *Store) ResumeBreaker(ctx context.Context, by string) (ResumeResult, err
 		if err != nil {
 			return err
 		}
-		return writeAudit(ctx, tx, []auditEvent{e}, s.cfg.DryRun, now)
+		op, err := s.operatorEvent(d, schemas.OperatorAction{Action: schemas.ActionBreakerResume, At: now})
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, []auditEvent{e, op}, s.cfg.DryRun, now)
 	})
 	if err != nil {
 		return ResumeResult{}, fmt.Errorf("resume breaker: %w", err)
@@ -207,10 +224,10 @@ func (s *Store) ResumeBreaker(ctx context.Context, by string) (ResumeResult, err
 		return res, fmt.Errorf("resume breaker: %w", err)
 	}
 	for _, h := range holds {
-		if h.Cause != CauseBreaker {
+		if h.Cause != string(lifecycle.HoldBreaker) {
 			continue
 		}
-		r, err := s.ApproveHold(ctx, h.ID, by)
+		r, err := s.approve(ctx, h.ID, d, false)
 		if errors.Is(err, ErrHoldDecided) {
 			continue // superseded meanwhile by a newer observation
 		}

@@ -99,8 +99,9 @@ type Config struct {
 	// de-duplication; it must exceed the DOMAIN_EVENTS max age (14 days by
 	// default). Default 720h.
 	ProcessedRetention time.Duration
-	// Group is how many changed events share one transaction (each in its
-	// own savepoint; one domain's events are never split). Default 16.
+	// Group is how many changed events share one transaction, applied
+	// set-based (a failing event is retried alone in a savepoint; one
+	// domain's events are never split). Default 16.
 	Group int
 	// Workers is how many groups of changed events are enforced
 	// concurrently (each group in its own transaction; domains are locked

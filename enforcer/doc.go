@@ -5,17 +5,29 @@
 //
 // # Enforcing a change
 //
-// Each domains.changed event is enforced in one transaction
-// (Store.EnforceChanged): the message id (the CloudEvent id) is inserted
-// into processed_messages first, so a redelivered or duplicated event
-// changes nothing; the domains row is locked FOR UPDATE (replicas enforce
-// one domain one event at a time); the observation is recorded in
-// domain_observations (applied or not); a newer observation updates the
-// domain and schedules its next check; the affected verified addresses are
-// unverified with one multi-row UPDATE; and one audit_log row and one
-// outbox row per emitted event are written, with ids derived from the input
-// event id (schemas.DerivedID), so reprocessing yields the same ids. The
-// outbox insert NOTIFYs the relay.
+// The domains.changed events of a fetched batch are enforced in groups
+// (Config.Group, whole domains), each group in one transaction
+// (Store.EnforceChangedGroup), set-based: each step is one statement (or
+// one pipelined batch) for every event of the group, so a group costs
+// about as many round trips as one event. The steps (enforceChanges):
+// openChanges inserts the message ids (the CloudEvent ids) into
+// processed_messages (an id seen before makes its event a duplicate that
+// changes nothing), creates the missing domains rows and locks them FOR
+// UPDATE in name order (replicas enforce one domain one event at a time
+// and cannot deadlock), and loads the domains' addresses; decide runs
+// lifecycle.Decide per event; applyDecisions records every observation in
+// domain_observations (applied or not), consults the breaker, unverifies
+// the affected verified addresses of every event with one multi-row
+// UPDATE, updates the domains (a newer observation updates the domain and
+// schedules its next check) and writes one audit_log row and one outbox
+// row per emitted event, with ids derived from the input event id
+// (schemas.DerivedID), so reprocessing yields the same ids. The outbox
+// insert NOTIFYs the relay. A domain's second event in a group is applied
+// after its first (a second round of the same steps). Each event stays
+// atomic on its own: when a group fails, its halves are retried in
+// savepoints down to single events, so only the failing event's writes are
+// rolled back. A change the breaker must count (below) is applied on its
+// own, after the changes before it, so the count is exact.
 //
 // Heartbeats (domains.checked) of a fetched batch are applied together with
 // one read and one multi-row UPDATE (Store.ApplyHeartbeats): they move
@@ -26,17 +38,21 @@
 // # Holds and the breaker
 //
 // A decision lifecycle.Decide puts on hold (more than MaxUnverifyPerDomain
-// addresses, or a protected domain: BuiltinProtectedDomains plus
-// Config.ProtectedDomains) is stored in holds with the addresses and the
-// observation, and audit.enforcement.held is emitted. ApproveHold applies it
+// addresses, a protected domain: BuiltinProtectedDomains plus
+// Config.ProtectedDomains, or a handle change without a registration-date
+// move) is stored in holds with the addresses and the observation, and the
+// audit.enforcement.held event the decision lists is emitted: the enforcer
+// applies the Decision as given. ApproveHold applies it
 // through the same transactional path (addresses re-verified after the held
 // observation are left alone); RejectHold leaves the addresses verified. A
 // newer applied observation of the domain supersedes its pending holds (if
 // it still unverifies, it is held anew).
 //
 // The global breaker counts, within BreakerWindow, the domains looked at
-// (domains.last_checked_at) and those that turned non-active (an applied
-// observation entering an unverifying phase from a non-unverifying one).
+// (domains.last_checked_at) and those whose applied observation counts
+// toward the breaker (domain_observations.turned_lapsed =
+// lifecycle.Decision.BreakerCounts: entering an unverifying phase, or
+// unverifying addresses for any reason, re-registration included).
 // When at least BreakerMinDomains were observed and more than BreakerPct
 // percent turned non-active, the breaker opens and audit.enforcement.paused
 // is emitted once. While it is open, observations are still recorded and
@@ -58,7 +74,10 @@
 //
 // Relay claims unsent outbox rows (FOR UPDATE SKIP LOCKED, safe with
 // several replicas), publishes them to AUDIT with Nats-Msg-Id = row id,
-// waits for the acks and marks them sent in the same transaction. It wakes
+// waits for the acks and marks them sent in the same transaction. While a
+// full round's acks are on their way, the next round is claimed and
+// published (at most two rounds in flight, published and acknowledged in
+// order). It wakes
 // on LISTEN domainguard_outbox and polls every RelayInterval.
 //
 // # Metrics

@@ -189,14 +189,14 @@ func TestRedeliveredEventChangesNothing(t *testing.T) {
 	f.addEmails(domain, 2, t0.Add(-48*time.Hour))
 	f.activate(domain, t0.Add(-time.Hour))
 	ch := schemas.DomainChanged{Domain: domain, PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseExpired, Evidence: evidence(t0, reg, "H-"+domain, nil)}
-	out, err := f.store.EnforceChanged(f.ctx, "the-id", ch)
+	out, err := f.enforce("the-id", ch)
 	if err != nil || out.Unverified != 2 {
 		t.Fatalf("first: %+v %v", out, err)
 	}
 	audits, outbox, obs := f.count(`SELECT count(*) FROM audit_log`), f.outboxCount(), f.count(`SELECT count(*) FROM domain_observations`)
 	f.reverify("u0@"+domain, t0.Add(time.Minute)) // even a changed state does not make a duplicate apply
 	for range 3 {
-		out, err = f.store.EnforceChanged(f.ctx, "the-id", ch)
+		out, err = f.enforce("the-id", ch)
 		if err != nil || out.Result != ResultDuplicate {
 			t.Fatalf("redelivery: %+v %v, want duplicate", out, err)
 		}
@@ -215,7 +215,7 @@ func TestCapHoldAppliedOnlyOnApprove(t *testing.T) {
 	emails := f.addEmails(domain, 6, t0.Add(-48*time.Hour))
 	f.activate(domain, t0.Add(-time.Hour))
 	out := f.observe(domain, lifecycle.PhaseActive, lifecycle.PhaseReleased, evidence(t0, reg, "", nil))
-	if out.HoldCause != CauseCap || out.HoldID == "" || out.Unverified != 0 {
+	if out.HoldCause != string(lifecycle.HoldCap) || out.HoldID == "" || out.Unverified != 0 {
 		t.Fatalf("outcome %+v, want a cap hold and nobody unverified", out)
 	}
 	if n := f.count(`SELECT count(*) FROM emails WHERE domain = $1 AND verified`, domain); n != 6 {
@@ -286,7 +286,7 @@ func TestProtectedDomainsAreHeld(t *testing.T) {
 		f.addEmails(domain, 1, t0.Add(-48*time.Hour))
 		f.activate(domain, t0.Add(-time.Hour))
 		out := f.observe(domain, lifecycle.PhaseActive, lifecycle.PhaseReleased, evidence(t0, reg, "", nil))
-		if out.HoldCause != CauseProtected || out.Unverified != 0 {
+		if out.HoldCause != string(lifecycle.HoldProtected) || out.Unverified != 0 {
 			t.Errorf("%s: %+v, want a protected hold", domain, out)
 		}
 	}
@@ -312,11 +312,11 @@ func TestBreakerTripsAtThresholdAndResumeAppliesPaused(t *testing.T) {
 		}
 	}
 	out := lapse(5) // 6 of 100
-	if !out.Paused || out.HoldCause != CauseBreaker || out.Unverified != 0 {
+	if !out.Paused || out.HoldCause != string(lifecycle.HoldBreaker) || out.Unverified != 0 {
 		t.Fatalf("6th lapse: %+v, want the breaker to trip and hold", out)
 	}
 	out = lapse(6)
-	if out.Paused || out.HoldCause != CauseBreaker {
+	if out.Paused || out.HoldCause != string(lifecycle.HoldBreaker) {
 		t.Fatalf("7th lapse: %+v, want held for the breaker without a second pause", out)
 	}
 	if n := f.count(`SELECT count(*) FROM audit_log WHERE type = $1`, schemas.SubjectEnforcementPaused); n != 1 {
@@ -354,6 +354,32 @@ func TestBreakerTripsAtThresholdAndResumeAppliesPaused(t *testing.T) {
 	}
 }
 
+// A wave of re-registrations while active (a registry backend migration
+// that moves registration dates) trips the breaker like a wave of lapses:
+// every unverifying decision counts, whatever its reason.
+func TestBreakerCountsReregistrations(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.BreakerPct = 5; c.BreakerMinDomains = 20 })
+	for i := range 100 {
+		d := "r" + itoa(i) + ".com"
+		f.activate(d, t0.Add(-30*time.Minute))
+		if i < 10 {
+			f.addEmails(d, 1, t0.Add(-48*time.Hour))
+		}
+	}
+	rereg := func(i int) Outcome {
+		d := "r" + itoa(i) + ".com"
+		return f.observe(d, lifecycle.PhaseActive, lifecycle.PhaseActive, evidence(t0, t0.Add(-time.Hour), "NEW-"+d, ptr(t0.AddDate(1, 0, 0))))
+	}
+	for i := range 5 {
+		if out := rereg(i); out.Unverified != 1 || out.Reason != lifecycle.ReasonReregistered || out.Paused {
+			t.Fatalf("re-registration %d: %+v, want applied", i, out)
+		}
+	}
+	if out := rereg(5); !out.Paused || out.HoldCause != string(lifecycle.HoldBreaker) || out.Unverified != 0 {
+		t.Fatalf("6th re-registration: %+v, want the breaker to trip and hold", out)
+	}
+}
+
 func TestRestoredVersusReregistered(t *testing.T) {
 	f := newFixture(t, nil)
 	// Restored: back to active with the same registration.
@@ -381,16 +407,21 @@ func TestRestoredVersusReregistered(t *testing.T) {
 		t.Fatalf("reregistered: %+v", out)
 	}
 
-	// Expiry auction: active -> active with a new handle, no lapse seen:
-	// the verified addresses are unverified as re-registered.
+	// A new handle alone — registration date unmoved, no lapse seen — is a
+	// registry migration's shape: held for an operator (handle_changed),
+	// announced by the held event Decide returned, nobody unverified yet.
 	f.addEmails("auction.com", 1, t0.Add(-48*time.Hour))
 	f.activate("auction.com", t0.Add(-3*time.Hour))
 	out = f.observe("auction.com", lifecycle.PhaseActive, lifecycle.PhaseActive, evidence(t0, reg, "H-other", ptr(t0.AddDate(1, 0, 0))))
-	if out.Unverified != 1 || out.Reason != lifecycle.ReasonReregistered || !slices.Contains(out.Events, schemas.SubjectDomainReregistered) {
-		t.Fatalf("auction: %+v", out)
+	if out.Unverified != 0 || out.HoldCause != string(lifecycle.HoldHandleChanged) || out.Reason != lifecycle.ReasonReregistered ||
+		!slices.Equal(out.Events, []string{schemas.SubjectDomainChanged, schemas.SubjectDomainReregistered, schemas.SubjectEnforcementHeld}) {
+		t.Fatalf("handle change: %+v", out)
 	}
-	if s := f.email("u0@auction.com"); s.verified || s.reason != string(lifecycle.ReasonReregistered) {
-		t.Errorf("auction address %+v", s)
+	if s := f.email("u0@auction.com"); !s.verified {
+		t.Errorf("handle change unverified %+v before an operator approved", s)
+	}
+	if err := f.pool.QueryRow(f.ctx, `SELECT count(*) FROM domain_observations WHERE domain = 'auction.com' AND turned_lapsed`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the held handle change counted toward the breaker %d times (%v), want 1", n, err)
 	}
 
 	// Registration date later than the address's verification.
@@ -411,7 +442,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Fatalf("dry run: %+v", out)
 	}
 	out = f.observe("drybig.com", lifecycle.PhaseUnknown, lifecycle.PhaseReleased, evidence(t0, reg, "", nil))
-	if out.HoldCause != CauseCap {
+	if out.HoldCause != string(lifecycle.HoldCap) {
 		t.Fatalf("dry run big: %+v", out)
 	}
 	if n := f.count(`SELECT count(*) FROM emails WHERE NOT verified`); n != 0 {
@@ -433,7 +464,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 
 func TestInvalidChangeIsRejected(t *testing.T) {
 	f := newFixture(t, nil)
-	_, err := f.store.EnforceChanged(f.ctx, "x", schemas.DomainChanged{Domain: "a.com", PreviousPhase: "active", Phase: "bogus"})
+	_, err := f.enforce("x", schemas.DomainChanged{Domain: "a.com", PreviousPhase: "active", Phase: "bogus"})
 	if !errors.Is(err, schemas.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
 	}

@@ -87,8 +87,9 @@ type changedMsg struct {
 
 // HandleBatch handles one fetched batch of DOMAIN_EVENTS messages and owns
 // their acknowledgements: heartbeats are applied together in one
-// transaction; changed events each in their own transaction, in order per
-// domain, domains in parallel (Workers). Bad input is dead-lettered;
+// transaction; changed events in groups of whole domains, one transaction
+// each (EnforceChangedGroup), in order per domain, groups in parallel
+// (Workers). Bad input is dead-lettered;
 // transient failures are Nak'ed with a delay (dead-lettered on the last
 // delivery). It returns nil unless it could not even settle a message.
 func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error {

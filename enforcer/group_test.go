@@ -80,7 +80,7 @@ func TestEnforceChangedCleansControlCharacters(t *testing.T) {
 	f.activate("nul.com", t0)
 	ev := evidence(t0.Add(time.Hour), reg, "H-nul\x00.com", ptr(t0.AddDate(0, 0, -40)))
 	ev.Detail = "odd \x00 byte"
-	out, err := f.store.EnforceChanged(f.ctx, "nul-1", schemas.DomainChanged{Domain: "nul.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseRedemption, Evidence: ev})
+	out, err := f.enforce("nul-1", schemas.DomainChanged{Domain: "nul.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseRedemption, Evidence: ev})
 	if err != nil || out.Unverified != 1 {
 		t.Fatalf("enforce: %+v, %v", out, err)
 	}

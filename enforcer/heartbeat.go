@@ -99,7 +99,7 @@ FROM domains WHERE name = ANY($1)`, names)
 			upNames = append(upNames, name)
 			upChecked = append(upChecked, at)
 			upFailed = append(upFailed, false)
-			upNext = append(upNext, lifecycle.NextCheck(lifecycle.Phase(phase), ev, releasedSince, now, s.schedule(), s.random))
+			upNext = append(upNext, lifecycle.NextCheck(name, lifecycle.Phase(phase), ev, releasedSince, now, s.schedule(), s.random))
 			upFailures = append(upFailures, 0)
 			checked++
 		}

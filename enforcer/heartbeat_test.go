@@ -101,6 +101,28 @@ func TestStatusReportsEmailAndDomain(t *testing.T) {
 	}
 }
 
+// An address under a private PSL suffix (acme.github.io) is watched through
+// github.io, which never lapses with it: status says it is not covered.
+func TestStatusMarksPrivateSuffixAddressesNotCovered(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO emails (user_id, email, domain, verified, verified_at) VALUES ('p', 'me@acme.github.io', 'github.io', true, $1),
+		('q', 'me@github.io', 'github.io', true, $1)`, t0.Add(-time.Hour))
+	rep, err := f.store.Status(f.ctx, "me@acme.github.io")
+	if err != nil || len(rep.Emails) != 1 {
+		t.Fatalf("report %+v %v", rep, err)
+	}
+	if e := rep.Emails[0]; e.Covered || !strings.Contains(e.NotCoveredWhy, "github.io") {
+		t.Fatalf("private-suffix address reported %+v", e)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), "NOT COVERED") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+	if rep, err := f.store.Status(f.ctx, "me@github.io"); err != nil || len(rep.Emails) != 1 || !rep.Emails[0].Covered {
+		t.Fatalf("github.io's own address: %+v %v", rep, err)
+	}
+}
+
 func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{}.WithDefaults()
 	if c.MaxUnverifyPerDomain != 50 || c.BreakerPct != 5 || c.BreakerMinDomains != 20 || c.BreakerWindow != time.Hour ||
@@ -122,7 +144,7 @@ func TestMetricsCountEventsAndUnverified(t *testing.T) {
 	f.activate("m.com", t0.Add(-time.Hour))
 	ch := schemas.DomainChanged{Domain: "m.com", PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseExpired, Evidence: evidence(t0, reg, "H-m.com", nil)}
 	for range 2 {
-		if _, err := f.store.EnforceChanged(f.ctx, "m-1", ch); err != nil {
+		if _, err := f.enforce("m-1", ch); err != nil {
 			t.Fatal(err)
 		}
 	}

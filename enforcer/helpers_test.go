@@ -139,11 +139,18 @@ func ptr[T any](v T) *T { return &v }
 func (f *fixture) observe(domain string, prev, phase lifecycle.Phase, ev lifecycle.Evidence) Outcome {
 	f.t.Helper()
 	id := fmt.Sprintf("msg-%d", f.seq.Add(1))
-	out, err := f.store.EnforceChanged(f.ctx, id, schemas.DomainChanged{Domain: domain, PreviousPhase: prev, Phase: phase, Evidence: ev})
+	out, err := f.enforce(id, schemas.DomainChanged{Domain: domain, PreviousPhase: prev, Phase: phase, Evidence: ev})
 	if err != nil {
 		f.t.Fatalf("enforce %s -> %s: %v", domain, phase, err)
 	}
 	return out
+}
+
+// enforce applies one changed event through EnforceChangedGroup, the path
+// the enforcer runs.
+func (f *fixture) enforce(id string, ch schemas.DomainChanged) (Outcome, error) {
+	outs, errs := f.store.EnforceChangedGroup(f.ctx, []ChangeItem{{MsgID: id, Change: ch}})
+	return outs[0], errs[0]
 }
 
 var reg = t0.AddDate(-5, 0, 0) // registration date of the test domains

@@ -14,13 +14,6 @@ import (
 	"github.com/domainguard/domainguard/schemas"
 )
 
-// Hold causes: why a change was held instead of applied.
-const (
-	CauseCap       = "cap"       // more addresses than MaxUnverifyPerDomain
-	CauseProtected = "protected" // a protected mailbox provider
-	CauseBreaker   = "breaker"   // the breaker was open; applied on resume
-)
-
 // Hold statuses.
 const (
 	HoldPending    = "pending"
@@ -47,6 +40,7 @@ type Hold struct {
 	CreatedAt     time.Time             `json:"created_at"`
 	DecidedAt     *time.Time            `json:"decided_at,omitempty"`
 	DecidedBy     string                `json:"decided_by,omitempty"`
+	Note          string                `json:"note,omitempty"`
 	MessageID     string                `json:"message_id,omitempty"`
 }
 
@@ -76,7 +70,7 @@ ON CONFLICT (id) DO NOTHING`, id, domain, cause, string(reason), string(obs.Phas
 	return nil
 }
 
-const holdColumns = `id::text, domain, cause, reason, phase, COALESCE(previous_phase, ''), observation, addresses, status, created_at, decided_at, COALESCE(decided_by, ''), COALESCE(message_id, '')`
+const holdColumns = `id::text, domain, cause, reason, phase, COALESCE(previous_phase, ''), observation, addresses, status, created_at, decided_at, COALESCE(decided_by, ''), COALESCE(message_id, ''), COALESCE(note, '')`
 
 func scanHold(row pgx.Row) (Hold, error) {
 	var (
@@ -86,7 +80,7 @@ func scanHold(row pgx.Row) (Hold, error) {
 		phase     string
 		prev      string
 	)
-	if err := row.Scan(&h.ID, &h.Domain, &h.Cause, &reason, &phase, &prev, &obs, &addr, &h.Status, &h.CreatedAt, &h.DecidedAt, &h.DecidedBy, &h.MessageID); err != nil {
+	if err := row.Scan(&h.ID, &h.Domain, &h.Cause, &reason, &phase, &prev, &obs, &addr, &h.Status, &h.CreatedAt, &h.DecidedAt, &h.DecidedBy, &h.MessageID, &h.Note); err != nil {
 		return Hold{}, err
 	}
 	h.Reason, h.Phase, h.PreviousPhase = lifecycle.Reason(reason), lifecycle.Phase(phase), lifecycle.Phase(prev)
@@ -139,8 +133,23 @@ func (s *Store) GetHold(ctx context.Context, id string) (Hold, error) {
 // audit.email.unverified per address goes to the outbox, and the hold is
 // marked approved by `by`.
 func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, error) {
-	if by == "" {
-		return HoldResult{}, errors.New("approve hold: operator name is required")
+	return s.Approve(ctx, id, Decision{By: by})
+}
+
+// Approve is ApproveHold with the operator's note and door: the note is
+// stored with the hold and, with the actor, published as an
+// audit.operator.action event in the same transaction.
+func (s *Store) Approve(ctx context.Context, id string, d Decision) (HoldResult, error) {
+	return s.approve(ctx, id, d, true)
+}
+
+// approve applies a hold; action says whether to emit the operator action
+// (a breaker resume emits one for all the holds it applies).
+func (s *Store) approve(ctx context.Context, id string, d Decision, action bool) (HoldResult, error) {
+	d = d.withDefaults()
+	by := d.By
+	if err := d.validate("approve hold"); err != nil {
+		return HoldResult{}, err
 	}
 	h, err := s.GetHold(ctx, id)
 	if err != nil {
@@ -150,7 +159,7 @@ func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, err
 	var res HoldResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		now := s.cfg.Clock.Now().UTC()
-		// Domain first, then hold: the same lock order as EnforceChanged.
+		// Domain first, then hold: the same lock order as EnforceChangedGroup.
 		if _, err := lockDomain(ctx, tx, h.Domain, now); err != nil {
 			return err
 		}
@@ -170,9 +179,16 @@ func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, err
 			}
 			res.WouldUnverify = len(addrs)
 		} else {
-			addrs, err = unverify(ctx, tx, h.Addresses, h.Reason, h.Phase, obsAt, now)
+			reqs := make([]unverifyRequest, len(h.Addresses))
+			for i, a := range h.Addresses {
+				reqs[i] = unverifyRequest{addr: a, reason: h.Reason, phase: h.Phase, observedAt: obsAt}
+			}
+			done, err := unverify(ctx, tx, reqs, now)
 			if err != nil {
 				return err
+			}
+			for _, r := range done {
+				addrs = append(addrs, r.unverifiedRow)
 			}
 			res.Unverified = len(addrs)
 		}
@@ -188,13 +204,21 @@ func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, err
 			}
 			evs = append(evs, e)
 		}
+		if action {
+			e, err := s.operatorEvent(d, schemas.OperatorAction{Action: schemas.ActionHoldApprove, HoldID: h.ID, Domain: h.Domain,
+				Addresses: len(addrs), At: now})
+			if err != nil {
+				return err
+			}
+			evs = append(evs, e)
+		}
 		if err := writeAudit(ctx, tx, evs, s.cfg.DryRun, now); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE holds SET status = 'approved', decided_at = $2, decided_by = $3 WHERE id = $1::uuid`, id, now, by); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE holds SET status = 'approved', decided_at = $2, decided_by = $3, note = $4 WHERE id = $1::uuid`, id, now, by, nullable(d.Note)); err != nil {
 			return fmt.Errorf("mark hold approved: %w", err)
 		}
-		h.Status, h.DecidedAt, h.DecidedBy = HoldApproved, &now, by
+		h.Status, h.DecidedAt, h.DecidedBy, h.Note = HoldApproved, &now, by, d.Note
 		res.Hold = h
 		return nil
 	})
@@ -207,29 +231,57 @@ func (s *Store) ApproveHold(ctx context.Context, id, by string) (HoldResult, err
 	if res.WouldUnverify > 0 {
 		s.metrics.wouldBe.WithLabelValues(string(h.Reason)).Add(float64(res.WouldUnverify))
 	}
-	s.cfg.Logger.Info("hold approved", "hold", id, "domain", h.Domain, "cause", h.Cause, "by", by,
+	s.cfg.Logger.Info("hold approved", "hold", id, "domain", h.Domain, "cause", h.Cause, "by", by, "via", d.Via,
 		"unverified", res.Unverified, "would_unverify", res.WouldUnverify)
 	return res, nil
 }
 
 // RejectHold marks a pending hold rejected: its addresses stay verified.
 func (s *Store) RejectHold(ctx context.Context, id, by string) (Hold, error) {
-	if by == "" {
-		return Hold{}, errors.New("reject hold: operator name is required")
+	return s.Reject(ctx, id, Decision{By: by})
+}
+
+// Reject is RejectHold with the operator's note and door; like Approve it
+// stores the note and emits audit.operator.action.
+func (s *Store) Reject(ctx context.Context, id string, d Decision) (Hold, error) {
+	d = d.withDefaults()
+	if err := d.validate("reject hold"); err != nil {
+		return Hold{}, err
 	}
 	id = strings.ToLower(strings.TrimSpace(id))
-	now := s.cfg.Clock.Now().UTC()
-	tag, err := s.pool.Exec(ctx, `UPDATE holds SET status = 'rejected', decided_at = $2, decided_by = $3 WHERE id::text = $1 AND status = 'pending'`, id, now, by)
+	var (
+		h       Hold
+		decided bool
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		now := s.cfg.Clock.Now().UTC()
+		tag, err := tx.Exec(ctx, `UPDATE holds SET status = 'rejected', decided_at = $2, decided_by = $3, note = $4 WHERE id::text = $1 AND status = 'pending'`,
+			id, now, d.By, nullable(d.Note))
+		if err != nil {
+			return err
+		}
+		h, err = scanHold(tx.QueryRow(ctx, `SELECT `+holdColumns+` FROM holds WHERE id::text = $1`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("hold %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if decided = tag.RowsAffected() == 1; !decided {
+			return nil
+		}
+		e, err := s.operatorEvent(d, schemas.OperatorAction{Action: schemas.ActionHoldReject, HoldID: h.ID, Domain: h.Domain, At: now})
+		if err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, []auditEvent{e}, s.cfg.DryRun, now)
+	})
 	if err != nil {
 		return Hold{}, fmt.Errorf("reject hold %s: %w", id, err)
 	}
-	h, err := s.GetHold(ctx, id)
-	if err != nil {
-		return Hold{}, err
-	}
-	if tag.RowsAffected() == 0 {
+	if !decided {
 		return h, fmt.Errorf("reject hold %s: hold is %s: %w", id, h.Status, ErrHoldDecided)
 	}
-	s.cfg.Logger.Info("hold rejected", "hold", id, "domain", h.Domain, "cause", h.Cause, "by", by)
+	s.cfg.Logger.Info("hold rejected", "hold", id, "domain", h.Domain, "cause", h.Cause, "by", d.By, "via", d.Via)
 	return h, nil
 }

@@ -71,8 +71,14 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	var lastGauges, lastPrune time.Time
 	failures := 0
+	var inFlight *relayRound
+	defer func() {
+		if inFlight != nil {
+			inFlight.rollback(ctx) // published again later under the same ids
+		}
+	}()
 	for {
-		n, err := r.PublishPending(ctx)
+		n, err := r.relayStep(ctx, &inFlight)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -153,66 +159,100 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 // rows and marks those JetStream acknowledged as sent. It returns how many
 // rows it claimed.
 func (r *Relay) PublishPending(ctx context.Context) (int, error) {
+	rd, err := r.startRound(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return r.finishRound(ctx, rd)
+}
+
+// relayRound is a round of the relay between startRound and finishRound:
+// its transaction holds the claimed rows, whose publishes are in flight.
+type relayRound struct {
+	tx      pgx.Tx
+	n       int      // rows claimed
+	ids     []string // rows published
+	futures []jetstream.PubAckFuture
+	pubErr  error
+}
+
+// startRound claims at most RelayBatch unsent outbox rows, oldest first
+// (FOR UPDATE SKIP LOCKED: rows another round or replica holds are
+// skipped), and publishes them asynchronously, in order, with Nats-Msg-Id
+// = row id. It does not wait for the acks: Run starts the next round while
+// this one's are on their way.
+func (r *Relay) startRound(ctx context.Context) (*relayRound, error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("outbox: begin: %w", err)
+		return nil, fmt.Errorf("outbox: begin: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after commit a no-op
+	rd := &relayRound{tx: tx}
 	rows, err := tx.Query(ctx, `
 SELECT id::text, subject, payload FROM outbox
 WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.RelayBatch)
 	if err != nil {
-		return 0, fmt.Errorf("outbox: claim: %w", err)
+		rd.rollback(ctx)
+		return nil, fmt.Errorf("outbox: claim: %w", err)
 	}
-	type claimed struct {
-		id, subject string
-		payload     []byte
-	}
-	var batch []claimed
 	for rows.Next() {
-		var c claimed
-		if err := rows.Scan(&c.id, &c.subject, &c.payload); err != nil {
+		var (
+			id, subject string
+			payload     []byte
+		)
+		if err := rows.Scan(&id, &subject, &payload); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("outbox: claim: %w", err)
+			rd.rollback(ctx)
+			return nil, fmt.Errorf("outbox: claim: %w", err)
 		}
-		batch = append(batch, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("outbox: claim: %w", err)
-	}
-	if len(batch) == 0 {
-		return 0, nil
-	}
-	futures := make([]jetstream.PubAckFuture, len(batch))
-	var pubErr error
-	for i, c := range batch {
-		msg := &nats.Msg{Subject: r.topo.Namespace.Subject(c.subject), Data: c.payload, Header: nats.Header{}}
-		msg.Header.Set(schemas.HeaderMsgID, c.id)
+		rd.n++
+		if rd.pubErr != nil {
+			continue // published again in a later round
+		}
+		msg := &nats.Msg{Subject: r.topo.Namespace.Subject(subject), Data: payload, Header: nats.Header{}}
+		msg.Header.Set(schemas.HeaderMsgID, id)
 		msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
 		f, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
-			pubErr = fmt.Errorf("outbox: publish %s: %w", c.id, err)
-			futures = futures[:i]
-			break
+			rd.pubErr = fmt.Errorf("outbox: publish %s: %w", id, err)
+			continue
 		}
-		futures[i] = f
+		rd.ids = append(rd.ids, id)
+		rd.futures = append(rd.futures, f)
 	}
-	sent := make([]string, 0, len(futures))
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		rd.rollback(ctx)
+		return nil, fmt.Errorf("outbox: claim: %w", err)
+	}
+	return rd, nil
+}
+
+func (rd *relayRound) rollback(ctx context.Context) {
+	_ = rd.tx.Rollback(context.WithoutCancel(ctx)) // after commit a no-op
+}
+
+// finishRound waits for the round's acks, in order, marks the acknowledged
+// rows sent and commits. A row whose publish failed stays unsent (its
+// lock ends with the transaction) and is published again later under the
+// same id. It returns how many rows the round claimed.
+func (r *Relay) finishRound(ctx context.Context, rd *relayRound) (int, error) {
+	defer rd.rollback(ctx)
+	pubErr := rd.pubErr
+	sent := make([]string, 0, len(rd.futures))
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
 wait:
-	for i, f := range futures {
+	for i, f := range rd.futures {
 		select {
 		case <-f.Ok():
-			sent = append(sent, batch[i].id)
+			sent = append(sent, rd.ids[i])
 		case err := <-f.Err():
 			if pubErr == nil {
-				pubErr = fmt.Errorf("outbox: publish %s: %w", batch[i].id, err)
+				pubErr = fmt.Errorf("outbox: publish %s: %w", rd.ids[i], err)
 			}
 		case <-timeout.C:
 			if pubErr == nil {
-				pubErr = fmt.Errorf("outbox: %d acks outstanding after 30s", len(futures)-i)
+				pubErr = fmt.Errorf("outbox: %d acks outstanding after 30s", len(rd.futures)-i)
 			}
 			break wait
 		case <-ctx.Done():
@@ -220,15 +260,41 @@ wait:
 		}
 	}
 	if len(sent) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1::text[]::uuid[])`, sent); err != nil {
+		if _, err := rd.tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1::text[]::uuid[])`, sent); err != nil {
 			return 0, fmt.Errorf("outbox: mark sent: %w", err)
 		}
-		if err := tx.Commit(ctx); err != nil {
+		if err := rd.tx.Commit(ctx); err != nil {
 			return 0, fmt.Errorf("outbox: commit: %w", err)
 		}
 		r.metrics.published.Add(float64(len(sent)))
 	}
-	return len(batch), pubErr
+	return rd.n, pubErr
+}
+
+// relayStep starts a round and then finishes the one before it, if any:
+// while a full round's acks are on their way, the next round is claimed
+// and published (at most two rounds, 2 × RelayBatch publishes, in flight;
+// published and acknowledged in order). A round that claimed fewer than
+// RelayBatch rows (the outbox is drained) is finished at once; otherwise
+// it is left in *inFlight for the next step. It returns the rows the new
+// round claimed.
+func (r *Relay) relayStep(ctx context.Context, inFlight **relayRound) (int, error) {
+	cur, err := r.startRound(ctx)
+	if prev := *inFlight; prev != nil {
+		*inFlight = nil
+		if _, perr := r.finishRound(ctx, prev); perr != nil {
+			err = errors.Join(err, perr)
+		}
+	}
+	if cur == nil {
+		return 0, err
+	}
+	if cur.n < r.cfg.RelayBatch || err != nil {
+		n, cerr := r.finishRound(ctx, cur)
+		return n, errors.Join(err, cerr)
+	}
+	*inFlight = cur
+	return cur.n, nil
 }
 
 // RefreshGauges reads the outbox lag, the open holds and the breaker into

@@ -54,6 +54,11 @@ type EmailStatus struct {
 	UnverifiedAt   *time.Time `json:"unverified_at,omitempty"`
 	UnverifyReason string     `json:"unverify_reason,omitempty"`
 	UnverifyPhase  string     `json:"unverify_phase,omitempty"`
+	// Covered is false when watching Domain does not cover the address's
+	// own domain (a private PSL suffix such as github.io or us.com);
+	// NotCoveredWhy explains (domainname.Covered).
+	Covered       bool   `json:"covered"`
+	NotCoveredWhy string `json:"not_covered_why,omitempty"`
 }
 
 // ObservationRecord is one domain_observations row.
@@ -223,6 +228,7 @@ FROM emails `+where, args...)
 		if err := rows.Scan(&e.UserID, &e.Email, &e.Domain, &e.Verified, &e.VerifiedAt, &e.UnverifiedAt, &e.UnverifyReason, &e.UnverifyPhase); err != nil {
 			return nil, fmt.Errorf("emails: %w", err)
 		}
+		e.Covered, e.NotCoveredWhy = domainname.Covered(e.Email)
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -304,6 +310,9 @@ func (r StatusReport) WriteText(w io.Writer) error {
 			state = fmt.Sprintf("UNVERIFIED %s (%s, phase %s)", ts(e.UnverifiedAt), e.UnverifyReason, e.UnverifyPhase)
 		}
 		fmt.Fprintf(tw, "email\t%s user %s: %s\n", e.Email, e.UserID, state)
+		if !e.Covered {
+			fmt.Fprintf(tw, "coverage\tNOT COVERED: %s\n", e.NotCoveredWhy)
+		}
 	}
 	for _, h := range r.Holds {
 		fmt.Fprintf(tw, "hold\t%s %s %s %s/%s, %d addresses, %s\n", h.ID, h.Status, h.Cause, h.Phase, h.Reason, len(h.Addresses), h.CreatedAt.UTC().Format(time.RFC3339))

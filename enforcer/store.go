@@ -87,76 +87,38 @@ type domainRow struct {
 	checkFailures int
 }
 
-const (
-	sqlEnsureDomain = `INSERT INTO domains (name, next_check_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`
-	sqlLockDomain   = `
-SELECT phase, evidence, observed_at, expiry_warned_for, released_since, check_failures
-FROM domains WHERE name = $1 FOR UPDATE`
-	sqlAddresses = `
-SELECT user_id, email, verified, verified_at FROM emails
-WHERE domain = $1 AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
-ORDER BY user_id, email`
-	sqlRecordMessage = `
-INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES ($1, $2, $3)
-ON CONFLICT (consumer, message_id) DO NOTHING`
-)
-
 // lockDomain creates the domains row if missing and locks it for the rest of
 // tx: concurrent replicas enforce one domain one event at a time.
 func lockDomain(ctx context.Context, tx pgx.Tx, name string, now time.Time) (domainRow, error) {
-	if _, err := tx.Exec(ctx, sqlEnsureDomain, name, now); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, now); err != nil {
 		return domainRow{}, fmt.Errorf("ensure domain %s: %w", name, err)
 	}
-	return scanDomainRow(tx.QueryRow(ctx, sqlLockDomain, name), name)
+	var got string
+	r, err := scanDomainRow(tx.QueryRow(ctx, `SELECT `+domainRowColumns+` FROM domains WHERE name = $1 FOR UPDATE`, name), &got)
+	if err != nil {
+		return domainRow{}, fmt.Errorf("lock domain %s: %w", name, err)
+	}
+	return r, nil
 }
 
-// openChange starts enforcing one message in one round trip: record the
-// message id (dup reports a message seen before), create and lock the
-// domain row, and load its addresses.
-func openChange(ctx context.Context, tx pgx.Tx, msgID, domain string, now time.Time) (dup bool, row domainRow, verified, unverified []lifecycle.Address, err error) {
-	b := &pgx.Batch{}
-	b.Queue(sqlRecordMessage, consumerName, msgID, now)
-	b.Queue(sqlEnsureDomain, domain, now)
-	b.Queue(sqlLockDomain, domain)
-	b.Queue(sqlAddresses, domain)
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	tag, err := br.Exec()
-	if err != nil {
-		return false, row, nil, nil, fmt.Errorf("record message: %w", err)
-	}
-	dup = tag.RowsAffected() == 0
-	if _, err := br.Exec(); err != nil {
-		return false, row, nil, nil, fmt.Errorf("ensure domain %s: %w", domain, err)
-	}
-	if row, err = scanDomainRow(br.QueryRow(), domain); err != nil {
-		return false, row, nil, nil, err
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return false, row, nil, nil, fmt.Errorf("load addresses of %s: %w", domain, err)
-	}
-	verified, unverified, err = scanAddresses(rows, domain)
-	if err != nil {
-		return false, row, nil, nil, err
-	}
-	return dup, row, verified, unverified, br.Close()
-}
+// domainRowColumns are the columns scanDomainRow reads.
+const domainRowColumns = `name, phase, evidence, observed_at, expiry_warned_for, released_since, check_failures`
 
-func scanDomainRow(q pgx.Row, name string) (domainRow, error) {
+// scanDomainRow reads domainRowColumns, the name into name.
+func scanDomainRow(q pgx.Row, name *string) (domainRow, error) {
 	var (
 		r        domainRow
 		phase    string
 		evidence []byte
 	)
-	if err := q.Scan(&phase, &evidence, &r.observedAt, &r.warnedExpiry, &r.releasedSince, &r.checkFailures); err != nil {
-		return domainRow{}, fmt.Errorf("lock domain %s: %w", name, err)
+	if err := q.Scan(name, &phase, &evidence, &r.observedAt, &r.warnedExpiry, &r.releasedSince, &r.checkFailures); err != nil {
+		return domainRow{}, fmt.Errorf("read domain: %w", err)
 	}
 	r.phase = lifecycle.Phase(phase)
 	if len(evidence) > 0 && string(evidence) != "null" {
 		var ev lifecycle.Evidence
 		if err := json.Unmarshal(evidence, &ev); err != nil {
-			return domainRow{}, fmt.Errorf("domain %s: stored evidence: %w", name, err)
+			return domainRow{}, fmt.Errorf("domain %s: stored evidence: %w", *name, err)
 		}
 		r.evidence = &ev
 	}
@@ -178,60 +140,59 @@ func (r domainRow) state(unverified []lifecycle.Address) lifecycle.DomainState {
 	return st
 }
 
-// scanAddresses splits the verified addresses of domain from those
-// domainguard unverified (unverify_reason set, still unverified).
-func scanAddresses(rows pgx.Rows, domain string) (verified, unverified []lifecycle.Address, err error) {
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			a  lifecycle.Address
-			ok bool
-		)
-		if err := rows.Scan(&a.UserID, &a.Email, &ok, &a.VerifiedAt); err != nil {
-			return nil, nil, fmt.Errorf("load addresses of %s: %w", domain, err)
-		}
-		if ok {
-			verified = append(verified, a)
-		} else {
-			unverified = append(unverified, a)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("load addresses of %s: %w", domain, err)
-	}
-	return verified, unverified, nil
-}
-
 // unverifiedRow is one address an UPDATE actually unverified.
 type unverifiedRow struct{ UserID, Email string }
 
-// unverify sets verified=false on the given addresses that are still
-// verified and were verified no later than observedAt (a re-verification
-// racing with this transaction wins), returning those it changed.
-func unverify(ctx context.Context, tx pgx.Tx, addrs []lifecycle.Address, reason lifecycle.Reason, phase lifecycle.Phase, observedAt, now time.Time) ([]unverifiedRow, error) {
-	var out []unverifiedRow
-	for start := 0; start < len(addrs); start += writeChunk {
-		chunk := addrs[start:min(start+writeChunk, len(addrs))]
-		users := make([]string, len(chunk))
-		emails := make([]string, len(chunk))
-		for i, a := range chunk {
-			users[i], emails[i] = a.UserID, a.Email
+// unverifyRequest asks to unverify one address for change number change
+// of a caller's list.
+type unverifyRequest struct {
+	change     int
+	addr       lifecycle.Address
+	reason     lifecycle.Reason
+	phase      lifecycle.Phase
+	observedAt time.Time
+}
+
+// unverifyResult is an address unverifyRequest.change's request unverified.
+type unverifyResult struct {
+	change int
+	unverifiedRow
+}
+
+// unverify sets verified=false on the requested addresses that are still
+// verified and were verified no later than their observedAt (a
+// re-verification racing with this transaction wins), returning those it
+// changed, with one statement per writeChunk addresses.
+func unverify(ctx context.Context, tx pgx.Tx, reqs []unverifyRequest, now time.Time) ([]unverifyResult, error) {
+	var out []unverifyResult
+	for start := 0; start < len(reqs); start += writeChunk {
+		chunk := reqs[start:min(start+writeChunk, len(reqs))]
+		n := len(chunk)
+		changes := make([]int32, n)
+		users, emails, reasons, phases := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		observed := make([]time.Time, n)
+		for i, r := range chunk {
+			changes[i], users[i], emails[i], reasons[i], phases[i], observed[i] = int32(r.change), r.addr.UserID, r.addr.Email, string(r.reason), string(r.phase), r.observedAt
 		}
 		rows, err := tx.Query(ctx, `
 UPDATE emails e
-SET verified = false, unverified_at = $3, unverify_reason = $4, unverify_phase = $5, updated_at = $3
-FROM unnest($1::text[], $2::text[]) AS t(user_id, email)
-WHERE e.user_id = t.user_id AND e.email = t.email AND e.verified AND e.verified_at <= $6
-RETURNING e.user_id, e.email`, users, emails, now, string(reason), string(phase), observedAt)
+SET verified = false, unverified_at = $1, unverify_reason = t.reason, unverify_phase = t.phase, updated_at = $1
+FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS t(change, user_id, email, reason, phase, observed_at)
+WHERE e.user_id = t.user_id AND e.email = t.email AND e.verified AND e.verified_at <= t.observed_at
+RETURNING t.change, e.user_id, e.email`, now, changes, users, emails, reasons, phases, observed)
 		if err != nil {
 			return nil, fmt.Errorf("unverify: %w", err)
 		}
 		for rows.Next() {
-			var r unverifiedRow
-			if err := rows.Scan(&r.UserID, &r.Email); err != nil {
+			var (
+				r      unverifyResult
+				change int32
+			)
+			if err := rows.Scan(&change, &r.UserID, &r.Email); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("unverify: %w", err)
 			}
+			r.change = int(change)
 			out = append(out, r)
 		}
 		rows.Close()

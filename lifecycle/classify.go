@@ -122,33 +122,12 @@ func rdapStatusFlags(statuses []string) statusFlags {
 	return f
 }
 
-// IsAutoRenewTLD reports whether the registry of tld auto-renews names at
-// their expiration date, so that a past expiration date alone is no sign of
-// lapse (gTLD practice: the registrar has the auto-renew grace period to
-// delete the name). Generic TLDs (three or more letters, including IDN
-// "xn--" TLDs) are treated as auto-renewing; two-letter country-code TLDs as
-// not.
-func IsAutoRenewTLD(tld string) bool {
-	tld = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(tld)), ".")
-	return len(tld) >= 3
-}
-
-// ClassifyRDAP turns the evidence of an RDAP lookup into a phase and a short
-// human reason (DESIGN.md §2). prev is the evidence of the previous
-// observation of the same domain (nil if none); it is used to see
-// nameservers moved away during the auto-renew period.
-//
-// ClassifyRDAP does not know the domain, so the rule for an expiration date
-// in the past without "auto renew period" cannot tell a gTLD from a ccTLD;
-// it then answers grace (checked daily, warned, unverified only in strict
-// mode). Callers that know the domain should use ClassifyRDAPFor.
-func ClassifyRDAP(ev Evidence, prev *Evidence, now time.Time) (Phase, string) {
-	return classifyRDAP("", ev, prev, now)
-}
-
-// ClassifyRDAPFor is ClassifyRDAP for a known domain: a past expiration date
-// without "auto renew period" is grace on an auto-renewing TLD
-// (IsAutoRenewTLD) and expired elsewhere.
+// ClassifyRDAPFor turns the evidence of an RDAP lookup of domain into a
+// phase and a short human reason (DESIGN.md §2). prev is the evidence of
+// the previous observation of the same domain (nil if none), of unknown
+// phase; callers that know the previous phase use ClassifyRDAPAfter. The
+// registry's Profile (ProfileFor(domain)) decides how a past expiration
+// date is read.
 //
 // The rules, first match wins (so contradictory answers resolve towards the
 // later lifecycle stage, except where noted):
@@ -157,29 +136,98 @@ func ClassifyRDAP(ev Evidence, prev *Evidence, now time.Time) (Phase, string) {
 //  3. "pending delete" → pending_delete.
 //  4. "client hold"/"server hold" with "auto renew period" or a past
 //     expiration date → expired.
-//  5. "auto renew period" with nameservers moved (previous and current sets
+//  5. Inside the grace-sale window of a Baseline (GraceBaseline): a lapse
+//     sign against it — nameservers moved away from the baseline set,
+//     nameservers removed (none listed, or status "inactive"), or another
+//     registrar → expired, whatever the statuses say.
+//  6. "auto renew period" with nameservers moved (previous and current sets
 //     both non-empty and disjoint) → expired (expiry auction / parking).
-//  6. "auto renew period" → grace.
-//  7. Expiration date at or before now → grace on auto-renewing TLDs,
-//     expired elsewhere.
-//  8. No statuses and no dates: Detail set → unknown with Detail;
+//  7. "auto renew period" → grace.
+//  8. Expiration date at or before now → grace, or expired where the
+//     profile says the registry takes names out of the DNS once its grace
+//     has passed (LapsesAfterGrace) and it has.
+//  9. No statuses and no dates: Detail set → unknown with Detail;
 //     registration data (handle or registrar) → active; else unknown.
-//  9. Anything else (statuses such as "active", "inactive", prohibitions or
+//  10. Anything else (statuses such as "active", "inactive", prohibitions or
 //     a hold alone; or only dates, the latest expiration in the future) →
 //     active. "inactive" (no delegation) together with "active" is active.
 func ClassifyRDAPFor(domain string, ev Evidence, prev *Evidence, now time.Time) (Phase, string) {
-	return classifyRDAP(tldOf(domain), ev, prev, now)
-}
-
-func tldOf(domain string) string {
-	domain = strings.TrimSuffix(domain, ".")
-	if i := strings.LastIndexByte(domain, '.'); i >= 0 {
-		return domain[i+1:]
+	var p *Observation
+	if prev != nil {
+		p = &Observation{Domain: domain, Phase: PhaseUnknown, Evidence: *prev}
 	}
-	return domain
+	return classifyRDAP(ProfileFor(domain), ev, p, now)
 }
 
-func classifyRDAP(tld string, ev Evidence, prev *Evidence, now time.Time) (Phase, string) {
+// Baseline is what a domain looked like at its last active observation
+// before its expiration date. It travels with the evidence of the
+// observations inside the grace-sale window (GraceSaleWindow after that
+// expiration date) so that a registrar's sale of the name during the
+// auto-renew grace — same handle, same registration date — is seen as the
+// move away from it that it is.
+type Baseline struct {
+	// Nameservers and RegistrarIANAID are those of the active observation.
+	Nameservers     []string `json:"nameservers,omitempty"`
+	RegistrarIANAID string   `json:"registrar_iana_id,omitempty"`
+	// ExpiresAt is the expiration date that active observation showed (the
+	// window opens there); ObservedAt is when it was made.
+	ExpiresAt  time.Time `json:"expires_at"`
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// inGraceSaleWindow reports whether now lies between the expiration date
+// and GraceSaleWindow after it.
+func inGraceSaleWindow(expires, now time.Time) bool {
+	return !now.Before(expires) && now.Before(expires.Add(GraceSaleWindow))
+}
+
+// GraceBaseline returns the baseline an observation ev at now is compared
+// with, nil outside any grace-sale window: the baseline prev's evidence
+// carries while its window lasts, else prev itself when it is an active
+// observation made before its expiration date and that date has passed.
+// prev must come from the same provider as ev (nil: none). Callers that
+// store evidence keep the result in ev.Baseline so later observations of
+// the window compare with the same baseline.
+func GraceBaseline(ev Evidence, prev *Observation, now time.Time) *Baseline {
+	if prev == nil || prev.Evidence.Provider != ev.Provider {
+		return nil
+	}
+	pe := &prev.Evidence
+	if b := pe.Baseline; b != nil {
+		if !inGraceSaleWindow(b.ExpiresAt, now) {
+			return nil
+		}
+		c := *b
+		c.Nameservers = slices.Clone(b.Nameservers)
+		return &c
+	}
+	if prev.Phase != PhaseActive || pe.ExpiresAt == nil || !pe.ObservedAt.Before(*pe.ExpiresAt) ||
+		!inGraceSaleWindow(*pe.ExpiresAt, now) {
+		return nil
+	}
+	return &Baseline{Nameservers: slices.Clone(pe.Nameservers), RegistrarIANAID: pe.RegistrarIANAID,
+		ExpiresAt: *pe.ExpiresAt, ObservedAt: pe.ObservedAt}
+}
+
+// lapseSign returns why ev, inside b's window, shows the name leaving its
+// holder ("" if it does not).
+func lapseSign(b *Baseline, ev *Evidence, f statusFlags) string {
+	if a, n := strings.TrimSpace(b.RegistrarIANAID), strings.TrimSpace(ev.RegistrarIANAID); a != "" && n != "" && !strings.EqualFold(a, n) {
+		return "registrar changed after the expiration date (grace-sale window)"
+	}
+	if len(b.Nameservers) == 0 {
+		return ""
+	}
+	switch {
+	case len(ev.Nameservers) == 0 || f&flagInactive != 0 && f&flagActive == 0:
+		return "nameservers removed after the expiration date (grace-sale window)"
+	case nameserversMoved(&Evidence{Nameservers: b.Nameservers}, ev):
+		return "nameservers moved away from the last active set after the expiration date (grace-sale window)"
+	}
+	return ""
+}
+
+func classifyRDAP(p Profile, ev Evidence, prev *Observation, now time.Time) (Phase, string) {
 	if ev.NotFound {
 		return PhaseReleased, "not found at the authoritative RDAP server (canary confirmed)"
 	}
@@ -196,19 +244,23 @@ func classifyRDAP(tld string, ev Evidence, prev *Evidence, now time.Time) (Phase
 		return PhaseExpired, "on hold during the auto renew period"
 	case f&flagHold != 0 && expired:
 		return PhaseExpired, "on hold after the expiration date"
-	case f&flagAutoRenew != 0 && nameserversMoved(prev, &ev):
+	}
+	if b := GraceBaseline(ev, prev, now); b != nil {
+		if why := lapseSign(b, &ev, f); why != "" {
+			return PhaseExpired, why
+		}
+	}
+	var prevEv *Evidence
+	if prev != nil {
+		prevEv = &prev.Evidence
+	}
+	switch {
+	case f&flagAutoRenew != 0 && nameserversMoved(prevEv, &ev):
 		return PhaseExpired, "nameservers moved during the auto renew period"
 	case f&flagAutoRenew != 0:
 		return PhaseGrace, "status auto renew period"
 	case expired:
-		switch {
-		case tld == "":
-			return PhaseGrace, "expiration date passed (TLD not known; assuming auto-renew)"
-		case IsAutoRenewTLD(tld):
-			return PhaseGrace, "expiration date passed on an auto-renewing registry"
-		default:
-			return PhaseExpired, "expiration date passed on a registry that does not auto-renew"
-		}
+		return p.pastExpiry(*ev.ExpiresAt, now)
 	}
 	if len(ev.Statuses) == 0 && ev.ExpiresAt == nil && ev.RegisteredAt == nil {
 		switch {
@@ -253,18 +305,22 @@ func sameHost(a, b string) bool {
 }
 
 // ClassifyRDAPAfter is ClassifyRDAPFor given the domain's previous
-// observation (nil: none). It adds one rule: a lapse once seen is kept. A
-// domain classified expired because its nameservers moved to parking stays
-// parked on the next lookup, so comparing with that lookup's evidence finds
-// no move and would say grace; while the registry still shows the same
-// registration in its auto-renew period, the domain stays expired. prev's
-// evidence is compared only when it came from the same provider as ev.
+// observation (nil: none), the form the checker and the simulator use. It
+// adds what the previous phase tells: the grace-sale baseline
+// (GraceBaseline) and one rule: a lapse once seen is kept. A domain
+// classified expired because its nameservers moved to parking stays parked
+// on the next lookup, so comparing with that lookup's evidence finds no
+// move and would say grace; while the registry still shows the same
+// registration in its auto-renew period, the domain stays expired. prev is
+// compared only when it came from the same provider as ev.
 func ClassifyRDAPAfter(domain string, ev Evidence, prev *Observation, now time.Time) (Phase, string) {
-	var prevEv *Evidence
+	same, prevEv := prev, (*Evidence)(nil)
 	if prev != nil && prev.Evidence.Provider == ev.Provider {
 		prevEv = &prev.Evidence
+	} else {
+		same = nil
 	}
-	phase, why := ClassifyRDAPFor(domain, ev, prevEv, now)
+	phase, why := classifyRDAP(ProfileFor(domain), ev, same, now)
 	if phase == PhaseGrace && prev != nil && prev.Phase == PhaseExpired && !Reregistered(prevEv, ev) {
 		return PhaseExpired, "auto-renew period continues after the lapse was seen"
 	}
@@ -272,15 +328,28 @@ func ClassifyRDAPAfter(domain string, ev Evidence, prev *Observation, now time.T
 }
 
 // ClassifyTokens maps Domainr / Fastly Domain Research status tokens
-// (https://domainr.com/docs/api/v2/status) to a phase (DESIGN.md §2). Tokens
-// may be given one per element or space-separated; case is ignored.
+// (https://domainr.com/docs/api/v2/status) to a phase (DESIGN.md §2) when
+// no parent-zone evidence is at hand: ClassifyTokensWithParent(tokens,
+// false).
+func ClassifyTokens(tokens []string) (Phase, string) {
+	return ClassifyTokensWithParent(tokens, false)
+}
+
+// ClassifyTokensWithParent maps status tokens to a phase. Tokens may be
+// given one per element or space-separated; case is ignored.
+// parentNotDelegated says the parent zone (DNS evidence) agrees the name is
+// not delegated; it is the hook through which DNS evidence lets a bare
+// "inactive" release a name.
 //
 // First match wins: "deleting" → pending_delete; "expiring" → redemption;
 // "active" (with undelegated, parked, marketed, priced, transferable, ...)
-// → active; "inactive" → released, unless the name is not registrable at all
-// ("invalid", "disallowed", "suffix", "zone", "tld" → unknown); everything
-// else ("undelegated" alone, "unknown", no tokens) → unknown.
-func ClassifyTokens(tokens []string) (Phase, string) {
+// → active; "inactive" on a name nobody can register ("invalid",
+// "disallowed", "suffix", "zone", "tld", and the commercial "reserved",
+// "dpml", "claimed") → unknown; "inactive" otherwise → released only when
+// the parent zone agrees, else unknown (a provider's "inactive" alone
+// never unverifies); everything else ("undelegated" alone, "unknown", no
+// tokens) → unknown.
+func ClassifyTokensWithParent(tokens []string, parentNotDelegated bool) (Phase, string) {
 	var deleting, expiring, active, inactive, parked bool
 	notRegistrable := ""
 	for _, t := range tokens {
@@ -298,7 +367,7 @@ func ClassifyTokens(tokens []string) (Phase, string) {
 				parked = true
 			case "inactive":
 				inactive = true
-			case "invalid", "disallowed", "suffix", "zone", "tld":
+			case "invalid", "disallowed", "suffix", "zone", "tld", "reserved", "dpml", "claimed":
 				if notRegistrable == "" {
 					notRegistrable = strings.ToLower(tok)
 				}
@@ -316,8 +385,12 @@ func ClassifyTokens(tokens []string) (Phase, string) {
 		return PhaseActive, "status token parked or marketed"
 	case inactive && notRegistrable != "":
 		return PhaseUnknown, "inactive but not a registrable name (" + notRegistrable + ")"
+	case inactive && parentNotDelegated:
+		return PhaseReleased, "status token inactive without active, and the parent zone agrees"
 	case inactive:
-		return PhaseReleased, "status token inactive without active"
+		return PhaseUnknown, "status token inactive without active: not released until the parent zone agrees (no DNS evidence)"
+	case notRegistrable != "":
+		return PhaseUnknown, "not a registrable name (" + notRegistrable + ")"
 	}
 	if len(tokens) == 0 {
 		return PhaseUnknown, "no status tokens"
@@ -374,4 +447,13 @@ func sameSet(a, b []string, norm func(string) string) bool {
 	slices.Sort(na)
 	slices.Sort(nb)
 	return slices.Equal(slices.Compact(na), slices.Compact(nb))
+}
+
+// ReleasedWithoutLapse reports whether next jumps to released straight from
+// an active previous observation, with no lapse phase seen in between. Real
+// lapses pass through grace, redemption or pending delete over weeks of
+// daily checks; a jump is what a registry node answering 404 by mistake
+// looks like, so the checker counts it in its own metric.
+func ReleasedWithoutLapse(prev *Observation, next Phase) bool {
+	return next == PhaseReleased && prev != nil && prev.Phase == PhaseActive
 }

@@ -10,8 +10,6 @@ var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func at(d time.Duration) *time.Time { t := now.Add(d); return &t }
 
-const day = 24 * time.Hour
-
 func TestNormalizeRDAPStatus(t *testing.T) {
 	tests := map[string]string{
 		"pending delete":             "pending delete",
@@ -81,24 +79,12 @@ func FuzzNormalizeRDAPStatus(f *testing.F) {
 	})
 }
 
-func TestIsAutoRenewTLD(t *testing.T) {
-	for tld, want := range map[string]bool{
-		"com": true, "net": true, "org": true, "info": true, "biz": true, "app": true,
-		"xn--p1ai": true, "COM": true, "com.": true,
-		"no": false, "de": false, "uk": false, "io": false, "": false,
-	} {
-		if got := IsAutoRenewTLD(tld); got != want {
-			t.Errorf("IsAutoRenewTLD(%q) = %v, want %v", tld, got, want)
-		}
-	}
-}
-
 func TestClassifyRDAP(t *testing.T) {
 	ns := []string{"ns1.example.net", "ns2.example.net"}
 	parking := []string{"ns1.parking.example", "ns2.parking.example"}
 	tests := []struct {
 		name   string
-		domain string // "" = call ClassifyRDAP
+		domain string // "" = example.com
 		ev     Evidence
 		prev   *Evidence
 		want   Phase
@@ -153,12 +139,28 @@ func TestClassifyRDAP(t *testing.T) {
 		{name: "contradiction: active + inactive → active", ev: Evidence{Statuses: []string{"active", "inactive"}, ExpiresAt: at(10 * day)}, want: PhaseActive},
 		{name: "inactive (no delegation) is registered", ev: Evidence{Statuses: []string{"inactive"}}, want: PhaseActive},
 		{name: "com expired date without auto renew → grace", domain: "example.com",
-			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-2 * day)}, want: PhaseGrace, reason: "auto-renewing"},
-		{name: "de expired date → expired", domain: "example.de",
-			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-2 * day)}, want: PhaseExpired, reason: "does not auto-renew"},
-		{name: "uk expired date, no status → expired", domain: "example.co.uk",
-			ev: Evidence{ExpiresAt: at(-time.Minute)}, want: PhaseExpired},
-		{name: "expired date, TLD not known → grace", ev: Evidence{ExpiresAt: at(-day)}, want: PhaseGrace, reason: "TLD not known"},
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-2 * day)}, want: PhaseGrace, reason: "Verisign"},
+		// Two-letter TLDs follow their registry's profile, not their length.
+		{name: "tv (Verisign) expired date → grace", domain: "example.tv",
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-2 * day)}, want: PhaseGrace, reason: "Verisign"},
+		{name: "cc (Verisign) expired date → grace", domain: "example.cc",
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-20 * day)}, want: PhaseGrace},
+		{name: "de expired date → grace (DENIC renews until cancelled)", domain: "example.de",
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-2 * day)}, want: PhaseGrace, reason: "DENIC"},
+		{name: "uk expired a minute ago → grace (renewable, resolving for 30 days)", domain: "example.co.uk",
+			ev: Evidence{ExpiresAt: at(-time.Minute)}, want: PhaseGrace, reason: "Nominet"},
+		{name: "uk expired 29 days ago → grace", domain: "example.co.uk",
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-29 * day)}, want: PhaseGrace},
+		{name: "uk expired 30 days ago → expired (suspended)", domain: "example.co.uk",
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-30 * day)}, want: PhaseExpired, reason: "out of the DNS"},
+		{name: "au expired → expired (stops at expiry)", domain: "example.com.au",
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-time.Hour)}, want: PhaseExpired, reason: "auDA"},
+		{name: "ca expired date → grace", domain: "example.ca",
+			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(-10 * day)}, want: PhaseGrace, reason: "CIRA"},
+		{name: "expired date, registry not in the table → grace", domain: "example.ai",
+			ev: Evidence{ExpiresAt: at(-day)}, want: PhaseGrace, reason: "default"},
+		{name: "expired date long ago, registry not in the table → still grace", domain: "example.xyz",
+			ev: Evidence{ExpiresAt: at(-400 * day)}, want: PhaseGrace},
 		{name: ".no without status or expiry, with registration data", domain: "example.no",
 			ev: Evidence{RegisteredAt: at(-900 * day), Handle: "EXA1234D-NORID", Nameservers: ns}, want: PhaseActive},
 		{name: ".no with handle only", domain: "example.no", ev: Evidence{Handle: "EXA1234D-NORID"}, want: PhaseActive},
@@ -174,11 +176,11 @@ func TestClassifyRDAP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got Phase
 			var reason string
-			if tt.domain == "" {
-				got, reason = ClassifyRDAP(tt.ev, tt.prev, now)
-			} else {
-				got, reason = ClassifyRDAPFor(tt.domain, tt.ev, tt.prev, now)
+			domain := tt.domain
+			if domain == "" {
+				domain = "example.com"
 			}
+			got, reason = ClassifyRDAPFor(domain, tt.ev, tt.prev, now)
 			if got != tt.want {
 				t.Fatalf("phase = %s (%s), want %s", got, reason, tt.want)
 			}
@@ -197,7 +199,7 @@ func TestClassifyTokens(t *testing.T) {
 		// Every token alone.
 		{[]string{"unknown"}, PhaseUnknown},
 		{[]string{"undelegated"}, PhaseUnknown},
-		{[]string{"inactive"}, PhaseReleased},
+		{[]string{"inactive"}, PhaseUnknown},
 		{[]string{"pending"}, PhaseUnknown},
 		{[]string{"disallowed"}, PhaseUnknown},
 		{[]string{"claimed"}, PhaseUnknown},
@@ -230,16 +232,18 @@ func TestClassifyTokens(t *testing.T) {
 		{[]string{"active", "premium"}, PhaseActive},
 		{[]string{"ACTIVE"}, PhaseActive},
 		// inactive without active.
-		{[]string{"undelegated inactive"}, PhaseReleased},
-		{[]string{"inactive", "undelegated"}, PhaseReleased},
-		{[]string{"inactive premium"}, PhaseReleased},
-		{[]string{"inactive marketed"}, PhaseReleased},
-		{[]string{"inactive reserved"}, PhaseReleased},
-		{[]string{"inactive claimed"}, PhaseReleased},
-		{[]string{"inactive priced"}, PhaseReleased},
+		{[]string{"undelegated inactive"}, PhaseUnknown},
+		{[]string{"inactive", "undelegated"}, PhaseUnknown},
+		{[]string{"inactive premium"}, PhaseUnknown},
+		{[]string{"inactive marketed"}, PhaseUnknown},
+		{[]string{"inactive reserved"}, PhaseUnknown},
+		{[]string{"inactive claimed"}, PhaseUnknown},
+		{[]string{"inactive priced"}, PhaseUnknown},
 		{[]string{"inactive", "active"}, PhaseActive},
 		// inactive on a name that cannot be registered.
 		{[]string{"inactive invalid"}, PhaseUnknown},
+		{[]string{"inactive dpml"}, PhaseUnknown},
+		{[]string{"inactive", "reserved"}, PhaseUnknown},
 		{[]string{"inactive disallowed"}, PhaseUnknown},
 		{[]string{"undelegated inactive suffix"}, PhaseUnknown},
 		{[]string{"zone inactive"}, PhaseUnknown},
@@ -262,6 +266,28 @@ func TestClassifyTokens(t *testing.T) {
 				t.Fatal("empty reason")
 			}
 		})
+	}
+}
+
+// With the parent zone agreeing (DNS evidence), a bare inactive releases;
+// a name nobody can register stays unknown whatever the zone says.
+func TestClassifyTokensWithParent(t *testing.T) {
+	for _, tt := range []struct {
+		tokens []string
+		parent bool
+		want   Phase
+	}{
+		{[]string{"inactive"}, true, PhaseReleased},
+		{[]string{"undelegated inactive"}, true, PhaseReleased},
+		{[]string{"inactive"}, false, PhaseUnknown},
+		{[]string{"inactive reserved"}, true, PhaseUnknown},
+		{[]string{"inactive dpml"}, true, PhaseUnknown},
+		{[]string{"claimed"}, true, PhaseUnknown},
+		{[]string{"inactive", "active"}, true, PhaseActive},
+	} {
+		if got, why := ClassifyTokensWithParent(tt.tokens, tt.parent); got != tt.want {
+			t.Errorf("ClassifyTokensWithParent(%q, %v) = %s (%s), want %s", tt.tokens, tt.parent, got, why, tt.want)
+		}
 	}
 }
 

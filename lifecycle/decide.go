@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -67,6 +68,13 @@ func (p Policy) WithDefaults() Policy {
 	return p
 }
 
+// Unverifying reports whether addresses on a domain in phase ph are
+// unverified under p: lapsed phases always, grace in strict mode. It is the
+// one statement of "which phase unverifies" (DESIGN.md §3).
+func (p Policy) Unverifying(ph Phase) bool {
+	return ph.Lapsed() || (p.Strict && ph == PhaseGrace)
+}
+
 // Validate checks a policy after WithDefaults.
 func (p Policy) Validate() error {
 	if p.ExpiryWarning < 0 {
@@ -78,11 +86,28 @@ func (p Policy) Validate() error {
 // HoldCause says why a decision is held for an operator.
 type HoldCause string
 
-// The hold causes.
+// The hold causes (the holds table's cause column and the cause of
+// audit.enforcement.held).
 const (
-	HoldCap       HoldCause = "cap"
+	// HoldCap: more addresses than MaxUnverifyPerDomain.
+	HoldCap HoldCause = "cap"
+	// HoldProtected: the domain is on the protected list.
 	HoldProtected HoldCause = "protected"
+	// HoldHandleChanged: the registry handle changed while the
+	// registration date did not move and no lapse or 404 came before — the
+	// shape of a registry backend migration, not of a new registration.
+	HoldHandleChanged HoldCause = "handle_changed"
+	// HoldBreaker: the breaker was open; applied when an operator resumes
+	// (Decision.HeldByBreaker). No audit.enforcement.held: the
+	// audit.enforcement.paused event covers every such hold.
+	HoldBreaker HoldCause = "breaker"
 )
+
+// HoldCauses lists every hold cause.
+var HoldCauses = []HoldCause{HoldCap, HoldProtected, HoldHandleChanged, HoldBreaker}
+
+// Valid reports whether c is one of the defined hold causes.
+func (c HoldCause) Valid() bool { return slices.Contains(HoldCauses, c) }
 
 // EventKind is the type of an audit event.
 type EventKind string
@@ -96,6 +121,8 @@ const (
 	EventDomainReregistered EventKind = "audit.domain.reregistered"
 	EventEmailUnverified    EventKind = "audit.email.unverified"
 	EventEnforcementHeld    EventKind = "audit.enforcement.held"
+	EventEnforcementPaused  EventKind = "audit.enforcement.paused"
+	EventEnforcementResumed EventKind = "audit.enforcement.resumed"
 )
 
 // Decision is what the enforcer does with one observation.
@@ -116,6 +143,11 @@ type Decision struct {
 	Skipped []Address
 	// Hold, when set, means: do not unverify now, hold for approval.
 	Hold HoldCause
+	// BreakerCounts: the decision unverifies — the domain enters an
+	// unverifying phase, or addresses are to be unverified (or held) for
+	// any reason, re-registration included. Every such decision counts
+	// toward the breaker.
+	BreakerCounts bool
 	// Events are the audit events to emit, in order.
 	Events []EventKind
 	// ExpiryToWarn is the expiry date of the audit.domain.expiring event
@@ -131,6 +163,35 @@ func (d Decision) Has(k EventKind) bool {
 		}
 	}
 	return false
+}
+
+// HeldByBreaker returns d held because the breaker is open: a decision that
+// would unverify addresses and is not already held gets Hold =
+// HoldBreaker; anything else is returned unchanged. Its events stay as
+// they are (the breaker's audit.enforcement.paused covers the hold).
+func (d Decision) HeldByBreaker() Decision {
+	if len(d.Unverify) > 0 && d.Hold == "" {
+		d.Hold = HoldBreaker
+	}
+	return d
+}
+
+// RegisteredAfter reports whether a registration date lies after an
+// address's verification, at the precision the host gave: a verified_at
+// that is a date (midnight UTC to the nanosecond, as a date-only CSV value
+// or host event is stored) covers its whole day, so a name registered
+// later that same day does not count as registered after verification.
+func RegisteredAfter(registered, verifiedAt time.Time) bool {
+	if DateOnly(verifiedAt) {
+		return !registered.Before(verifiedAt.Add(24 * time.Hour))
+	}
+	return registered.After(verifiedAt)
+}
+
+// DateOnly reports whether t carries only a date: midnight UTC exactly.
+func DateOnly(t time.Time) bool {
+	t = t.UTC()
+	return t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0
 }
 
 // Reregistered reports whether next shows a new registration compared with
@@ -199,6 +260,11 @@ func Decide(state DomainState, obs Observation, verified []Address, p Policy) De
 	// registration even though the 404 evidence had nothing to compare.
 	fromReleased := state.Phase == PhaseReleased && obs.Phase != PhaseReleased
 	rereg := fromReleased || Reregistered(state.Evidence, *ev)
+	// A new handle alone — registration date unmoved (or unknown), nothing
+	// lapsed or released before — is what a registry backend migration
+	// looks like: held for an operator rather than applied.
+	handleOnly := rereg && !fromReleased && !state.Phase.Lapsed() &&
+		!registrationMoved(state.Evidence, ev) && handleChanged(state.Evidence, ev)
 	// Without a new registration date to compare verified_at with, every
 	// address is affected.
 	reregAll := rereg && !(ev.RegisteredAt != nil && (fromReleased || registrationMoved(state.Evidence, ev)))
@@ -210,12 +276,10 @@ func Decide(state DomainState, obs Observation, verified []Address, p Policy) De
 		switch {
 		case reregAll:
 			cause = ReasonReregistered
-		case ev.RegisteredAt != nil && ev.RegisteredAt.After(a.VerifiedAt):
+		case ev.RegisteredAt != nil && RegisteredAfter(*ev.RegisteredAt, a.VerifiedAt):
 			cause = ReasonReregistered
-		case obs.Phase.Lapsed():
+		case p.Unverifying(obs.Phase):
 			cause = ReasonFor(obs.Phase)
-		case obs.Phase == PhaseGrace && p.Strict:
-			cause = ReasonGrace
 		default:
 			continue
 		}
@@ -240,7 +304,7 @@ func Decide(state DomainState, obs Observation, verified []Address, p Policy) De
 	if (prevKnown && state.Phase != obs.Phase) || (!prevKnown && obs.Phase != PhaseActive) || rereg {
 		d.Events = append(d.Events, EventDomainChanged)
 	}
-	prevUnverifying := state.Phase.Lapsed() || (p.Strict && state.Phase == PhaseGrace)
+	prevUnverifying := p.Unverifying(state.Phase)
 	if obs.Phase == PhaseActive && !rereg && prevUnverifying && len(state.Unverified) > 0 {
 		d.Events = append(d.Events, EventDomainRestored)
 	}
@@ -255,6 +319,8 @@ func Decide(state DomainState, obs Observation, verified []Address, p Policy) De
 		switch {
 		case p.Protected:
 			d.Hold = HoldProtected
+		case handleOnly && reregCaused && !p.Unverifying(obs.Phase):
+			d.Hold = HoldHandleChanged
 		case p.MaxUnverifyPerDomain >= 0 && len(d.Unverify) > p.MaxUnverifyPerDomain:
 			d.Hold = HoldCap
 		}
@@ -262,6 +328,7 @@ func Decide(state DomainState, obs Observation, verified []Address, p Policy) De
 			d.Events = append(d.Events, EventEnforcementHeld)
 		}
 	}
+	d.BreakerCounts = len(d.Unverify) > 0 || (p.Unverifying(obs.Phase) && !prevUnverifying)
 	return d
 }
 

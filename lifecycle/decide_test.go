@@ -138,11 +138,22 @@ func TestDecide(t *testing.T) {
 			verified: []Address{alice, bob, addr("newowner", 2*day)},
 			want: Decision{Apply: true, Reason: ReasonReregistered, Unverify: []Address{alice, bob},
 				Events: []EventKind{EventDomainChanged, EventDomainReregistered}}},
-		{name: "reregistered by handle only: everyone verified before the observation", state: activeState,
+		// A new handle with the registration date unmoved and no lapse
+		// before: a registry migration's shape, held for an operator.
+		{name: "handle only, date unmoved: held", state: activeState,
 			obs:      obs(PhaseActive, func(e *Evidence) { e.Handle = "H2" }),
 			verified: []Address{alice, bob, late},
-			want: Decision{Apply: true, Reason: ReasonReregistered, Unverify: []Address{alice, bob}, Skipped: []Address{late},
-				Events: []EventKind{EventDomainChanged, EventDomainReregistered}}},
+			want: Decision{Apply: true, Reason: ReasonReregistered, Unverify: []Address{alice, bob}, Skipped: []Address{late}, Hold: HoldHandleChanged,
+				Events: []EventKind{EventDomainChanged, EventDomainReregistered, EventEnforcementHeld}}},
+		{name: "handle only, registration date unknown: held", state: DomainState{Phase: PhaseActive, Evidence: &Evidence{Handle: "H1", ObservedAt: now.Add(-day)}, ObservedAt: now.Add(-day)},
+			obs:      obs(PhaseActive, func(e *Evidence) { e.Handle = "H2"; e.RegisteredAt = nil }),
+			verified: []Address{alice},
+			want: Decision{Apply: true, Reason: ReasonReregistered, Unverify: []Address{alice}, Hold: HoldHandleChanged,
+				Events: []EventKind{EventDomainChanged, EventDomainReregistered, EventEnforcementHeld}}},
+		{name: "handle and registration date moved: applied", state: activeState,
+			obs:      obs(PhaseActive, func(e *Evidence) { e.Handle = "H2"; e.RegisteredAt = at(-2 * day) }),
+			verified: []Address{alice},
+			want:     Decision{Apply: true, Reason: ReasonReregistered, Unverify: []Address{alice}, Events: []EventKind{EventDomainChanged, EventDomainReregistered}}},
 		{name: "reregistered after release", state: DomainState{Phase: PhaseReleased, Evidence: &Evidence{NotFound: true}, ObservedAt: now.Add(-day), Unverified: []Address{alice}},
 			obs:      obs(PhaseActive, func(e *Evidence) { e.RegisteredAt = at(-2 * day); e.Handle = "H9" }),
 			verified: []Address{bob, addr("newowner", day)},
@@ -189,6 +200,10 @@ func TestDecide(t *testing.T) {
 			want: Decision{Apply: true, Reason: ReasonReleased, Unverify: []Address{alice}, Hold: HoldProtected, Events: []EventKind{EventDomainChanged, EventEnforcementHeld}}},
 		{name: "protected and over the cap: protected", state: activeState, obs: obs(PhaseExpired, nil), verified: many(60), policy: Policy{Protected: true},
 			want: Decision{Apply: true, Reason: ReasonExpired, Unverify: many(60), Hold: HoldProtected, Events: []EventKind{EventDomainChanged, EventEnforcementHeld}}},
+		{name: "handle change after an earlier lapse: applied", state: DomainState{Phase: PhaseExpired, Evidence: &activeEv, ObservedAt: now.Add(-day)},
+			obs:      obs(PhaseActive, func(e *Evidence) { e.Handle = "H2" }),
+			verified: []Address{bob},
+			want:     Decision{Apply: true, Reason: ReasonReregistered, Unverify: []Address{bob}, Events: []EventKind{EventDomainChanged, EventDomainReregistered}}},
 		{name: "protected with nothing to unverify: no hold", state: activeState, obs: obs(PhaseActive, nil), verified: []Address{alice}, policy: Policy{Protected: true},
 			want: Decision{Apply: true}},
 	}
@@ -197,6 +212,78 @@ func TestDecide(t *testing.T) {
 			got := Decide(tt.state, tt.obs, tt.verified, tt.policy)
 			checkDecision(t, got, tt.want)
 		})
+	}
+}
+
+// Every decision that unverifies counts toward the breaker, whatever its
+// reason: a re-registration while active included.
+func TestDecideBreakerCounts(t *testing.T) {
+	oldReg := at(-3000 * day)
+	prev := Evidence{Statuses: []string{"active"}, RegisteredAt: oldReg, Handle: "H1", ObservedAt: now.Add(-day)}
+	active := DomainState{Phase: PhaseActive, Evidence: &prev, ObservedAt: prev.ObservedAt}
+	alice := addr("alice", 400*day)
+	ev := func(f func(*Evidence)) Evidence {
+		e := Evidence{Statuses: []string{"active"}, RegisteredAt: oldReg, Handle: "H1", ObservedAt: now}
+		f(&e)
+		return e
+	}
+	tests := []struct {
+		name     string
+		state    DomainState
+		obs      Observation
+		verified []Address
+		want     bool
+	}{
+		{"re-registered while active (date moved)", active, Observation{Phase: PhaseActive, Evidence: ev(func(e *Evidence) { e.RegisteredAt = at(-day) })}, []Address{alice}, true},
+		{"handle change (held) counts too", active, Observation{Phase: PhaseActive, Evidence: ev(func(e *Evidence) { e.Handle = "H2" })}, []Address{alice}, true},
+		{"lapse with nobody verified", active, Observation{Phase: PhaseExpired, Evidence: ev(func(*Evidence) {})}, nil, true},
+		{"still expired, nobody left", DomainState{Phase: PhaseExpired, Evidence: &prev, ObservedAt: prev.ObservedAt}, Observation{Phase: PhaseRedemption, Evidence: ev(func(*Evidence) {})}, nil, false},
+		{"grace in default mode", active, Observation{Phase: PhaseGrace, Evidence: ev(func(*Evidence) {})}, []Address{alice}, false},
+		{"healthy", active, Observation{Phase: PhaseActive, Evidence: ev(func(*Evidence) {})}, []Address{alice}, false},
+	}
+	for _, tt := range tests {
+		if got := Decide(tt.state, tt.obs, tt.verified, Policy{}).BreakerCounts; got != tt.want {
+			t.Errorf("%s: BreakerCounts = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// A date-only verified_at (midnight UTC) covers its whole day: a name
+// registered later that day is not "registered after verification".
+func TestDecideDateOnlyVerifiedAt(t *testing.T) {
+	verified := time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)
+	reg := time.Date(2024, 5, 2, 9, 14, 0, 0, time.UTC)
+	ev := Evidence{Statuses: []string{"active"}, RegisteredAt: &reg, Handle: "H1", ObservedAt: now}
+	state := DomainState{Phase: PhaseActive, Evidence: &Evidence{RegisteredAt: &reg, Handle: "H1"}, ObservedAt: now.Add(-day)}
+	a := Address{UserID: "u", Email: "u@example.com", VerifiedAt: verified}
+	if d := Decide(state, Observation{Phase: PhaseActive, Evidence: ev}, []Address{a}, Policy{}); len(d.Unverify) != 0 {
+		t.Fatalf("date-only verified_at unverified by a registration the same day: %+v", d)
+	}
+	next := time.Date(2024, 5, 3, 0, 0, 0, 0, time.UTC)
+	ev.RegisteredAt = &next
+	state.Evidence.RegisteredAt = &next
+	if d := Decide(state, Observation{Phase: PhaseActive, Evidence: ev}, []Address{a}, Policy{}); len(d.Unverify) != 1 {
+		t.Fatalf("registration the next day must unverify: %+v", d)
+	}
+	// A full timestamp keeps its precision.
+	a.VerifiedAt = verified.Add(time.Hour)
+	ev.RegisteredAt, state.Evidence.RegisteredAt = &reg, &reg
+	if d := Decide(state, Observation{Phase: PhaseActive, Evidence: ev}, []Address{a}, Policy{}); len(d.Unverify) != 1 {
+		t.Fatalf("registration after a timestamped verification must unverify: %+v", d)
+	}
+}
+
+func TestHeldByBreaker(t *testing.T) {
+	d := Decision{Apply: true, Unverify: []Address{addr("a", day)}}
+	if got := d.HeldByBreaker(); got.Hold != HoldBreaker {
+		t.Fatalf("hold = %q", got.Hold)
+	}
+	d.Hold = HoldCap
+	if got := d.HeldByBreaker(); got.Hold != HoldCap {
+		t.Fatalf("an existing hold was replaced: %q", got.Hold)
+	}
+	if got := (Decision{Apply: true}).HeldByBreaker(); got.Hold != "" {
+		t.Fatalf("nothing to unverify held: %q", got.Hold)
 	}
 }
 

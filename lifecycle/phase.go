@@ -102,6 +102,10 @@ type Evidence struct {
 	// NotFound is set when the authoritative server answered 404 and a
 	// canary lookup on that server had just succeeded.
 	NotFound bool `json:"not_found,omitempty"`
+	// Baseline, inside a grace-sale window, is the last active observation
+	// before the expiration date that this one was compared with
+	// (GraceBaseline); nil outside the window.
+	Baseline *Baseline `json:"baseline,omitempty"`
 	// Detail explains an unknown answer (error, missing service, ...).
 	Detail string `json:"detail,omitempty"`
 	// ObservedAt is when the provider answered.
@@ -127,6 +131,12 @@ func (e Evidence) Clean() Evidence {
 	e.Detail = cleanText(e.Detail)
 	e.Statuses = cleanAll(e.Statuses)
 	e.Nameservers = cleanAll(e.Nameservers)
+	if e.Baseline != nil {
+		b := *e.Baseline
+		b.RegistrarIANAID = cleanText(b.RegistrarIANAID)
+		b.Nameservers = cleanAll(b.Nameservers)
+		e.Baseline = &b
+	}
 	return e
 }
 

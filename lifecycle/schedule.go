@@ -23,7 +23,8 @@ const (
 	ReleasedDailyFor = 45 * 24 * time.Hour
 	// ReleasedCheckEvery is the period of checks of a long-released domain.
 	ReleasedCheckEvery = 7 * 24 * time.Hour
-	// ExpiringSoon: an active domain expiring within this is urgent.
+	// ExpiringSoon: an active domain expiring within this is urgent
+	// (UrgencyRule).
 	ExpiringSoon = 30 * 24 * time.Hour
 )
 
@@ -75,7 +76,7 @@ func spread(span time.Duration, rnd func() float64) time.Duration {
 	return time.Duration((2*r - 1) * float64(span))
 }
 
-// NextCheck returns when a domain in phase, with the evidence ev (may be
+// NextCheck returns when domain in phase, with the evidence ev (may be
 // nil), should be checked next after a lookup at now (DESIGN.md §8).
 // releasedSince is when the domain was first seen released (nil: now).
 // rnd supplies jitter in [0,1); nil means none.
@@ -83,11 +84,14 @@ func spread(span time.Duration, rnd func() float64) time.Duration {
 //   - active with expiration E: the earlier of now+interval and E−1 day; from
 //     E−1 day on, daily. Interval schedules are jittered by ±Jitter×interval
 //     but never past E−1 day.
+//   - active on a registry that auto-renews without showing it
+//     (Profile.SilentRenewalWindow): daily until the grace after the
+//     anniversary would have ended.
 //   - active without expiration: now+interval (jittered).
 //   - grace, expired, redemption, pending_delete: daily (±1h).
 //   - released: daily for 45 days after releasedSince, then weekly (±1h).
 //   - unknown: like the first failed lookup (about 1h).
-func NextCheck(phase Phase, ev *Evidence, releasedSince *time.Time, now time.Time, cfg ScheduleConfig, rnd func() float64) time.Time {
+func NextCheck(domain string, phase Phase, ev *Evidence, releasedSince *time.Time, now time.Time, cfg ScheduleConfig, rnd func() float64) time.Time {
 	cfg = cfg.WithDefaults()
 	daily := func() time.Time { return now.Add(DailyCheckEvery + spread(DailyJitter, rnd)) }
 	switch phase {
@@ -101,7 +105,7 @@ func NextCheck(phase Phase, ev *Evidence, releasedSince *time.Time, now time.Tim
 			return next
 		}
 		limit := ev.ExpiresAt.Add(-ExpiryMargin)
-		if !now.Before(limit) {
+		if !now.Before(limit) || ProfileFor(domain).SilentRenewalWindow(*ev.ExpiresAt, now) {
 			return daily()
 		}
 		if next.After(limit) {
@@ -127,31 +131,4 @@ func RetryAfterFailure(failures int, now time.Time, rnd func() float64) time.Tim
 	i := min(max(failures, 1), len(retryDelays)) - 1
 	d := retryDelays[i]
 	return now.Add(d + spread(d/10, rnd))
-}
-
-// Urgency orders due domains when work exceeds the daily lookup budget;
-// lower is more urgent. Within one urgency, the longest unchecked goes
-// first (the caller's secondary order).
-type Urgency int
-
-// The urgencies.
-const (
-	UrgencyNeverChecked Urgency = iota
-	UrgencyAtRisk               // expiring soon, grace or any non-active phase
-	UrgencyRoutine
-)
-
-// UrgencyOf ranks a due domain: never checked, then at risk (active
-// expiring within ExpiringSoon, or not active), then the rest.
-func UrgencyOf(phase Phase, ev *Evidence, lastChecked *time.Time, now time.Time) Urgency {
-	if lastChecked == nil || lastChecked.IsZero() {
-		return UrgencyNeverChecked
-	}
-	if phase != PhaseActive {
-		return UrgencyAtRisk
-	}
-	if ev != nil && ev.ExpiresAt != nil && ev.ExpiresAt.Sub(now) <= ExpiringSoon {
-		return UrgencyAtRisk
-	}
-	return UrgencyRoutine
 }

@@ -59,7 +59,7 @@ func TestNextCheck(t *testing.T) {
 			if tt.cfg != (ScheduleConfig{}) {
 				c = tt.cfg
 			}
-			got := NextCheck(tt.phase, tt.ev, tt.releasedSince, now, c, rnd)
+			got := NextCheck("example.com", tt.phase, tt.ev, tt.releasedSince, now, c, rnd)
 			if !got.Equal(tt.want) {
 				t.Fatalf("NextCheck = %v (now%+v), want %v (now%+v)", got, got.Sub(now), tt.want, tt.want.Sub(now))
 			}
@@ -73,7 +73,7 @@ func TestNextCheckNeverPastExpiryMargin(t *testing.T) {
 	for _, r := range []float64{0, 0.1, 0.5, 0.9, 0.999999} {
 		for d := time.Duration(0); d <= 800*day; d += 7 * time.Hour {
 			e := now.Add(d)
-			got := NextCheck(PhaseActive, &Evidence{ExpiresAt: &e}, nil, now, ScheduleConfig{Jitter: 0.3}, constRnd(r))
+			got := NextCheck("example.com", PhaseActive, &Evidence{ExpiresAt: &e}, nil, now, ScheduleConfig{Jitter: 0.3}, constRnd(r))
 			if !got.After(now) {
 				t.Fatalf("E=now%+v r=%v: next %v not in the future", d, r, got.Sub(now))
 			}
@@ -110,29 +110,66 @@ func TestRetryAfterFailure(t *testing.T) {
 func TestUrgencyOf(t *testing.T) {
 	checked := at(-40 * day)
 	tests := []struct {
-		name        string
-		phase       Phase
-		ev          *Evidence
-		lastChecked *time.Time
-		want        Urgency
+		name string
+		d    DueDomain
+		want Urgency
 	}{
-		{"never checked", PhaseActive, nil, nil, UrgencyNeverChecked},
-		{"never checked (zero time)", PhaseUnknown, nil, &time.Time{}, UrgencyNeverChecked},
-		{"active expiring soon", PhaseActive, &Evidence{ExpiresAt: at(10 * day)}, checked, UrgencyAtRisk},
-		{"active expired date", PhaseActive, &Evidence{ExpiresAt: at(-day)}, checked, UrgencyAtRisk},
-		{"grace", PhaseGrace, &Evidence{ExpiresAt: at(360 * day)}, checked, UrgencyAtRisk},
-		{"released", PhaseReleased, nil, checked, UrgencyAtRisk},
-		{"unknown", PhaseUnknown, nil, checked, UrgencyAtRisk},
-		{"active healthy", PhaseActive, &Evidence{ExpiresAt: at(200 * day)}, checked, UrgencyRoutine},
-		{"active without expiry", PhaseActive, &Evidence{}, checked, UrgencyRoutine},
+		{"never checked", DueDomain{Phase: PhaseActive}, UrgencyNeverChecked},
+		{"never checked (zero time)", DueDomain{Phase: PhaseUnknown, LastChecked: &time.Time{}}, UrgencyNeverChecked},
+		{"never checked, expiring", DueDomain{Phase: PhaseGrace, ExpiresAt: at(day)}, UrgencyNeverChecked},
+		{"active expiring soon", DueDomain{Phase: PhaseActive, ExpiresAt: at(10 * day), LastChecked: checked}, UrgencyAtRisk},
+		{"active expiring at the threshold", DueDomain{Phase: PhaseActive, ExpiresAt: at(ExpiringSoon), LastChecked: checked}, UrgencyAtRisk},
+		{"active expiring just after the threshold", DueDomain{Phase: PhaseActive, ExpiresAt: at(ExpiringSoon + time.Microsecond), LastChecked: checked}, UrgencyRoutine},
+		{"active expired date", DueDomain{Phase: PhaseActive, ExpiresAt: at(-day), LastChecked: checked}, UrgencyAtRisk},
+		{"grace", DueDomain{Phase: PhaseGrace, ExpiresAt: at(360 * day), LastChecked: checked}, UrgencyAtRisk},
+		{"released", DueDomain{Phase: PhaseReleased, LastChecked: checked}, UrgencyAtRisk},
+		{"unknown", DueDomain{Phase: PhaseUnknown, LastChecked: checked}, UrgencyAtRisk},
+		{"active healthy", DueDomain{Phase: PhaseActive, ExpiresAt: at(200 * day), LastChecked: checked}, UrgencyRoutine},
+		{"active without expiry", DueDomain{Phase: PhaseActive, LastChecked: checked}, UrgencyRoutine},
 	}
 	for _, tt := range tests {
-		if got := UrgencyOf(tt.phase, tt.ev, tt.lastChecked, now); got != tt.want {
+		if got := UrgencyOf(tt.d, now); got != tt.want {
 			t.Errorf("%s: UrgencyOf = %d, want %d", tt.name, got, tt.want)
 		}
 	}
 	if !(UrgencyNeverChecked < UrgencyAtRisk && UrgencyAtRisk < UrgencyRoutine) {
 		t.Fatal("urgency order broken")
+	}
+}
+
+func TestUrgencyRuleShape(t *testing.T) {
+	rule := UrgencyRule()
+	if _, ok := rule[len(rule)-1].When.(Always); !ok {
+		t.Errorf("the last class must hold always, got %T", rule[len(rule)-1].When)
+	}
+	for i, c := range rule {
+		if c.Name == "" {
+			t.Errorf("class %d has no name", i)
+		}
+		if i > 0 && c.Urgency <= rule[i-1].Urgency {
+			t.Errorf("class %d (%s) is not less urgent than the one before", i, c.Name)
+		}
+	}
+}
+
+func TestCompareDue(t *testing.T) {
+	checked := at(-40 * day)
+	early, late := *at(-3 * day), *at(-day)
+	a := DueDomain{Name: "a.com", Phase: PhaseActive, LastChecked: checked, NextCheck: early}
+	tests := []struct {
+		name string
+		x, y DueDomain
+		want int
+	}{
+		{"urgency first", DueDomain{Name: "z.com", Phase: PhaseGrace, LastChecked: checked, NextCheck: late}, a, -1},
+		{"then most overdue", DueDomain{Name: "z.com", Phase: PhaseActive, LastChecked: checked, NextCheck: early.Add(-time.Second)}, a, -1},
+		{"then name", DueDomain{Name: "b.com", Phase: PhaseActive, LastChecked: checked, NextCheck: early}, a, 1},
+		{"equal", a, a, 0},
+	}
+	for _, tt := range tests {
+		if got := CompareDue(tt.x, tt.y, now); got != tt.want {
+			t.Errorf("%s: CompareDue = %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -148,5 +185,24 @@ func TestScheduleConfig(t *testing.T) {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// A registry that auto-renews without an "auto renew period" status shows
+// a new expiration date right after the old one passed; its registrar may
+// still delete or sell the name, so the domain stays on daily checks until
+// the grace would have ended (profile), not back on the interval at once.
+func TestNextCheckSilentAutoRenew(t *testing.T) {
+	renewed := now.Add(365*day - 3*day) // anniversary three days ago
+	mid := constRnd(0.5)
+	if got := NextCheck("example.ca", PhaseActive, &Evidence{ExpiresAt: &renewed}, nil, now, ScheduleConfig{}, mid); got.Sub(now) != DailyCheckEvery {
+		t.Errorf(".ca after a silent renewal: next in %v, want daily", got.Sub(now))
+	}
+	if got := NextCheck("example.com", PhaseActive, &Evidence{ExpiresAt: &renewed}, nil, now, ScheduleConfig{}, mid); got.Sub(now) != DefaultRecheckInterval {
+		t.Errorf(".com (shows its auto-renew status): next in %v, want the interval", got.Sub(now))
+	}
+	later := now.Add(46 * day)
+	if got := NextCheck("example.ca", PhaseActive, &Evidence{ExpiresAt: &renewed}, nil, later, ScheduleConfig{}, mid); got.Sub(later) != DefaultRecheckInterval {
+		t.Errorf(".ca after the grace would have ended: next in %v, want the interval", got.Sub(later))
 	}
 }

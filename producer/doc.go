@@ -38,12 +38,14 @@
 //
 // # Urgency
 //
-// When the due work exceeds the daily budget, the sweep enqueues in three
-// passes: never checked (last_checked_at IS NULL); then expiring or not
-// active (phase <> 'active', or expires_at within 30 days); then the rest.
-// Within a pass the most overdue (smallest next_check_at) go first. Every
-// pass is keyset-paginated on (next_check_at, name); nothing is loaded into
-// memory beyond one page.
+// When the due work exceeds the daily budget, the sweep enqueues in one
+// pass per class of lifecycle.UrgencyRule, which it translates into SQL
+// (urgency.go): today never checked (last_checked_at IS NULL); then
+// expiring or not active (phase <> 'active', or expires_at within 30 days);
+// then the rest. Within a pass the most overdue (smallest next_check_at) go
+// first. Every pass is keyset-paginated on (next_check_at, name); nothing
+// is loaded into memory beyond one page. A property test checks that the
+// SQL reads random domains rows in lifecycle's order.
 //
 // # Metrics
 //

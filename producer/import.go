@@ -393,7 +393,7 @@ func (p *rowParser) parse(rec []string) (importRow, error) {
 	} else if at, err = ParseVerifiedAt(raw); err != nil {
 		return importRow{}, err
 	}
-	if err := checkVerifiedAt(at, p.now); err != nil {
+	if err := CheckVerifiedAt(at, p.now); err != nil {
 		return importRow{}, err
 	}
 	return importRow{Address: addr, VerifiedAt: at.UTC()}, nil

@@ -82,7 +82,7 @@ func (p *Producer) applyIntake(ctx context.Context, msg jetstream.Msg) (intakeOu
 			return 0, err
 		}
 		now := p.cfg.Clock.Now()
-		if err := checkVerifiedAt(m.VerifiedAt, now); err != nil {
+		if err := CheckVerifiedAt(m.VerifiedAt, now); err != nil {
 			return 0, fmt.Errorf("%w: %w", schemas.ErrInvalid, err)
 		}
 		id, err := intakeMessageID(ev, msg)

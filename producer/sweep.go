@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -22,9 +23,6 @@ const SweepLockKey int64 = 0x64670001_73776570 // "dg" 1 "swep"
 
 // OverdueAfter is how late a check must be for the overdue gauge.
 const OverdueAfter = 24 * time.Hour
-
-// ExpiringWithin is how close an expiration date makes a domain urgent.
-const ExpiringWithin = 30 * 24 * time.Hour
 
 // SweepProgress is reported after every page of a sweep.
 type SweepProgress struct {
@@ -95,18 +93,6 @@ func (p *Producer) RunSweeper(ctx context.Context) error {
 		}
 		timer.Reset(p.cfg.SweepInterval)
 	}
-}
-
-// sweepPass is one urgency class (DESIGN.md §8): a filter on due domains.
-type sweepPass struct {
-	name   string
-	filter string // SQL over domains; @expiring is now + ExpiringWithin
-}
-
-var sweepPasses = []sweepPass{
-	{"never checked", `last_checked_at IS NULL`},
-	{"urgent", `last_checked_at IS NOT NULL AND (phase <> 'active' OR expires_at < @expiring)`},
-	{"routine", `last_checked_at IS NOT NULL AND phase = 'active' AND (expires_at IS NULL OR expires_at >= @expiring)`},
 }
 
 // dueDomain is one row of a sweep page.
@@ -188,33 +174,18 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 	stop := make(chan struct{})
 	go func() {
 		defer close(pages)
-		send := func(r duePageResult) bool {
+		err := readDue(ctx, conn, now, p.cfg.PageSize, func(pass string, page []dueDomain) bool {
 			select {
-			case pages <- r:
+			case pages <- duePageResult{pass: pass, page: page}:
 				return true
 			case <-stop:
 				return false
 			}
-		}
-		for _, pass := range sweepPasses {
-			var afterAt time.Time // keyset cursor: (next_check_at, name) of the last row seen
-			afterName := ""
-			for {
-				page, lastAt, err := duePage(ctx, conn, pass, now, afterAt, afterName, int64(p.cfg.PageSize))
-				if err != nil {
-					send(duePageResult{pass: pass.name, err: fmt.Errorf("sweep %s: %w", pass.name, err)})
-					return
-				}
-				if len(page) == 0 {
-					break
-				}
-				afterAt, afterName = lastAt, page[len(page)-1].name
-				if !send(duePageResult{pass: pass.name, page: page}) {
-					return
-				}
-				if len(page) < p.cfg.PageSize {
-					break
-				}
+		})
+		if err != nil {
+			select {
+			case pages <- duePageResult{err: err}:
+			case <-stop:
 			}
 		}
 	}()
@@ -371,16 +342,50 @@ func budgetUsed(ctx context.Context, conn *pgxpool.Conn, now time.Time) (int64, 
 	return used, nil
 }
 
+// readDue reads the due domains at now in the sweep's order (the passes of
+// lifecycle.UrgencyRule, each in (next_check_at, name) order) and hands
+// them to send a page of at most pageSize at a time, until send returns
+// false or every pass is read. The keyset cursor (next_check_at, name)
+// moves forward only; OFFSET is never used.
+func readDue(ctx context.Context, conn *pgxpool.Conn, now time.Time, pageSize int, send func(pass string, page []dueDomain) bool) error {
+	passes, err := sweepPasses(now)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	for _, pass := range passes {
+		var afterAt time.Time // keyset cursor: (next_check_at, name) of the last row seen
+		afterName := ""
+		for {
+			page, lastAt, err := duePage(ctx, conn, pass, now, afterAt, afterName, int64(pageSize))
+			if err != nil {
+				return fmt.Errorf("sweep %s: %w", pass.name, err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			afterAt, afterName = lastAt, page[len(page)-1].name
+			if !send(pass.name, page) {
+				return nil
+			}
+			if len(page) < pageSize {
+				break
+			}
+		}
+	}
+	return nil
+}
+
 // duePage reads the next page of due domains of one pass after the keyset
 // cursor, and returns it with the next_check_at of its last row.
 func duePage(ctx context.Context, conn *pgxpool.Conn, pass sweepPass, now, afterAt time.Time, afterName string, limit int64) ([]dueDomain, time.Time, error) {
+	args := pgx.NamedArgs{"now": now, "after_at": afterAt, "after_name": afterName, "limit": limit}
+	maps.Copy(args, pass.args)
 	rows, err := conn.Query(ctx, `
 		SELECT name, phase, evidence, next_check_at FROM domains
 		 WHERE next_check_at <= @now AND `+pass.filter+`
 		   AND (next_check_at, name) > (@after_at, @after_name)
 		 ORDER BY next_check_at, name
-		 LIMIT @limit`, pgx.NamedArgs{"now": now, "expiring": now.Add(ExpiringWithin),
-		"after_at": afterAt, "after_name": afterName, "limit": limit})
+		 LIMIT @limit`, args)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("read due domains: %w", err)
 	}

@@ -51,8 +51,9 @@ func ParseVerifiedAt(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("verified_at %q is not RFC 3339, a date or Unix seconds", s)
 }
 
-// checkVerifiedAt rejects times out of the plausible range.
-func checkVerifiedAt(t, now time.Time) error {
+// CheckVerifiedAt rejects times out of the plausible range: before 1985, or
+// more than MaxClockSkew after now (a zero now skips that check).
+func CheckVerifiedAt(t, now time.Time) error {
 	if t.Year() < 1985 {
 		return fmt.Errorf("verified_at %s is before 1985", t.Format(time.RFC3339))
 	}

@@ -33,6 +33,7 @@ var schemaFiles = map[string]string{
 	SubjectEnforcementHeld:    "json/enforcement-held.v1.schema.json",
 	SubjectEnforcementPaused:  "json/enforcement-paused.v1.schema.json",
 	SubjectEnforcementResumed: "json/enforcement-paused.v1.schema.json",
+	SubjectOperatorAction:     "json/operator-action.v1.schema.json",
 }
 
 // schemaFamilies maps each subject family (prefix + one or more tokens) to
@@ -83,6 +84,7 @@ func Subjects() []string {
 		SubjectEnforcementHeld,
 		SubjectEnforcementPaused,
 		SubjectEnforcementResumed,
+		SubjectOperatorAction,
 		SubjectDeadLetterAll,
 	}
 }

@@ -242,6 +242,13 @@ func subjectCases() []subjectCase {
 			decode:  decodeAs[EnforcementPaused](),
 		},
 		{
+			subject: SubjectOperatorAction, kind: SubjectOperatorAction,
+			full: OperatorAction{Action: ActionHoldApprove, Actor: "ops@example.org", Via: "console", Note: "registry confirmed the deletion\nticket 42",
+				HoldID: "hold-42", Domain: "example.com", Addresses: 120, DLQSequence: 7, Stream: "ACCOUNTS", Subject: "accounts.email.verified", At: exampleTime},
+			minimal: OperatorAction{Action: ActionDLQReplay, Actor: "ops", Via: "cli", At: exampleTime},
+			decode:  decodeAs[OperatorAction](),
+		},
+		{
 			subject: SubjectDeadLetterAll, kind: "dlq",
 			full: DeadLetter{Stream: "ACCOUNTS", Consumer: "intake", Subject: "accounts.email.verified", Sequence: 918273,
 				Headers: map[string][]string{"Nats-Msg-Id": {"0195a3c2-0000-7000-8000-000000000000"}},
@@ -412,6 +419,10 @@ func TestEnumsMatchGo(t *testing.T) {
 		if r := lifecycle.ReasonFor(p); r != "" && !slices.Contains(got, string(r)) {
 			t.Errorf("ReasonFor(%s) = %s is not in the reason enum", p, r)
 		}
+	}
+	actions := enum(payloadDoc(t, "json/operator-action.v1.schema.json")["properties"].(map[string]any)["action"].(map[string]any))
+	if !slices.Equal(actions, OperatorActions) {
+		t.Errorf("operator action enum %v, want %v", actions, OperatorActions)
 	}
 	checkReasons := enum(payloadDoc(t, "json/check-request.v1.schema.json")["properties"].(map[string]any)["reason"].(map[string]any))
 	if want := []string{string(CheckSchedule), string(CheckSignup), string(CheckManual)}; !slices.Equal(checkReasons, want) {
@@ -645,6 +656,9 @@ func TestSchemaRejectsDecodeRejects(t *testing.T) {
 		{"addresses wrong type", SubjectEnforcementHeld, `{"hold_id":"h","domain":"example.com","cause":"cap","reason":"domain_expired","phase":"expired","addresses":"many"}`},
 		{"blank error", SubjectDeadLetterAll, `{"stream":"ACCOUNTS","subject":"accounts.email.verified","error":" \t\n","at":"2025-03-14T09:26:53Z"}`},
 		{"paused without reason", SubjectEnforcementPaused, `{"paused":true,"at":"2025-03-14T09:26:53Z"}`},
+		{"operator action without actor", SubjectOperatorAction, `{"action":"hold.approve","via":"console","at":"2025-03-14T09:26:53Z"}`},
+		{"unknown operator action", SubjectOperatorAction, `{"action":"hold.delete","actor":"ops","via":"console","at":"2025-03-14T09:26:53Z"}`},
+		{"operator action note with escape", SubjectOperatorAction, "{\"action\":\"hold.approve\",\"actor\":\"ops\",\"via\":\"cli\",\"note\":\"\\u001b[31m\",\"at\":\"2025-03-14T09:26:53Z\"}"},
 		{"not an object", SubjectEmailVerified, `["a@b.c"]`},
 	}
 	cases := map[string]subjectCase{}

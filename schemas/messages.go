@@ -304,7 +304,7 @@ func (m DomainEvent) Validate() error {
 type EnforcementHeld struct {
 	HoldID    string           `json:"hold_id"`
 	Domain    string           `json:"domain"`
-	Cause     string           `json:"cause"` // cap | protected
+	Cause     string           `json:"cause"` // a lifecycle.HoldCause other than breaker
 	Reason    lifecycle.Reason `json:"reason"`
 	Phase     lifecycle.Phase  `json:"phase"`
 	Addresses int              `json:"addresses"`
@@ -317,8 +317,8 @@ func (m EnforcementHeld) Validate() error {
 			return err
 		}
 	}
-	if m.Cause != "cap" && m.Cause != "protected" {
-		return invalid("cause %q is not cap or protected", m.Cause)
+	if c := lifecycle.HoldCause(m.Cause); !c.Valid() || c == lifecycle.HoldBreaker {
+		return invalid("cause %q is not cap, protected or handle_changed", m.Cause)
 	}
 	if err := requireReason(m.Reason); err != nil {
 		return err

@@ -1,6 +1,10 @@
 package schemas
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/domainguard/domainguard/lifecycle"
+)
 
 // Subjects and subject patterns (DESIGN.md §6), without namespace prefix.
 const (
@@ -11,14 +15,15 @@ const (
 	SubjectChangedPrefix = "domains.changed." // + domain
 	SubjectCheckedPrefix = "domains.checked." // + domain
 
-	SubjectEmailUnverified     = "audit.email.unverified"
-	SubjectDomainChanged       = "audit.domain.changed"
-	SubjectDomainExpiring      = "audit.domain.expiring"
-	SubjectDomainRestored      = "audit.domain.restored"
-	SubjectDomainReregistered  = "audit.domain.reregistered"
-	SubjectEnforcementHeld     = "audit.enforcement.held"
-	SubjectEnforcementPaused   = "audit.enforcement.paused"
-	SubjectEnforcementResumed  = "audit.enforcement.resumed"
+	// The audit subjects are lifecycle's event names (declared there).
+	SubjectEmailUnverified     = string(lifecycle.EventEmailUnverified)
+	SubjectDomainChanged       = string(lifecycle.EventDomainChanged)
+	SubjectDomainExpiring      = string(lifecycle.EventDomainExpiring)
+	SubjectDomainRestored      = string(lifecycle.EventDomainRestored)
+	SubjectDomainReregistered  = string(lifecycle.EventDomainReregistered)
+	SubjectEnforcementHeld     = string(lifecycle.EventEnforcementHeld)
+	SubjectEnforcementPaused   = string(lifecycle.EventEnforcementPaused)
+	SubjectEnforcementResumed  = string(lifecycle.EventEnforcementResumed)
 	SubjectDeadLetterPrefix    = "dlq." // + stream name
 	SubjectAuditAll            = "audit.>"
 	SubjectAccountsAll         = "accounts.>"

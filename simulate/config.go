@@ -60,7 +60,17 @@ type Config struct {
 	// AuctionRate is the share of lapses sold at an expiry auction during
 	// grace (new owner, same registration date and handle). Default 0.3.
 	AuctionRate float64
-	// AuctionMinDay, AuctionMaxDay: auction day after expiry. Default 25, 35.
+	// GraceSaleRate is the share of lapses the registrar sells during the
+	// auto-renew grace before any lapse sign (GoDaddy/NameJet/SnapNames
+	// style): the name keeps resolving until the sale on an auction day,
+	// then the buyer has it with the same registrar, handle and
+	// registration date and his own nameservers, shown active with the
+	// renewed expiry. Nothing shows before the sale, so no policy can
+	// unverify before it: Result.GraceSalesCaught counts those unverified
+	// within a day after. Default 0.1; negative means 0.
+	GraceSaleRate float64
+	// AuctionMinDay, AuctionMaxDay: auction (and grace sale) day after
+	// expiry. Default 25, 35.
 	AuctionMinDay, AuctionMaxDay int
 	// DeleteMinDay, DeleteMaxDay: deletion day after expiry for lapses not
 	// auctioned. Default 30, 45.
@@ -121,6 +131,7 @@ func (c Config) WithDefaults() Config {
 	setFloat(&c.HoldShare, 0.6)
 	setFloat(&c.ParkShare, 0.6)
 	setFloat(&c.AuctionRate, 0.3)
+	setFloat(&c.GraceSaleRate, 0.1)
 	setInt(&c.AuctionMinDay, 25)
 	setInt(&c.AuctionMaxDay, 35)
 	setInt(&c.DeleteMinDay, 30)
@@ -136,8 +147,9 @@ func (c Config) WithDefaults() Config {
 
 // lapseRate and failureRate turn the "negative means 0" convention into
 // the rate.
-func (c Config) lapseRate() float64   { return max(c.LapseRate, 0) }
-func (c Config) failureRate() float64 { return max(c.FailureRate, 0) }
+func (c Config) lapseRate() float64     { return max(c.LapseRate, 0) }
+func (c Config) failureRate() float64   { return max(c.FailureRate, 0) }
+func (c Config) graceSaleRate() float64 { return max(c.GraceSaleRate, 0) }
 
 // Validate checks a configuration after WithDefaults.
 func (c Config) Validate() error {
@@ -156,7 +168,7 @@ func (c Config) Validate() error {
 		name string
 		v    float64
 	}{{"lapse rate", c.lapseRate()}, {"grace renew rate", c.GraceRenewRate}, {"hold share", c.HoldShare},
-		{"park share", c.ParkShare}, {"auction rate", c.AuctionRate}, {"failure rate", c.failureRate()}} {
+		{"park share", c.ParkShare}, {"auction rate", c.AuctionRate}, {"grace sale rate", c.graceSaleRate()}, {"failure rate", c.failureRate()}} {
 		check(r.v >= 0 && r.v <= 1, "%s must be within [0,1], got %g", r.name, r.v)
 	}
 	check(c.lapseRate()*c.OrgLapseFactor <= 1 && c.OrgLapseFactor >= 0, "org lapse factor out of range")

@@ -9,8 +9,10 @@
 // attacker owns the name.
 //
 // Policies look at that world through the real lifecycle code: the
-// domainguard policy schedules with lifecycle.NextCheck,
-// lifecycle.RetryAfterFailure and lifecycle.UrgencyOf, classifies with
+// domainguard policy schedules with lifecycle.NextCheck and
+// lifecycle.RetryAfterFailure, picks the due domains a day's budget allows
+// in the sweep's order (lifecycle.UrgencyRule, the rule the producer's
+// sweep turns into SQL, then the most overdue first), classifies with
 // lifecycle.ClassifyRDAPAfter (as the checker does), detects changes with lifecycle.Changed and
 // enforces with lifecycle.Decide; the pypi policy reproduces PyPI's
 // reference behaviour (one Domainr lookup per email row every 30 days, at

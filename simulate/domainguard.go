@@ -3,6 +3,7 @@ package simulate
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/domainguard/domainguard/lifecycle"
@@ -21,9 +22,13 @@ type dgDomain struct {
 	lastExp       int64 // expiration date in the last evidence (0: none)
 	lastDay       int32 // day of the last known observation
 	phase         lifecycle.Phase
-	failures      uint8
-	held          bool
-	inPool        bool
+	// baseline is the grace-sale baseline the last applied evidence
+	// carries (lifecycle.GraceBaseline; nil outside a window), as the
+	// domains row's evidence does in production.
+	baseline *lifecycle.Baseline
+	failures uint8
+	held     bool
+	inPool   bool
 }
 
 // dgRun is one run of the domainguard policy.
@@ -36,9 +41,14 @@ type dgRun struct {
 	sched  lifecycle.ScheduleConfig
 	policy lifecycle.Policy
 	// scratch evidences: current, last known
-	cur, last               lifecycle.Evidence
-	curT, lastT             evidenceTimes
-	lastExpT, releasedSince time.Time
+	cur, last     lifecycle.Evidence
+	curT, lastT   evidenceTimes
+	releasedSince time.Time
+	// scratch of choose
+	due      []lifecycle.RankedDue
+	dueTimes []time.Time
+	order    []int32
+	rest     []int32
 }
 
 // runDomainguard runs the domainguard policy; it returns the budget in force.
@@ -70,7 +80,7 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 		phase, _ := lifecycle.ClassifyRDAPFor(w.domains[di].name, r.cur, nil, atT)
 		row := &r.rows[di]
 		*row = dgDomain{lastChecked: at, lastAt: at, lastDay: day, phase: phase, lastExp: r.curT.exp.Unix()}
-		row.next = lifecycle.NextCheck(phase, &r.cur, nil, atT, r.sched, r.rnd).Unix()
+		row.next = lifecycle.NextCheck(w.domains[di].name, phase, &r.cur, nil, atT, r.sched, r.rnd).Unix()
 		r.heap.push(int32(di))
 	}
 
@@ -86,12 +96,7 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 			r.rows[di].inPool = true
 			pool = append(pool, di)
 		}
-		chosen = chosen[:0]
-		if budget <= 0 || len(pool) <= budget {
-			chosen, pool = append(chosen, pool...), pool[:0]
-		} else {
-			chosen, pool = r.choose(pool, chosen, budget, dayStart)
-		}
+		chosen, pool = r.choose(pool, chosen[:0], budget, dayStart)
 		for i, di := range chosen {
 			row := &r.rows[di]
 			row.inPool = false
@@ -107,44 +112,50 @@ func runDomainguard(ctx context.Context, w *World, p PolicyConfig, t *tracker) (
 	return budget, nil
 }
 
-// choose picks budget domains from the due pool: by urgency
-// (lifecycle.UrgencyOf), then the longest unchecked (DESIGN.md §8). It
-// returns the chosen and the remaining pool.
+// choose picks the domains the sweep enqueues today from the due pool:
+// the first budget of them (all when budget <= 0) in the sweep's order,
+// lifecycle.RankedDue.Compare (urgency by lifecycle.UrgencyRule, then the
+// most overdue, DESIGN.md §8). It returns them in that order, and the rest of
+// the pool, which stays due.
 func (r *dgRun) choose(pool, chosen []int32, budget int, dayStart int64) ([]int32, []int32) {
 	now := time.Unix(dayStart, 0).UTC()
-	var buckets [3][]int32
-	for _, di := range pool {
+	n := len(pool)
+	k := n
+	if budget > 0 {
+		k = min(budget, n)
+	}
+	// The domains rows as the sweep reads them, by position in pool.
+	r.due = slices.Grow(r.due[:0], n)[:n]
+	r.dueTimes = slices.Grow(r.dueTimes[:0], 2*n)[:2*n]
+	r.order = r.order[:0]
+	for i, di := range pool {
 		row := &r.rows[di]
-		var ev *lifecycle.Evidence
+		d := lifecycle.DueDomain{Name: r.w.domains[di].name, Phase: row.phase, NextCheck: time.Unix(row.next, 0).UTC()}
 		if row.lastExp != 0 {
-			r.lastExpT = time.Unix(row.lastExp, 0).UTC()
-			r.last = lifecycle.Evidence{ExpiresAt: &r.lastExpT}
-			ev = &r.last
+			r.dueTimes[2*i] = time.Unix(row.lastExp, 0).UTC()
+			d.ExpiresAt = &r.dueTimes[2*i]
 		}
-		var lc *time.Time
-		var lcT time.Time
 		if row.lastChecked != 0 {
-			lcT = time.Unix(row.lastChecked, 0).UTC()
-			lc = &lcT
+			r.dueTimes[2*i+1] = time.Unix(row.lastChecked, 0).UTC()
+			d.LastChecked = &r.dueTimes[2*i+1]
 		}
-		u := lifecycle.UrgencyOf(row.phase, ev, lc, now)
-		buckets[min(int(u), 2)] = append(buckets[min(int(u), 2)], di)
+		r.due[i] = lifecycle.Rank(d, now)
+		r.order = append(r.order, int32(i))
 	}
-	rest := pool[:0]
-	for _, b := range buckets {
-		left := budget - len(chosen)
-		switch {
-		case left <= 0:
-			rest = append(rest, b...)
-		case len(b) <= left:
-			chosen = append(chosen, b...)
-		default:
-			selectOldest(b, left, func(i int32) int64 { return r.rows[i].lastChecked })
-			chosen = append(chosen, b[:left]...)
-			rest = append(rest, b[left:]...)
-		}
+	compare := func(a, b int32) int { return r.due[a].Compare(r.due[b]) }
+	if k < n {
+		selectFirst(r.order, k, func(a, b int32) bool { return compare(a, b) < 0 })
 	}
-	return chosen, rest
+	slices.SortFunc(r.order[:k], compare)
+	for _, i := range r.order[:k] {
+		chosen = append(chosen, pool[i])
+	}
+	rest := r.rest[:0]
+	for _, i := range r.order[k:] {
+		rest = append(rest, pool[i])
+	}
+	r.rest = rest
+	return chosen, append(pool[:0], rest...)
 }
 
 // lookup performs one RDAP lookup of domain di at unix time at (on day)
@@ -164,6 +175,7 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	// observation the check message carries (lifecycle.ClassifyRDAPAfter,
 	// which keeps a lapse once seen).
 	w.evidence(di, row.lastDay, time.Unix(row.lastAt, 0).UTC(), &r.last, &r.lastT)
+	r.last.Baseline = row.baseline
 	lastObs := lifecycle.Observation{Domain: d.name, Phase: row.phase, Evidence: r.last}
 	var prev *lifecycle.Observation
 	if row.lastAt != 0 {
@@ -173,6 +185,8 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	obs := lifecycle.Observation{Domain: d.name, Phase: phase, Evidence: r.cur}
 	if lifecycle.Changed(&lastObs, obs) {
 		r.decide(di, row, obs, at)
+		// The applied evidence carries the baseline through the window.
+		row.baseline = lifecycle.GraceBaseline(r.cur, prev, atT)
 	}
 	if phase.Known() {
 		row.phase, row.lastDay, row.lastAt = phase, day, at
@@ -190,7 +204,7 @@ func (r *dgRun) lookup(di int32, day int32, at int64) {
 	if r.cur.ExpiresAt != nil {
 		row.lastExp = r.cur.ExpiresAt.Unix()
 	}
-	row.next = lifecycle.NextCheck(phase, &r.cur, released, atT, r.sched, r.rnd).Unix()
+	row.next = lifecycle.NextCheck(w.domains[di].name, phase, &r.cur, released, atT, r.sched, r.rnd).Unix()
 }
 
 // decide runs lifecycle.Decide for a changed observation and records the

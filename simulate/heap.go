@@ -50,14 +50,10 @@ func (h *idxHeap) pop() int32 {
 	return top
 }
 
-// selectOldest reorders s so that its first k elements are those with the
-// smallest key (ties by index), in no particular order: a quickselect with
+// selectFirst reorders s so that its first k elements are the k least by
+// less (a strict total order), in no particular order: a quickselect with
 // a deterministic median-of-three pivot.
-func selectOldest(s []int32, k int, key func(int32) int64) {
-	less := func(a, b int32) bool {
-		ka, kb := key(a), key(b)
-		return ka < kb || ka == kb && a < b
-	}
+func selectFirst(s []int32, k int, less func(a, b int32) bool) {
 	lo, hi := 0, len(s)-1
 	for lo < hi {
 		mid := lo + (hi-lo)/2

@@ -40,20 +40,20 @@ func (rep Report) WriteText(out io.Writer) error {
 		rep.Addresses, rep.Domains, rep.Config.Seed, rep.Config.Days, rep.Config.TailDays)
 	if len(rep.Results) > 0 {
 		r := rep.Results[0]
-		fmt.Fprintf(out, "lapses: %d domains (%d addresses), %d of them auctioned during grace\n\n",
-			r.Lapses, r.LapsedAddresses, r.Auctions)
+		fmt.Fprintf(out, "lapses: %d domains (%d addresses), %d of them auctioned during grace after a lapse sign, %d sold in grace before any\n\n",
+			r.Lapses, r.LapsedAddresses, r.Auctions, r.GraceSales)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tbudget/day\tlookups/day mean\tpeak\tprevented\tprevented %\tauctions prevented\tdelay p50 (d)\tp99 (d)\tmax (d)\tundetected\tfalse unverified\tholds\truntime\t")
+	fmt.Fprintln(tw, "policy\tbudget/day\tlookups/day mean\tpeak\tprevented\tprevented %\tauctions prevented\tgrace sales caught ≤1d\tdelay p50 (d)\tp99 (d)\tmax (d)\tundetected\tfalse unverified\tholds\truntime\t")
 	rows := append(append([]Result(nil), rep.Results...), rep.Sweep...)
 	for _, r := range rows {
 		budget := "unlimited"
 		if r.Budget > 0 {
 			budget = strconv.Itoa(r.Budget)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%d/%d\t%.2f\t%d/%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.1fs\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%d/%d\t%.2f\t%d/%d\t%d/%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.1fs\t\n",
 			r.Policy, budget, r.LookupsMean, r.LookupsPeak, r.Prevented, r.Lapses, r.PreventedPct,
-			r.PreventedAuctions, r.Auctions, days(r.DelayP50), days(r.DelayP99), days(r.DelayMax),
+			r.PreventedAuctions, r.Auctions, r.GraceSalesCaught, r.GraceSales, days(r.DelayP50), days(r.DelayP99), days(r.DelayMax),
 			r.Undetected, r.FalseUnverified, r.Holds, r.Elapsed.Seconds())
 	}
 	if err := tw.Flush(); err != nil {

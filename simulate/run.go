@@ -66,19 +66,26 @@ type Result struct {
 	LookupsPeak int     `json:"lookups_peak"`
 	LookupsAll  int64   `json:"lookups_total"`
 	// Lapses counts lapsed domains (each ends with an attacker owning the
-	// name); Auctions of them were auctioned during grace.
-	Lapses   int `json:"lapses"`
-	Auctions int `json:"auctions"`
+	// name); Auctions of them were auctioned during grace after a lapse
+	// sign, GraceSales sold in grace before any.
+	Lapses     int `json:"lapses"`
+	Auctions   int `json:"auctions"`
+	GraceSales int `json:"grace_sales"`
 	// Prevented counts lapsed domains all of whose addresses were
 	// unverified before the attacker's day; PreventedAuctions those of
 	// them that were auctioned.
-	Prevented         int     `json:"prevented"`
-	PreventedAuctions int     `json:"prevented_auctions"`
-	PreventedPct      float64 `json:"prevented_pct"`
+	Prevented           int `json:"prevented"`
+	PreventedAuctions   int `json:"prevented_auctions"`
+	PreventedGraceSales int `json:"prevented_grace_sales"`
+	// GraceSalesCaught counts grace sales fully unverified within one day
+	// after the sale (nothing can show before it).
+	GraceSalesCaught int     `json:"grace_sales_caught_1d"`
+	PreventedPct     float64 `json:"prevented_pct"`
 	// LapsedAddresses counts addresses on lapsed domains.
 	LapsedAddresses int `json:"lapsed_addresses"`
-	// Delay percentiles in days from expiry to the unverification of the
-	// domain's last address; +Inf (JSON: -1) when some address never was.
+	// Delay percentiles in days from expiry (grace sales: from the sale,
+	// the first day anything shows) to the unverification of the domain's
+	// last address; +Inf (JSON: -1) when some address never was.
 	DelayP50 float64 `json:"delay_p50_days"`
 	DelayP99 float64 `json:"delay_p99_days"`
 	DelayMax float64 `json:"delay_max_days"`
@@ -151,8 +158,11 @@ func (t *tracker) result(p PolicyConfig, budget int, elapsed time.Duration) Resu
 		}
 		r.Lapses++
 		r.LapsedAddresses += int(d.addrN)
-		if d.fate == FateLapseAuction {
+		switch d.fate {
+		case FateLapseAuction:
 			r.Auctions++
+		case FateGraceSale:
+			r.GraceSales++
 		}
 		at := t.fullAt[di]
 		if at == 0 {
@@ -160,11 +170,21 @@ func (t *tracker) result(p PolicyConfig, budget int, elapsed time.Duration) Resu
 			r.Delays = append(r.Delays, math.Inf(1))
 			continue
 		}
-		r.Delays = append(r.Delays, float64(at-w.dayUnix(d.expDay))/float64(secondsPerDay))
+		from := d.expDay
+		if d.fate == FateGraceSale {
+			from = d.takeDay // nothing shows before the sale
+		}
+		r.Delays = append(r.Delays, float64(at-w.dayUnix(from))/float64(secondsPerDay))
+		if d.fate == FateGraceSale && at < w.dayUnix(d.takeDay+2) {
+			r.GraceSalesCaught++ // during the sale day or the day after
+		}
 		if at < w.dayUnix(d.takeDay) {
 			r.Prevented++
-			if d.fate == FateLapseAuction {
+			switch d.fate {
+			case FateLapseAuction:
 				r.PreventedAuctions++
+			case FateGraceSale:
+				r.PreventedGraceSales++
 			}
 		}
 	}

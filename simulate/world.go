@@ -28,10 +28,11 @@ const (
 	FateRenewGrace               // renewed during the auto-renew period
 	FateLapseAuction             // lapses, sold at an expiry auction during grace
 	FateLapseDrop                // lapses, deleted, released, re-registered on the drop day
+	FateGraceSale                // sold by the registrar in grace before any lapse sign
 )
 
 // Lapsed reports whether the fate hands the name to an attacker.
-func (f Fate) Lapsed() bool { return f == FateLapseAuction || f == FateLapseDrop }
+func (f Fate) Lapsed() bool { return f == FateLapseAuction || f == FateLapseDrop || f == FateGraceSale }
 
 // domain is one simulated registrable domain. Days are relative to the
 // first simulated day (negative: before it).
@@ -184,8 +185,13 @@ func (w *World) addDomain(rng *rand.Rand, class DomainClass, size int, name stri
 	case ClassOrg:
 		lapse = c.lapseRate() * c.OrgLapseFactor
 	}
+	lapsing := rng.Float64() < lapse
 	switch {
-	case rng.Float64() < lapse:
+	case lapsing && rng.Float64() < c.graceSaleRate():
+		// Sold while it still resolves: no hold, no parking, no deletion.
+		d.fate = FateGraceSale
+		d.takeDay = d.expDay + int32(c.AuctionMinDay+rng.IntN(c.AuctionMaxDay-c.AuctionMinDay+1))
+	case lapsing:
 		d.fate = FateLapseDrop
 		if rng.Float64() < c.AuctionRate {
 			d.fate = FateLapseAuction
@@ -245,6 +251,7 @@ const (
 	stateRedemption          // deleted, restorable
 	statePendingDelete       // deleted, not restorable
 	stateTaken               // attacker's registration (after a drop) or auction past grace
+	stateGraceSold           // grace sale: the buyer's, shown active with the renewed expiry
 )
 
 // stateOn returns the registry state of domain d on day.
@@ -254,6 +261,15 @@ func (w *World) stateOn(d *domain, day int32) state {
 			return stateGrace
 		}
 		return stateActive
+	}
+	if d.fate == FateGraceSale {
+		switch {
+		case day < d.expDay:
+			return stateActive
+		case day < d.takeDay:
+			return stateGrace
+		}
+		return stateGraceSold
 	}
 	switch {
 	case day < d.expDay:
@@ -330,6 +346,13 @@ func (w *World) evidence(di int32, day int32, observedAt time.Time, ev *lifecycl
 		if d.park {
 			ns = parking
 		}
+	case stateGraceSold:
+		// Sold within the registrar (pushed to the buyer's account): same
+		// registrar, handle and registration date; the buyer points the
+		// nameservers at his own.
+		t.exp = w.dayTime(d.expDay + 365)
+		ev.Statuses = stActive
+		ns = w.attackNS
 	case stateTaken:
 		ns = w.attackNS
 		ev.Statuses = stActive

@@ -103,9 +103,13 @@ var tokenCases = []struct {
 	{"active expiring", lifecycle.PhaseRedemption},
 	{"deleting", lifecycle.PhasePendingDelete},
 	{"active deleting", lifecycle.PhasePendingDelete},
-	{"inactive", lifecycle.PhaseReleased},
-	{"undelegated inactive", lifecycle.PhaseReleased},
-	{"Undelegated  INACTIVE", lifecycle.PhaseReleased},
+	{"inactive", lifecycle.PhaseUnknown}, // released only when the parent zone agrees
+	{"undelegated inactive", lifecycle.PhaseUnknown},
+	{"Undelegated  INACTIVE", lifecycle.PhaseUnknown},
+	// Names nobody can register: never released.
+	{"inactive reserved", lifecycle.PhaseUnknown},
+	{"inactive dpml", lifecycle.PhaseUnknown},
+	{"claimed", lifecycle.PhaseUnknown},
 	{"inactive active", lifecycle.PhaseActive},
 	{"unknown", lifecycle.PhaseUnknown},
 	{"undelegated", lifecycle.PhaseUnknown},

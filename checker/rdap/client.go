@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -23,9 +23,6 @@ const ProviderName = "rdap"
 type Client struct {
 	cfg       Config
 	bootstrap *bootstrapCache
-
-	canaryMu sync.Mutex
-	canaryOK map[string]time.Time // base URL + "|" + tld → last successful canary
 }
 
 var _ checker.Provider = (*Client)(nil)
@@ -36,7 +33,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("rdap config: %w", err)
 	}
-	c := &Client{cfg: cfg, canaryOK: make(map[string]time.Time)}
+	c := &Client{cfg: cfg}
 	c.bootstrap = &bootstrapCache{c: c}
 	return c, nil
 }
@@ -64,12 +61,16 @@ func (c *Client) baseURL(ctx context.Context, tld string) (string, bool, error) 
 	return base, ok, nil
 }
 
-// canaryFor returns the known-registered name used to test tld's server.
-func (c *Client) canaryFor(tld string) string {
-	if name, ok := c.cfg.Canaries[tld]; ok {
-		return name
+// canaryFor returns the known-registered name that must answer on the
+// server before a 404 for a name under the public suffix may mean
+// released: the configured one (DOMAINGUARD_RDAP_CANARIES), else the
+// registry profile's (lifecycle.Profile.CanaryFor). ok is false when
+// nothing can vouch for the suffix (the registry is not known to hold it).
+func (c *Client) canaryFor(suffix string) (string, bool) {
+	if name, ok := c.cfg.Canaries[suffix]; ok {
+		return name, true
 	}
-	return "nic." + tld
+	return lifecycle.ProfileFor(suffix).CanaryFor(suffix)
 }
 
 // Lookup asks the authoritative RDAP server about domain (a registrable
@@ -102,7 +103,7 @@ func (c *Client) Lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 	case res.status == http.StatusOK:
 		return c.observeAnswer(obs, name, res.body, prev)
 	case res.status == http.StatusNotFound:
-		return c.observeNotFound(ctx, obs, base, tld, prev)
+		return c.observeNotFound(ctx, obs, base, domainname.PublicSuffix(name), prev)
 	default:
 		obs.Evidence.Detail = fmt.Sprintf("unexpected HTTP %d from %s", res.status, base)
 		return obs, nil
@@ -122,6 +123,11 @@ func (c *Client) observeAnswer(obs lifecycle.Observation, name string, body []by
 	}
 	obs.Evidence = ev
 	obs.Phase, obs.Evidence.Detail = classify(name, ev, prev)
+	if obs.Phase.Known() {
+		// Kept with the evidence so later lookups inside the grace-sale
+		// window compare with the same last active observation.
+		obs.Evidence.Baseline = lifecycle.GraceBaseline(ev, prev, ev.ObservedAt)
+	}
 	return obs, nil
 }
 
@@ -150,14 +156,23 @@ func joinDetail(a, b string) string {
 }
 
 // observeNotFound applies the canary rule: a 404 means released only if a
-// known-registered name on the same server answered recently.
-func (c *Client) observeNotFound(ctx context.Context, obs lifecycle.Observation, base, tld string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
-	canary := c.canaryFor(tld)
+// known-registered name under the same public suffix (or, where the
+// registry's profile says it holds the suffix, under its TLD) answers on
+// the same server right now. The canary is asked again after every 404:
+// a node answering 404 for everything for a few minutes must not release
+// every name it is asked about.
+func (c *Client) observeNotFound(ctx context.Context, obs lifecycle.Observation, base, suffix string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
+	canary, ok := c.canaryFor(suffix)
+	if !ok {
+		obs.Evidence.Detail = fmt.Sprintf("404 under .%s, which the %s registry is not known to hold, and no canary under .%s is configured (DOMAINGUARD_RDAP_CANARIES)",
+			suffix, lifecycle.ProfileFor(suffix).Registry, suffix)
+		return obs, nil
+	}
 	if canary == obs.Domain {
 		obs.Evidence.Detail = fmt.Sprintf("404 for the canary name %s itself: server not trusted", canary)
 		return obs, nil
 	}
-	if err := c.checkCanary(ctx, base, tld, canary); err != nil {
+	if err := c.checkCanary(ctx, base, canary); err != nil {
 		obs.Evidence.Detail = fmt.Sprintf("404 not confirmed by canary %s: %v", canary, err)
 		return obs, nil
 	}
@@ -166,17 +181,9 @@ func (c *Client) observeNotFound(ctx context.Context, obs lifecycle.Observation,
 	return obs, nil
 }
 
-// checkCanary succeeds when canary resolved on base within CanaryTTL, or
-// does so now.
-func (c *Client) checkCanary(ctx context.Context, base, tld, canary string) error {
-	key := base + "|" + tld
-	now := c.cfg.Clock.Now()
-	c.canaryMu.Lock()
-	last, ok := c.canaryOK[key]
-	c.canaryMu.Unlock()
-	if ok && now.Sub(last) < c.cfg.CanaryTTL && !now.Before(last) {
-		return nil
-	}
+// checkCanary succeeds when canary answers on base now as a registered
+// domain object for itself.
+func (c *Client) checkCanary(ctx context.Context, base, canary string) error {
 	res, err := c.get(ctx, base, canary)
 	if err != nil {
 		return err
@@ -190,9 +197,6 @@ func (c *Client) checkCanary(ctx context.Context, base, tld, canary string) erro
 	if got := answerName(res.body); got != "" && got != canary {
 		return fmt.Errorf("answer is for %q", got)
 	}
-	c.canaryMu.Lock()
-	c.canaryOK[key] = c.cfg.Clock.Now()
-	c.canaryMu.Unlock()
 	return nil
 }
 

@@ -552,11 +552,13 @@ func TestOverrideTakesPrecedence(t *testing.T) {
 	}
 }
 
-func TestCanaryCachedForTTL(t *testing.T) {
+// The canary is asked again right after every 404, never trusted from an
+// earlier success: a node answering 404 for everything (canary included)
+// for a few minutes must not release the names asked about meanwhile.
+func TestCanaryAskedAfterEvery404(t *testing.T) {
 	reg := newRegistry(t)
 	okCanary(reg)
-	clk := clock.NewStub(testNow)
-	c := reg.client(t, clk, func(cfg *Config) { cfg.CanaryTTL = time.Hour })
+	c := reg.client(t, clock.NewStub(testNow), nil)
 	lookup := func() lifecycle.Observation {
 		t.Helper()
 		obs, err := c.Lookup(context.Background(), "example-gone.com", nil)
@@ -570,28 +572,69 @@ func TestCanaryCachedForTTL(t *testing.T) {
 			t.Fatalf("phase %s: %s", obs.Phase, obs.Evidence.Detail)
 		}
 	}
-	if n := reg.hitCount("verisign.com"); n != 1 {
-		t.Fatalf("canary asked %d times within the TTL, want 1", n)
+	if n := reg.hitCount("verisign.com"); n != 3 {
+		t.Fatalf("canary asked %d times for 3 404s, want 3", n)
 	}
-
-	// After the TTL the canary is asked again, and a failing canary now
-	// blocks released even though it succeeded before.
-	clk.Advance(61 * time.Minute)
-	reg.set("verisign.com", answer{status: 500})
+	// The node now answers 404 for the canary too: the very next 404 is
+	// not trusted, although the canary answered a moment ago.
+	reg.set("verisign.com", answer{status: 404, body: `{"errorCode":404}`})
 	obs := lookup()
 	if obs.Phase != lifecycle.PhaseUnknown || obs.Evidence.NotFound {
-		t.Fatalf("phase %s after failed canary", obs.Phase)
+		t.Fatalf("phase %s after the canary's own 404", obs.Phase)
 	}
 	if !strings.Contains(obs.Evidence.Detail, "404 not confirmed by canary") {
 		t.Errorf("detail %q", obs.Evidence.Detail)
 	}
-	// A failure is not cached: once the canary answers again, released.
 	okCanary(reg)
 	if obs := lookup(); obs.Phase != lifecycle.PhaseReleased {
 		t.Fatalf("phase %s", obs.Phase)
 	}
-	if n := reg.hitCount("verisign.com"); n != 3 {
-		t.Errorf("canary asked %d times, want 3", n)
+}
+
+// A 404 means released only when a canary under the same public suffix
+// answers on that server, or the registry's profile says it holds the
+// suffix: Nominet's server answers 404 for ox.ac.uk (ac.uk is Jisc's zone),
+// and its nic.uk canary says nothing about it.
+func TestCanaryPerPublicSuffix(t *testing.T) {
+	reg := newRegistry(t, "uk", "ca")
+	nicUK := `{"objectClassName":"domain","ldhName":"nic.uk","status":["active"]}`
+	reg.set("nic.uk", answer{body: nicUK})
+	reg.set("cira.ca", answer{body: `{"objectClassName":"domain","ldhName":"cira.ca","status":["active"]}`})
+	reg.set("canada.gc.ca", answer{body: `{"objectClassName":"domain","ldhName":"canada.gc.ca","status":["active"]}`})
+	tests := []struct {
+		domain    string
+		canaries  map[string]string
+		phase     lifecycle.Phase
+		detailHas string
+		canary    string // asked
+	}{
+		{domain: "ox.ac.uk", phase: lifecycle.PhaseUnknown, detailHas: "not known to hold"},
+		{domain: "example.gov.uk", phase: lifecycle.PhaseUnknown, detailHas: ".gov.uk"},
+		{domain: "gone.co.uk", phase: lifecycle.PhaseReleased, canary: "nic.uk"}, // Nominet holds co.uk
+		{domain: "gone.uk", phase: lifecycle.PhaseReleased, canary: "nic.uk"},
+		{domain: "tbs.gc.ca", phase: lifecycle.PhaseUnknown, detailHas: "DOMAINGUARD_RDAP_CANARIES"},
+		{domain: "gone.ca", phase: lifecycle.PhaseReleased, canary: "cira.ca"},
+		// An operator who knows a name under gc.ca on that server may vouch.
+		{domain: "tbs.gc.ca", canaries: map[string]string{"gc.ca": "canada.gc.ca"}, phase: lifecycle.PhaseReleased, canary: "canada.gc.ca"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.domain, func(t *testing.T) {
+			c := reg.client(t, clock.NewStub(testNow), func(cfg *Config) { cfg.Canaries = tt.canaries })
+			before := 0
+			if tt.canary != "" {
+				before = reg.hitCount(tt.canary)
+			}
+			obs, err := c.Lookup(context.Background(), tt.domain, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if obs.Phase != tt.phase || !strings.Contains(obs.Evidence.Detail, tt.detailHas) {
+				t.Fatalf("phase %s (%q), want %s (%q)", obs.Phase, obs.Evidence.Detail, tt.phase, tt.detailHas)
+			}
+			if tt.canary != "" && reg.hitCount(tt.canary) != before+1 {
+				t.Errorf("canary %s not asked", tt.canary)
+			}
+		})
 	}
 }
 
@@ -745,9 +788,10 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Name() != "rdap" || c.cfg.BootstrapURL != DefaultBootstrapURL || c.cfg.CanaryTTL != time.Hour ||
+	canary := func(suffix string) string { name, _ := c.canaryFor(suffix); return name }
+	if c.Name() != "rdap" || c.cfg.BootstrapURL != DefaultBootstrapURL ||
 		c.cfg.BootstrapMaxAge != 24*time.Hour || c.cfg.HTTPClient.Timeout != 15*time.Second ||
-		c.canaryFor("com") != "verisign.com" || c.canaryFor("org") != "pir.org" || c.canaryFor("fr") != "nic.fr" {
+		canary("com") != "verisign.com" || canary("org") != "pir.org" || canary("xyz") != "nic.xyz" || canary("ac.uk") != "" {
 		t.Errorf("defaults: %+v", c.cfg)
 	}
 }

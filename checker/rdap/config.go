@@ -16,7 +16,6 @@ import (
 const (
 	DefaultBootstrapURL    = "https://data.iana.org/rdap/dns.json"
 	DefaultBootstrapMaxAge = 24 * time.Hour
-	DefaultCanaryTTL       = time.Hour
 	DefaultTimeout         = 15 * time.Second
 	DefaultUserAgent       = "domainguard (+https://github.com/domainguard/domainguard)"
 
@@ -28,14 +27,6 @@ const (
 	// before the next attempt while a stale copy is in use.
 	bootstrapRetryDelay = 15 * time.Minute
 )
-
-// defaultCanaries are known-registered names per TLD; TLDs not listed use
-// "nic.<tld>", which most registries keep registered for themselves.
-var defaultCanaries = map[string]string{
-	"com": "verisign.com",
-	"net": "verisign.net",
-	"org": "pir.org",
-}
 
 // Config configures a Client. The zero value is usable: WithDefaults fills
 // every unset field.
@@ -53,14 +44,13 @@ type Config struct {
 	// Overrides maps a TLD (lower case, no dot) to an RDAP base URL; it
 	// takes precedence over the bootstrap, for TLDs IANA does not list.
 	Overrides map[string]string
-	// Canaries maps a TLD to a known-registered name used to confirm that
-	// a 404 from its server means "not registered". Entries here add to /
-	// replace the built-in table (com→verisign.com, net→verisign.net,
-	// org→pir.org); other TLDs use "nic.<tld>".
+	// Canaries maps a public suffix (a TLD such as "com" or a suffix such
+	// as "gc.ca") to a known-registered name under it, used to confirm that
+	// a 404 from its server means "not registered"
+	// (DOMAINGUARD_RDAP_CANARIES). Entries here take precedence over the
+	// registry profiles' canaries (lifecycle.Profile.CanaryFor); a suffix
+	// neither names nor holds gets no canary, and its 404s stay unknown.
 	Canaries map[string]string
-	// CanaryTTL is how long a successful canary lookup is trusted.
-	// Default 1h.
-	CanaryTTL time.Duration
 	// HTTPClient makes the requests. Default: 15 s timeout, redirects only
 	// within the same host. Bodies are capped at 1 MiB either way.
 	HTTPClient *http.Client
@@ -80,9 +70,6 @@ func (cfg Config) WithDefaults() Config {
 	if cfg.BootstrapMaxAge <= 0 {
 		cfg.BootstrapMaxAge = DefaultBootstrapMaxAge
 	}
-	if cfg.CanaryTTL <= 0 {
-		cfg.CanaryTTL = DefaultCanaryTTL
-	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = NewHTTPClient(DefaultTimeout)
 	}
@@ -95,10 +82,7 @@ func (cfg Config) WithDefaults() Config {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = DefaultUserAgent
 	}
-	canaries := make(map[string]string, len(defaultCanaries)+len(cfg.Canaries))
-	for tld, name := range defaultCanaries {
-		canaries[tld] = name
-	}
+	canaries := make(map[string]string, len(cfg.Canaries))
 	for tld, name := range cfg.Canaries {
 		canaries[normalizeTLD(tld)] = strings.ToLower(strings.TrimSuffix(name, "."))
 	}

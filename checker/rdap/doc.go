@@ -3,13 +3,18 @@
 // bootstrap registry (RFC 9224).
 //
 // The package does the I/O and turns an RDAP answer into
-// lifecycle.Evidence; the phase is decided by lifecycle.ClassifyRDAP.
+// lifecycle.Evidence; the phase is decided by lifecycle.ClassifyRDAPAfter
+// (with the registry's lifecycle.Profile), and the grace-sale baseline
+// (lifecycle.GraceBaseline) is kept with the evidence.
 //
 // Safety rules kept here (DESIGN.md §2):
 //   - A 404 becomes released (Evidence.NotFound) only when it comes from the
 //     bootstrap-authoritative server (or a configured override) and a canary
-//     lookup of a known-registered name on that same server succeeded within
-//     Config.CanaryTTL. Otherwise the observation is unknown.
+//     under the same public suffix — Config.Canaries
+//     (DOMAINGUARD_RDAP_CANARIES), else the registry profile's
+//     (lifecycle.Profile.CanaryFor, which vouches only for suffixes the
+//     registry holds) — answers on that same server, asked again right after
+//     every 404. Otherwise the observation is unknown.
 //   - Failures (network, timeouts, 5xx, 429) are returned as
 //     *checker.LookupError, never as a phase.
 //   - Bootstrap services reachable only over plain http are ignored: an

@@ -134,7 +134,9 @@ func eventKind(action string) string {
 	switch a {
 	case "registration", "registered", "creation", "created":
 		return "registration"
-	case "reregistration", "re registration":
+	case "reregistration", "re registration", "reinstantiation", "re instantiation":
+		// RFC 9083 §10.2.3: the object was instantiated again (after a
+		// deletion) — a new registration, like reregistration.
 		return "reregistration"
 	case "expiration", "expiry", "expires", "expiration date":
 		return "expiration"

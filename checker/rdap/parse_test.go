@@ -337,3 +337,19 @@ func TestParseBootstrap(t *testing.T) {
 		}
 	}
 }
+
+// RFC 9083's "reinstantiation" (the object created again after deletion)
+// moves the registration date like "reregistration" does.
+func TestReinstantiationIsAReregistration(t *testing.T) {
+	body := []byte(`{"objectClassName":"domain","ldhName":"example.com","status":["active"],"events":[
+		{"eventAction":"registration","eventDate":"2015-03-01T00:00:00Z"},
+		{"eventAction":"reinstantiation","eventDate":"2026-05-07T12:00:00Z"},
+		{"eventAction":"expiration","eventDate":"2027-05-07T12:00:00Z"}]}`)
+	ev, err := ParseDomain(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := mustTime(t, "2026-05-07T12:00:00Z"); ev.RegisteredAt == nil || !ev.RegisteredAt.Equal(*want) {
+		t.Fatalf("registered = %v, want the reinstantiation date %v", ev.RegisteredAt, want)
+	}
+}

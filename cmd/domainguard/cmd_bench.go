@@ -26,6 +26,7 @@ func runBench(ctx context.Context, inv invocation) error {
 	fs.IntVar(&o.Domains, "domains", def.Domains, "due domains the sweep enqueues")
 	fs.IntVar(&o.Emails, "emails", 0, "verified addresses the enforcer phase unverifies (default 10 per domain, at most 200000; with --scale 10 per domain)")
 	fs.IntVar(&o.EmailsPerDomain, "emails-per-domain", def.EmailsPerDomain, "addresses per lapsed domain")
+	fs.IntVar(&o.EnforcerRounds, "enforcer-rounds", def.EnforcerRounds, "rounds of the enforcer phase's three arms (bare UPDATE, floor, enforcer), interleaved")
 	fs.Float64Var(&o.CheckRate, "check-rate", def.CheckRate, "checker rate limit in the checker phase (lookups/s)")
 	fs.DurationVar(&o.CheckDuration, "check-duration", def.CheckDuration, "checker phase length at the rate limit")
 	fs.DurationVar(&o.ProviderLatency, "provider-latency", def.ProviderLatency, "fake provider answer time")

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	"github.com/domainguard/domainguard/enforcer"
 )
 
 func init() {
 	register("breaker", command{
-		usage: "status | resume [--by NAME]: the global breaker that pauses enforcement when too many domains turn non-active",
+		usage: "status | resume [--by NAME] [--note TEXT]: the global breaker that pauses enforcement when too many domains turn non-active",
 		run:   runBreaker,
 	})
 }
@@ -18,6 +20,7 @@ func runBreaker(ctx context.Context, inv invocation) error {
 	fs := flag.NewFlagSet("breaker", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	by := fs.String("by", "", "operator name recorded with the resume (default: the OS user)")
+	note := fs.String("note", "", "why: stored with the resume and published in audit.operator.action")
 	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
 		if len(rest) != 1 || (rest[0] != "status" && rest[0] != "resume") {
 			return usageErr("breaker status | breaker resume")
@@ -45,7 +48,7 @@ func runBreaker(ctx context.Context, inv invocation) error {
 			state, time.Since(s.Since).Round(time.Minute), s.Observed, s.NonActive, s.Percent, s.ThresholdPct, s.MinDomains, s.PendingHolds)
 		return nil
 	case "resume":
-		res, err := st.ResumeBreaker(ctx, operatorName(*by))
+		res, err := st.Resume(ctx, enforcer.Decision{By: operatorName(*by), Note: *note})
 		if err != nil {
 			return err
 		}

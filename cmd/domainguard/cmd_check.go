@@ -6,18 +6,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/internal/config"
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
 func init() {
 	register("check", command{
-		usage: "DOMAIN [--json]: one lookup through the configured provider; prints phase and evidence, changes nothing",
+		usage: "DOMAIN [--json]: one lookup through the configured provider, against the stored previous observation when the database is reachable; prints phase and evidence, changes nothing",
 		run:   runCheck,
 	})
 }
@@ -36,22 +40,59 @@ func runCheck(ctx context.Context, inv invocation) error {
 	if err != nil {
 		return err
 	}
+	name, err := domainname.Registrable(rest[0])
+	if err != nil {
+		return fmt.Errorf("check %q: %w", rest[0], err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	obs, err := checker.CheckOnce(ctx, p, rest[0], time.Now().UTC())
+	prev, note := storedPrevious(ctx, cfg, log, name)
+	obs, err := checker.CheckOnce(ctx, p, name, prev, time.Now().UTC())
 	if err != nil {
 		return withOfflineHint(err)
 	}
 	if *asJSON {
+		log.Info("check: previous observation", "previous", note)
 		enc := json.NewEncoder(inv.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(obs)
 	}
-	printObservation(inv, obs)
+	printObservation(inv, obs, note)
 	return nil
 }
 
-func printObservation(inv invocation, obs lifecycle.Observation) {
+// storedPrevious reads the domain's last applied observation from the
+// database, so `check` classifies against it as the pipeline does (a
+// grace-sale move or a kept lapse needs it). note says where the previous
+// observation came from, or why there is none.
+func storedPrevious(ctx context.Context, cfg config.Config, log *slog.Logger, domain string) (*lifecycle.Observation, string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	a, err := openApp(ctx, cfg, log, needs{db: true})
+	if err != nil {
+		return nil, fmt.Sprintf("no database reachable (%v): classified without the previous observation, the pipeline may decide otherwise", err)
+	}
+	defer a.close()
+	st, err := enforcer.NewStore(enforcer.Config{Pool: a.pool, Logger: log, Registerer: a.reg})
+	if err != nil {
+		return nil, fmt.Sprintf("database not usable (%v): classified without the previous observation", err)
+	}
+	rep, err := st.Status(ctx, domain)
+	switch {
+	case errors.Is(err, enforcer.ErrNotFound), err == nil && (rep.Domain == nil || !rep.Domain.Known || !rep.Domain.Phase.Known()):
+		return nil, "no previous observation of " + domain + " in the database"
+	case err != nil:
+		return nil, fmt.Sprintf("database read failed (%v): classified without the previous observation", err)
+	}
+	prev := &lifecycle.Observation{Domain: domain, Phase: rep.Domain.Phase}
+	if rep.Domain.Evidence != nil {
+		prev.Evidence = *rep.Domain.Evidence
+	}
+	return prev, fmt.Sprintf("classified against the stored previous observation (%s, observed %s) from the database",
+		prev.Phase, prev.Evidence.ObservedAt.UTC().Format(time.RFC3339))
+}
+
+func printObservation(inv invocation, obs lifecycle.Observation, previous string) {
 	ev := obs.Evidence
 	tw := tabwriter.NewWriter(inv.stdout, 2, 4, 2, ' ', 0)
 	row := func(k, v string) {
@@ -81,6 +122,7 @@ func printObservation(inv invocation, obs lifecycle.Observation) {
 	}
 	row("detail", ev.Detail)
 	row("observed", ev.ObservedAt.UTC().Format(time.RFC3339))
+	row("previous", previous)
 	tw.Flush()
 }
 

@@ -3,18 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/domainguard/domainguard/schemas"
+	"github.com/domainguard/domainguard/internal/deadletters"
 )
 
 func init() {
@@ -22,27 +17,6 @@ func init() {
 		usage: "list | replay SEQ... | replay --all: inspect dead-lettered messages and replay them after fixing their cause",
 		run:   runDLQ,
 	})
-}
-
-// deadLetterEntry is one message of the DLQ stream.
-type deadLetterEntry struct {
-	Seq    uint64             `json:"dlq_sequence"`
-	Letter schemas.DeadLetter `json:"letter"`
-	// PayloadJSON is letter.payload (base64) decoded, when it is JSON;
-	// PayloadText when it is other UTF-8 text.
-	PayloadJSON json.RawMessage `json:"payload_json,omitempty"`
-	PayloadText string          `json:"payload_text,omitempty"`
-}
-
-func newDeadLetterEntry(seq uint64, dl schemas.DeadLetter) deadLetterEntry {
-	e := deadLetterEntry{Seq: seq, Letter: dl}
-	switch {
-	case json.Valid(dl.Payload):
-		e.PayloadJSON = dl.Payload
-	case utf8.Valid(dl.Payload):
-		e.PayloadText = string(dl.Payload)
-	}
-	return e
 }
 
 func runDLQ(ctx context.Context, inv invocation) error {
@@ -54,21 +28,24 @@ func runDLQ(ctx context.Context, inv invocation) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) == 0 {
-		return usageErr("dlq list | dlq replay SEQ... | dlq replay --all")
+	// Usage errors are found before connecting, so they read the same on
+	// every machine and never wait for a broker.
+	seqs, err := checkDLQArgs(rest, *all)
+	if err != nil {
+		return err
 	}
 	a, err := openApp(ctx, cfg, log, needs{nats: true})
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	stream, err := a.js.Stream(ctx, a.topo.Namespace.Stream(schemas.StreamDLQ))
+	stream, err := deadletters.Stream(ctx, a.js, a.topo.Namespace)
 	if err != nil {
-		return fmt.Errorf("dlq stream: %w", err)
+		return err
 	}
 	switch rest[0] {
 	case "list":
-		entries, err := readDeadLetters(ctx, stream, *limit)
+		entries, err := deadletters.List(ctx, stream, *limit)
 		if err != nil {
 			return err
 		}
@@ -85,9 +62,8 @@ func runDLQ(ctx context.Context, inv invocation) error {
 		}
 		return tw.Flush()
 	case "replay":
-		var seqs []uint64
 		if *all {
-			entries, err := readDeadLetters(ctx, stream, 1<<30)
+			entries, err := deadletters.List(ctx, stream, 1<<30)
 			if err != nil {
 				return err
 			}
@@ -95,18 +71,8 @@ func runDLQ(ctx context.Context, inv invocation) error {
 				seqs = append(seqs, e.Seq)
 			}
 		}
-		for _, s := range rest[1:] {
-			n, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				return usageErr("dlq replay: %q is not a DLQ sequence number", s)
-			}
-			seqs = append(seqs, n)
-		}
-		if len(seqs) == 0 {
-			return usageErr("dlq replay needs sequence numbers or --all")
-		}
 		for _, seq := range seqs {
-			if err := replayDeadLetter(ctx, a.js, stream, a.topo.Namespace, seq); err != nil {
+			if _, err := deadletters.Replay(ctx, a.js, stream, a.topo.Namespace, seq); err != nil {
 				return err
 			}
 			fmt.Fprintf(inv.stdout, "replayed dead letter %d\n", seq)
@@ -117,57 +83,31 @@ func runDLQ(ctx context.Context, inv invocation) error {
 	}
 }
 
-func readDeadLetters(ctx context.Context, stream jetstream.Stream, limit int) ([]deadLetterEntry, error) {
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dlq stream info: %w", err)
+// checkDLQArgs validates the subcommand and returns the sequence numbers a
+// replay names.
+func checkDLQArgs(rest []string, all bool) ([]uint64, error) {
+	if len(rest) == 0 {
+		return nil, usageErr("dlq list | dlq replay SEQ... | dlq replay --all")
 	}
-	out := []deadLetterEntry{} // [] for none, never null
-	if info.State.Msgs == 0 {
-		return out, nil
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(out) < limit; seq++ {
-		raw, err := stream.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // replayed (deleted) or aged out
+	switch rest[0] {
+	case "list":
+		if len(rest) != 1 {
+			return nil, usageErr("dlq list takes no arguments")
 		}
-		if err != nil {
-			return nil, fmt.Errorf("dlq read %d: %w", seq, err)
+		return nil, nil
+	case "replay":
+		var seqs []uint64
+		for _, s := range rest[1:] {
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return nil, usageErr("dlq replay: %q is not a DLQ sequence number", s)
+			}
+			seqs = append(seqs, n)
 		}
-		var dl schemas.DeadLetter
-		if err := json.Unmarshal(raw.Data, &dl); err != nil {
-			return nil, fmt.Errorf("dlq message %d is not a dead letter: %w", seq, err)
+		if len(seqs) == 0 && !all {
+			return nil, usageErr("dlq replay needs sequence numbers or --all")
 		}
-		out = append(out, newDeadLetterEntry(seq, dl))
+		return seqs, nil
 	}
-	return out, nil
-}
-
-// replayDeadLetter republishes the original message to its original subject
-// and then deletes the dead letter. The replay's Nats-Msg-Id is derived from
-// the dead letter, so replaying twice (a crash between publish and delete)
-// publishes once within the duplicate window.
-func replayDeadLetter(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, ns schemas.Namespace, seq uint64) error {
-	raw, err := stream.GetMsg(ctx, seq)
-	if err != nil {
-		return fmt.Errorf("dlq replay %d: %w", seq, err)
-	}
-	var dl schemas.DeadLetter
-	if err := json.Unmarshal(raw.Data, &dl); err != nil {
-		return fmt.Errorf("dlq replay %d: not a dead letter: %w", seq, err)
-	}
-	msg := &nats.Msg{Subject: ns.Subject(dl.Subject), Data: dl.Payload, Header: nats.Header{}}
-	for k, vs := range dl.Headers {
-		for _, v := range vs {
-			msg.Header.Add(k, v)
-		}
-	}
-	msg.Header.Set(schemas.HeaderMsgID, "replay-"+dl.Stream+"-"+strconv.FormatUint(dl.Sequence, 10)+"-"+strconv.FormatUint(seq, 10))
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("dlq replay %d to %s: %w", seq, msg.Subject, err)
-	}
-	if err := stream.DeleteMsg(ctx, seq); err != nil {
-		return fmt.Errorf("dlq replay %d: published, but deleting the dead letter failed: %w", seq, err)
-	}
-	return nil
+	return nil, usageErr("dlq: unknown subcommand %q", rest[0])
 }

@@ -13,7 +13,7 @@ import (
 
 func init() {
 	register("holds", command{
-		usage: "list [--status pending|approved|rejected|all] | approve ID | reject ID [--by NAME]: changes held by the per-domain cap or a protected domain",
+		usage: "list [--status pending|approved|rejected|all] | approve ID | reject ID [--by NAME] [--note TEXT]: changes held by the per-domain cap or a protected domain",
 		run:   runHolds,
 	})
 }
@@ -23,18 +23,13 @@ func runHolds(ctx context.Context, inv invocation) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
 	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
+	note := fs.String("note", "", "why: stored with the decision and published in audit.operator.action")
 	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
-		switch {
-		case len(rest) == 0:
-			return usageErr("holds list | holds approve ID | holds reject ID")
-		case rest[0] == "list" && !slices.Contains([]string{"pending", "approved", "rejected", "all"}, *status):
+		if err := checkHoldsArgs(rest); err != nil {
+			return err
+		}
+		if rest[0] == "list" && !slices.Contains([]string{"pending", "approved", "rejected", "all"}, *status) {
 			return usageErr("holds list --status %q: want pending, approved, rejected or all", *status)
-		case rest[0] == "list" && len(rest) != 1:
-			return usageErr("holds list takes no arguments")
-		case (rest[0] == "approve" || rest[0] == "reject") && len(rest) != 2:
-			return usageErr("holds %s ID", rest[0])
-		case !slices.Contains([]string{"list", "approve", "reject"}, rest[0]):
-			return usageErr("holds: unknown subcommand %q", rest[0])
 		}
 		return nil
 	})
@@ -65,10 +60,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		}
 		return w.Flush()
 	case "approve":
-		if len(rest) != 2 {
-			return usageErr("holds approve ID")
-		}
-		res, err := st.ApproveHold(ctx, rest[1], operatorName(*by))
+		res, err := st.Approve(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
 		if err != nil {
 			return err
 		}
@@ -78,10 +70,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		fmt.Fprintf(inv.stdout, "hold %s approved: %d addresses on %s unverified (%s)\n", res.Hold.ID, res.Unverified, res.Hold.Domain, res.Hold.Reason)
 		return nil
 	case "reject":
-		if len(rest) != 2 {
-			return usageErr("holds reject ID")
-		}
-		h, err := st.RejectHold(ctx, rest[1], operatorName(*by))
+		h, err := st.Reject(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
 		if err != nil {
 			return err
 		}
@@ -92,4 +81,24 @@ func runHolds(ctx context.Context, inv invocation) error {
 		return nil
 	}
 	return usageErr("holds: unknown subcommand %q", rest[0])
+}
+
+// checkHoldsArgs finds usage errors before the database is opened.
+func checkHoldsArgs(rest []string) error {
+	if len(rest) == 0 {
+		return usageErr("holds list | holds approve ID | holds reject ID")
+	}
+	switch rest[0] {
+	case "list":
+		if len(rest) != 1 {
+			return usageErr("holds list takes no arguments")
+		}
+	case "approve", "reject":
+		if len(rest) != 2 {
+			return usageErr("holds %s ID", rest[0])
+		}
+	default:
+		return usageErr("holds: unknown subcommand %q", rest[0])
+	}
+	return nil
 }

@@ -13,9 +13,12 @@ func init() {
 }
 
 func runMigrate(ctx context.Context, inv invocation) error {
-	cfg, _, log, err := loadConfig(inv, flag.NewFlagSet("migrate", flag.ContinueOnError))
+	cfg, rest, log, err := loadConfig(inv, flag.NewFlagSet("migrate", flag.ContinueOnError))
 	if err != nil {
 		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("migrate takes no arguments, got %q", rest)
 	}
 	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true})
 	if err != nil {

@@ -64,16 +64,16 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 	defer a.close()
 	log.Info("starting", "command", name, "config", cfg.Redacted())
 
-	var runs []func(context.Context) error
+	var (
+		runs []func(context.Context) error
+		prod *producer.Producer
+		enf  *enforcer.Enforcer
+	)
 	if roles&roleProducer != 0 {
-		p, err := producer.New(producer.Config{
-			Pool: a.pool, JS: a.js, Topology: a.topo, Logger: log, // producer.New adds role=producer
-			Registerer: a.reg, DailyBudget: cfg.DailyLookupBudget, SweepInterval: cfg.SweepInterval,
-		})
-		if err != nil {
+		if prod, err = newProducer(a); err != nil {
 			return err
 		}
-		runs = append(runs, p.Run)
+		runs = append(runs, prod.Run)
 	}
 	if roles&roleChecker != 0 {
 		prov, err := newProvider(cfg, log.With("role", "checker"))
@@ -90,16 +90,12 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 		runs = append(runs, w.Run)
 	}
 	if roles&roleEnforcer != 0 {
-		e, err := enforcer.New(enforcer.Config{
-			Pool: a.pool, JS: a.js, Topology: a.topo, Logger: log.With("role", "enforcer"), Registerer: a.reg,
-			Strict: cfg.Strict, DryRun: cfg.DryRun, MaxUnverifyPerDomain: cfg.MaxUnverifyPerDomain,
-			ProtectedDomains: cfg.ProtectedDomains, BreakerPct: cfg.BreakerPct,
-			BreakerMinDomains: cfg.BreakerMinDomains, RecheckInterval: cfg.RecheckInterval,
-		})
-		if err != nil {
+		ecfg := a.enforcerConfig()
+		ecfg.Logger = log.With("role", "enforcer")
+		if enf, err = enforcer.New(ecfg); err != nil {
 			return err
 		}
-		runs = append(runs, e.Run)
+		runs = append(runs, enf.Run)
 	}
 
 	// a.ctx ends at once when NATS denies this user something: a role
@@ -107,6 +103,21 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 	// of retrying a timeout forever.
 	runCtx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
+	if roles == roleAll {
+		// The console and the host API, when their addresses are set,
+		// share run's connections, store and producer.
+		if cfg.ConsoleAddr != "" {
+			if err := startConsole(runCtx, a, enf.Store, prod, false); err != nil {
+				return err
+			}
+		}
+		if cfg.APIAddr != "" {
+			if err := startAPI(runCtx, a); err != nil {
+				return err
+			}
+		}
+	}
+
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/deadletters"
 	"github.com/domainguard/domainguard/internal/fakerdap"
 	"github.com/domainguard/domainguard/internal/postgres"
 	"github.com/domainguard/domainguard/internal/testbin"
@@ -25,9 +26,26 @@ import (
 
 func TestUsageErrorsExitTwo(t *testing.T) {
 	ctx := context.Background()
-	for _, args := range [][]string{{}, {"no-such-command"}, {"check"}, {"holds"}, {"breaker", "sideways"}, {"migrate", "--no-such-flag"}} {
+	// Nothing listens at these addresses: a command that connected before
+	// checking its arguments would exit 1 on every machine, whatever
+	// databases or streams earlier runs left behind.
+	env := map[string]string{
+		"DATABASE_URL":             "postgres://127.0.0.1:1/domainguard_usage?connect_timeout=1",
+		"NATS_URL":                 "nats://127.0.0.1:1",
+		"DOMAINGUARD_METRICS_ADDR": "off",
+	}
+	getenv := func(k string) string { return env[k] }
+	for _, args := range [][]string{
+		{}, {"no-such-command"}, {"check"}, {"migrate", "--no-such-flag"}, {"migrate", "extra"},
+		{"holds"}, {"holds", "sideways"}, {"holds", "approve"}, {"holds", "reject", "a", "b"}, {"holds", "list", "extra"},
+		{"breaker"}, {"breaker", "sideways"}, {"breaker", "status", "extra"},
+		{"status"}, {"status", "a@b.org", "c@d.org"},
+		{"dlq"}, {"dlq", "sideways"}, {"dlq", "list", "extra"}, {"dlq", "replay"}, {"dlq", "replay", "x"},
+		{"sweep", "extra"}, {"topology", "extra"}, {"notify-example", "extra"},
+		{"producer", "extra"}, {"checker", "extra"}, {"enforcer", "extra"}, {"run", "extra"},
+	} {
 		var out, errOut strings.Builder
-		code := runMain(ctx, invocation{args: args, stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }})
+		code := runMain(ctx, invocation{args: args, stdout: &out, stderr: &errOut, getenv: getenv})
 		if code != 2 {
 			t.Errorf("domainguard %q exited %d, want 2 (stderr %q)", args, code, errOut.String())
 		}
@@ -136,6 +154,52 @@ func TestCheckCommandPrintsPhaseAndEvidence(t *testing.T) {
 	}
 }
 
+// With a database reachable, `check` classifies against the stored
+// previous observation as the pipeline does, and says so: a name past its
+// expiry whose nameservers moved away from the last active set (a sale in
+// the auto-renew grace) is expired, not the grace a lookup without history
+// would print.
+func TestCheckCommandUsesStoredPrevious(t *testing.T) {
+	pool, dbURL := testdb.New(t)
+	rdap := fakerdap.New(t)
+	now := time.Now().UTC()
+	expiry := now.AddDate(0, 0, -10).Truncate(time.Second)
+	rdap.Set("sold.com", fakerdap.Answer{Statuses: []string{"active"}, ExpiresAt: expiry,
+		Nameservers: []string{"ns1.parking.example", "ns2.parking.example"}})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := rdap.WriteCACert(ca); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lastActive := lifecycle.Evidence{Provider: "rdap", Statuses: []string{"active"}, ExpiresAt: &expiry,
+		Nameservers: []string{"ns1.fakedns.test", "ns2.fakedns.test"}, RegistrarIANAID: "9999", ObservedAt: expiry.Add(-24 * time.Hour)}
+	evJSON, err := json.Marshal(lastActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO domains (name, phase, evidence, observed_at) VALUES ('sold.com', 'active', $1, $2)`,
+		evJSON, lastActive.ObservedAt); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"RDAP_BOOTSTRAP_URL=" + rdap.BootstrapURL(), "SSL_CERT_FILE=" + ca, "DOMAINGUARD_PROVIDER=rdap",
+		"DOMAINGUARD_DATA_DIR=" + t.TempDir(), "DOMAINGUARD_METRICS_ADDR=off"}
+	out, err := testbin.Run(ctx, t, append(base, "DATABASE_URL="+dbURL), "check", "sold.com")
+	if err != nil || !strings.Contains(out, "expired") || !strings.Contains(out, "stored previous observation") {
+		t.Fatalf("check with the database: %v\n%s", err, out)
+	}
+	out, err = testbin.Run(ctx, t, append(base, "DATABASE_URL="+dbURL), "check", "--json", "sold.com")
+	var obs lifecycle.Observation
+	if err != nil || json.Unmarshal([]byte(stdoutJSON(out)), &obs) != nil || obs.Phase != lifecycle.PhaseExpired ||
+		obs.Evidence.Baseline == nil || !strings.Contains(out, "stored previous observation") {
+		t.Fatalf("check --json with the database: %v %+v\n%s", err, obs, out)
+	}
+	out, err = testbin.Run(ctx, t, append(base, "DATABASE_URL=postgres://127.0.0.1:1/none?connect_timeout=2"), "check", "sold.com")
+	if err != nil || !strings.Contains(out, "grace") || !strings.Contains(out, "no database reachable") {
+		t.Fatalf("check without a database: %v\n%s", err, out)
+	}
+}
+
 // dlq list and replay against a real stream: a dead letter is listed, and
 // replaying it republishes the original message and removes the letter.
 func TestDLQListAndReplay(t *testing.T) {
@@ -164,7 +228,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dlq list: %v\n%s", err, out)
 	}
-	var entries []deadLetterEntry
+	var entries []deadletters.Entry
 	if err := json.Unmarshal([]byte(stdoutJSON(out)), &entries); err != nil || len(entries) != 1 {
 		t.Fatalf("dlq list: %v %d entries\n%s", err, len(entries), out)
 	}
@@ -322,18 +386,18 @@ func TestDLQReplayAfterFixIsApplied(t *testing.T) {
 	if _, err := js.Publish(ctx, topo.Namespace.Subject(schemas.SubjectEmailVerified), []byte(body)); err != nil {
 		t.Fatal(err)
 	}
-	dlq := func() []deadLetterEntry {
+	dlq := func() []deadletters.Entry {
 		out, err := testbin.Run(ctx, t, env, "dlq", "list", "--json")
 		if err != nil {
 			t.Fatalf("dlq list: %v\n%s", err, out)
 		}
-		var entries []deadLetterEntry
+		var entries []deadletters.Entry
 		if err := json.Unmarshal([]byte(stdoutJSON(out)), &entries); err != nil {
 			t.Fatalf("dlq list output: %v\n%s", err, out)
 		}
 		return entries
 	}
-	var entries []deadLetterEntry
+	var entries []deadletters.Entry
 	for deadline := time.Now().Add(time.Minute); len(entries) == 0; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the refused check was not dead-lettered:\n%s", p.Output())

@@ -34,8 +34,9 @@ func TestOperatorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := st.EnforceChanged(ctx, "msg-1", schemas.DomainChanged{Domain: "team.example", PreviousPhase: lifecycle.PhaseActive,
-		Phase: lifecycle.PhaseRedemption, Evidence: lifecycle.Evidence{Provider: "rdap", Statuses: []string{"redemption period"}, ObservedAt: now}})
+	outs, errs := st.EnforceChangedGroup(ctx, []enforcer.ChangeItem{{MsgID: "msg-1", Change: schemas.DomainChanged{Domain: "team.example", PreviousPhase: lifecycle.PhaseActive,
+		Phase: lifecycle.PhaseRedemption, Evidence: lifecycle.Evidence{Provider: "rdap", Statuses: []string{"redemption period"}, ObservedAt: now}}}})
+	out, err := outs[0], errs[0]
 	if err != nil || out.HoldID == "" {
 		t.Fatalf("enforce: %+v, %v", out, err)
 	}

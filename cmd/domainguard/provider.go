@@ -19,6 +19,7 @@ func newProvider(cfg config.Config, log *slog.Logger) (checker.Provider, error) 
 			BootstrapURL: cfg.RDAPBootstrapURL,
 			CacheDir:     filepath.Join(cfg.DataDir, "rdap"),
 			Overrides:    cfg.RDAPOverrides,
+			Canaries:     cfg.RDAPCanaries,
 			Logger:       log,
 		})
 	}

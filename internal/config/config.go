@@ -101,6 +101,11 @@ type Config struct {
 	// base URLs used instead of the bootstrap's for these TLDs (keys lower
 	// case, no leading dot). Default none.
 	RDAPOverrides map[string]string
+	// RDAPCanaries (DOMAINGUARD_RDAP_CANARIES, "suffix=name,suffix=name"):
+	// known-registered names that confirm an RDAP 404 under a public
+	// suffix, in addition to (and before) the registry profiles' canaries
+	// (keys lower case, no leading dot: "com", "gc.ca"). Default none.
+	RDAPCanaries map[string]string
 	// FastlyAPIURL (FASTLY_API_URL): default "https://api.fastly.com";
 	// WithDefaults fills it. FastlyAPIKey (FASTLY_API_KEY): secret.
 	FastlyAPIURL string
@@ -123,7 +128,8 @@ type Config struct {
 	// per checker process. Default 8; WithDefaults fills it.
 	CheckConcurrency int
 	// RecheckInterval (DOMAINGUARD_RECHECK_INTERVAL): longest time between
-	// two checks of a healthy domain. Default 720h; WithDefaults fills it.
+	// two checks of a healthy domain. Default 720h; WithDefaults fills it;
+	// at most lifecycle.MaxRecheckInterval (720h).
 	RecheckInterval time.Duration
 	// SweepInterval (DOMAINGUARD_SWEEP_INTERVAL): how often the producer
 	// looks for due domains. Default 1m; WithDefaults fills it.
@@ -170,7 +176,28 @@ type Config struct {
 	// the log goes to a terminal, JSON otherwise (files, containers, log
 	// shippers).
 	LogFormat string
+
+	// ConsoleAddr (DOMAINGUARD_CONSOLE_ADDR): listen address of the
+	// operator console. Default "": `run` starts no console; the `console`
+	// command listens on DefaultConsoleAddr when it is empty.
+	ConsoleAddr string
+	// ConsoleUsers (DOMAINGUARD_CONSOLE_USERS): the console's users file,
+	// one name:role:bcrypt-hash line each. Default none.
+	ConsoleUsers string
+	// APIAddr (DOMAINGUARD_API_ADDR): listen address of the host HTTP API.
+	// Default "": `run` starts no API; the `api` command listens on
+	// DefaultAPIAddr when it is empty.
+	APIAddr string
+	// APITokens (DOMAINGUARD_API_TOKENS): the host API's bearer tokens,
+	// comma-separated name:token pairs (secret). Default none.
+	APITokens string
 }
+
+// Listen addresses of the console and API commands when none is set.
+const (
+	DefaultConsoleAddr = "127.0.0.1:8080"
+	DefaultAPIAddr     = "127.0.0.1:8081"
+)
 
 // Defaults returns the configuration used when nothing is set.
 func Defaults() Config {

@@ -91,6 +91,7 @@ func TestLoadEnvThenFlagsWin(t *testing.T) {
 		"DOMAINGUARD_STRICT":              "true",
 		"DOMAINGUARD_PROTECTED_DOMAINS":   " Example.COM, ,corp.example. ",
 		"DOMAINGUARD_RDAP_OVERRIDES":      "NO=https://rdap.norid.no/,.de=http://127.0.0.1:1/",
+		"DOMAINGUARD_RDAP_CANARIES":       "GC.CA=Canada.gc.ca., com=verisign.com",
 		"DOMAINGUARD_METRICS_ADDR":        "off",
 		"DOMAINGUARD_BREAKER_PCT":         "7",
 		"DOMAINGUARD_SUBJECT_PREFIX":      "t1",
@@ -126,6 +127,7 @@ func TestLoadEnvThenFlagsWin(t *testing.T) {
 		{"env: breaker", c.BreakerPct, 7.0},
 		{"env: protected", c.ProtectedDomains, []string{"example.com", "corp.example"}},
 		{"env: overrides", c.RDAPOverrides, map[string]string{"no": "https://rdap.norid.no/", "de": "http://127.0.0.1:1/"}},
+		{"env: canaries", c.RDAPCanaries, map[string]string{"gc.ca": "canada.gc.ca", "com": "verisign.com"}},
 		{"env: prefix", c.SubjectPrefix, "t1"},
 		{"default kept", c.MaxUnverifyPerDomain, 50},
 	}
@@ -217,6 +219,9 @@ func TestValidate(t *testing.T) {
 		{"rate", func(c *Config) { c.LookupsPerSecond = -1 }, "DOMAINGUARD_LOOKUPS_PER_SECOND"},
 		{"budget", func(c *Config) { c.DailyLookupBudget = -5 }, "DOMAINGUARD_DAILY_LOOKUP_BUDGET"},
 		{"recheck", func(c *Config) { c.RecheckInterval = time.Minute }, "DOMAINGUARD_RECHECK_INTERVAL"},
+		{"recheck 30 days", func(c *Config) { c.RecheckInterval = 720 * time.Hour }, ""},
+		// Longer than deletion → release at the fastest registry: refused.
+		{"recheck above 30 days", func(c *Config) { c.RecheckInterval = 721 * time.Hour }, "redemption grace period"},
 		{"breaker", func(c *Config) { c.BreakerPct = 150 }, "DOMAINGUARD_BREAKER_PCT"},
 		{"breaker min", func(c *Config) { c.BreakerMinDomains = -1 }, "DOMAINGUARD_BREAKER_MIN_DOMAINS"},
 		{"max unverify", func(c *Config) { c.MaxUnverifyPerDomain = -1 }, "DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN"},
@@ -254,6 +259,15 @@ func TestValidate(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "LOOKUPS_PER_SECOND") || !strings.Contains(err.Error(), "LOG_LEVEL") {
 		t.Fatalf("error = %v, want both problems", err)
+	}
+}
+
+func TestCanariesRejectNamesOutsideTheirSuffix(t *testing.T) {
+	for _, v := range []string{"gc.ca=canada.ca", "com", "=x.com", "uk="} {
+		if _, _, err := Load(nil, envOf(map[string]string{"DOMAINGUARD_RDAP_CANARIES": v}), quietFlags()); err == nil ||
+			!strings.Contains(err.Error(), "DOMAINGUARD_RDAP_CANARIES") {
+			t.Errorf("%q: error = %v", v, err)
+		}
 	}
 }
 

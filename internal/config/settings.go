@@ -68,6 +68,9 @@ var settings = []setting{
 	{env: "DOMAINGUARD_RDAP_OVERRIDES", help: "RDAP base URLs per TLD: `tld=url,...`",
 		parse:  parseOverrides,
 		format: func(c Config) string { return formatOverrides(c.RDAPOverrides) }},
+	{env: "DOMAINGUARD_RDAP_CANARIES", help: "known-registered names confirming RDAP 404s per public suffix: `suffix=name,...`",
+		parse:  parseCanaries,
+		format: func(c Config) string { return formatOverrides(c.RDAPCanaries) }},
 	{env: "FASTLY_API_URL", url: true, help: "Fastly API base `url`",
 		parse:  func(c *Config, v string) error { c.FastlyAPIURL = strings.TrimSpace(v); return nil },
 		format: func(c Config) string { return c.FastlyAPIURL }},
@@ -144,6 +147,18 @@ var settings = []setting{
 	{env: "DOMAINGUARD_LOG_FORMAT", help: "log `format`: json or text (default: text on a terminal, json otherwise)",
 		parse:  func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil },
 		format: func(c Config) string { return c.LogFormat }},
+	{env: "DOMAINGUARD_CONSOLE_ADDR", help: "operator console listen `address` (run: off unless set; console: 127.0.0.1:8080)",
+		parse:  func(c *Config, v string) error { c.ConsoleAddr = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.ConsoleAddr }},
+	{env: "DOMAINGUARD_CONSOLE_USERS", help: "operator console users `file` (name:role:bcrypt-hash lines)",
+		parse:  func(c *Config, v string) error { c.ConsoleUsers = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.ConsoleUsers }},
+	{env: "DOMAINGUARD_API_ADDR", help: "host HTTP API listen `address` (run: off unless set; api: 127.0.0.1:8081)",
+		parse:  func(c *Config, v string) error { c.APIAddr = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.APIAddr }},
+	{env: "DOMAINGUARD_API_TOKENS", secret: true, help: "host HTTP API bearer `tokens`: name:token,...",
+		parse:  func(c *Config, v string) error { c.APITokens = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.APITokens }},
 }
 
 func intParser(field func(*Config) *int) func(*Config, string) error {
@@ -221,6 +236,28 @@ func parseOverrides(c *Config, v string) error {
 		out[tld] = base
 	}
 	c.RDAPOverrides = out
+	return nil
+}
+
+func parseCanaries(c *Config, v string) error {
+	out := map[string]string{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		suffix, name, ok := strings.Cut(item, "=")
+		suffix = strings.Trim(strings.ToLower(strings.TrimSpace(suffix)), ".")
+		name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+		if !ok || suffix == "" || name == "" {
+			return fmt.Errorf("item %q: want suffix=name", item)
+		}
+		if !strings.HasSuffix(name, "."+suffix) {
+			return fmt.Errorf("item %q: the canary %q must be a name under .%s", item, name, suffix)
+		}
+		out[suffix] = name
+	}
+	c.RDAPCanaries = out
 	return nil
 }
 

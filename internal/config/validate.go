@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/domainguard/domainguard/lifecycle"
 )
 
 var subjectPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
@@ -113,8 +115,12 @@ func (c Config) Validate() error {
 	if c.CheckConcurrency < 1 || c.CheckConcurrency > 1000 {
 		bad("DOMAINGUARD_CHECK_CONCURRENCY", "%d: want 1 to 1000", c.CheckConcurrency)
 	}
-	if c.RecheckInterval < time.Hour {
+	switch {
+	case c.RecheckInterval < time.Hour:
 		bad("DOMAINGUARD_RECHECK_INTERVAL", "%s: want at least 1h", c.RecheckInterval)
+	case c.RecheckInterval > lifecycle.MaxRecheckInterval:
+		bad("DOMAINGUARD_RECHECK_INTERVAL", "%s: want at most %s — a deleted name can be released %s after deletion (DENIC's redemption grace period), so a longer interval can miss a whole lapse between two checks",
+			c.RecheckInterval, lifecycle.MaxRecheckInterval, lifecycle.MaxRecheckInterval)
 	}
 	if c.SweepInterval < time.Second {
 		bad("DOMAINGUARD_SWEEP_INTERVAL", "%s: want at least 1s", c.SweepInterval)

@@ -248,3 +248,45 @@ func TLD(domain string) string {
 	}
 	return domain
 }
+
+// PublicSuffix returns the public suffix of name under the ICANN section
+// of the Public Suffix List ("cs.ox.ac.uk" → "ac.uk", "foo.github.io" →
+// "io"): the zone whose registry holds the registrable domain.
+func PublicSuffix(name string) string {
+	return icannSuffix(strings.ToLower(strings.TrimSuffix(name, ".")))
+}
+
+// PrivateSuffix returns the suffix from the private section of the Public
+// Suffix List that host lies strictly under ("acme.us.com" → "us.com",
+// "foo.github.io" → "github.io"), or "" when there is none. Such a suffix
+// is run by a company that hands out names below it on its own terms: the
+// user's own name can lapse there while the registrable domain domainguard
+// watches (us.com, github.io) stays active.
+func PrivateSuffix(host string) string {
+	name, err := Normalize(host)
+	if err != nil {
+		return ""
+	}
+	suffix, icann := publicsuffix.PublicSuffix(name)
+	if icann || !strings.Contains(suffix, ".") || name == suffix {
+		return "" // ICANN suffix, or the "*" rule of a TLD the list does not know
+	}
+	return suffix
+}
+
+// Covered reports whether watching the registrable domain of email covers
+// a lapse of the address's own domain; when it does not (the domain lies
+// under a private PSL suffix, see PrivateSuffix) why says so. Invalid
+// addresses are not covered either.
+func Covered(email string) (covered bool, why string) {
+	_, domain, err := FromEmail(email)
+	if err != nil {
+		return false, err.Error()
+	}
+	if s := PrivateSuffix(domain); s != "" {
+		reg, _ := Registrable(domain)
+		return false, fmt.Sprintf("%s lies under the private suffix %s: domainguard watches %s, which stays active when %s lapses with %s's operator (watch the full name with DNS evidence)",
+			domain, s, reg, domain, s)
+	}
+	return true, ""
+}

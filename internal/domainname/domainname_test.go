@@ -228,3 +228,36 @@ func FuzzRegistrable(f *testing.F) {
 		}
 	})
 }
+
+func TestPrivateSuffixAndCoverage(t *testing.T) {
+	for _, tt := range []struct {
+		email   string
+		private string
+		covered bool
+	}{
+		{"a@acme.us.com", "us.com", false},
+		{"a@acme.eu.org", "eu.org", false},
+		{"a@foo.pp.ua", "pp.ua", false},
+		{"a@foo.github.io", "github.io", false},
+		{"a@x.foo.github.io", "github.io", false},
+		{"a@github.io", "", true}, // the suffix's own operator
+		{"a@example.com", "", true},
+		{"a@cs.ox.ac.uk", "", true}, // ac.uk is an ICANN suffix
+		{"a@example.unknowntld", "", true},
+	} {
+		_, domain, _ := FromEmail(tt.email)
+		if got := PrivateSuffix(domain); got != tt.private {
+			t.Errorf("PrivateSuffix(%q) = %q, want %q", domain, got, tt.private)
+		}
+		covered, why := Covered(tt.email)
+		if covered != tt.covered || covered != (why == "") {
+			t.Errorf("Covered(%q) = %v, %q; want %v", tt.email, covered, why, tt.covered)
+		}
+	}
+	if got := PublicSuffix("cs.ox.ac.uk"); got != "ac.uk" {
+		t.Errorf("PublicSuffix(cs.ox.ac.uk) = %q", got)
+	}
+	if got := PublicSuffix("foo.github.io"); got != "io" {
+		t.Errorf("PublicSuffix(foo.github.io) = %q", got)
+	}
+}

@@ -183,6 +183,9 @@ type clusterOptions struct {
 	quirky bool
 	// extraEnv is added to every role's environment.
 	extraEnv []string
+	// tlds the fake RDAP server's bootstrap lists; default com, net, test,
+	// example.
+	tlds []string
 }
 
 type cluster struct {
@@ -261,7 +264,11 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		t.Fatalf("ensure topology: %v", err)
 	}
 
-	c.rdap = fakerdap.NewWithOptions(t, fakerdap.Options{TLDs: []string{"com", "net", "test", "example"}})
+	tlds := o.tlds
+	if len(tlds) == 0 {
+		tlds = []string{"com", "net", "test", "example"}
+	}
+	c.rdap = fakerdap.NewWithOptions(t, fakerdap.Options{TLDs: tlds})
 	ca := c.rdap.CACertPEM()
 	overrides := ""
 	if o.quirky {

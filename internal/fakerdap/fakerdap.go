@@ -7,9 +7,9 @@
 // falling back to a default answer (registered and active, expiring a year
 // after the server started). It serves GET /bootstrap/dns.json mapping its
 // TLDs (default com, net, org, test, example) to itself. The canary names
-// the RDAP client uses to confirm a 404 (verisign.com, verisign.net,
-// pir.org, nic.<tld>) are always registered unless a test Sets them
-// otherwise. Lookups are counted per domain.
+// the RDAP client uses to confirm a 404 (the registry profiles' canaries
+// for its TLDs: verisign.com, pir.org, nic.<tld>, ...) are always
+// registered unless a test Sets them otherwise. Lookups are counted per domain.
 //
 // The server speaks HTTPS by default, because the RDAP client only takes
 // https URLs from a bootstrap file: give the client Server.Client() (or,
@@ -27,7 +27,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,16 +251,18 @@ func (s *Server) BootstrapFetches() int {
 	return s.bootstraps
 }
 
-// IsCanary reports whether name is one of the RDAP client's default
-// canary names for the server's TLDs.
+// IsCanary reports whether name is the canary the RDAP client uses for one
+// of the server's TLDs (from the registry profiles,
+// lifecycle.Profile.CanaryFor: verisign.com, pir.org, nic.uk, nic.<tld>,
+// ...).
 func (s *Server) IsCanary(name string) bool {
 	name = normalize(name)
-	switch name {
-	case "verisign.com", "verisign.net", "pir.org":
-		return true
+	for _, tld := range s.tlds {
+		if c, ok := lifecycle.ProfileFor(tld).CanaryFor(tld); ok && c == name {
+			return true
+		}
 	}
-	tld, ok := strings.CutPrefix(name, "nic.")
-	return ok && slices.Contains(s.tlds, tld)
+	return false
 }
 
 // script fills in the dates and statuses the answer's phase implies.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"time"
@@ -17,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/domainguard/domainguard/internal/httpserve"
 )
 
 // readyTimeout bounds one readiness check.
@@ -35,9 +36,7 @@ func NewRegistry() *prometheus.Registry {
 
 // Server is a running metrics and health endpoint.
 type Server struct {
-	addr string
-	srv  *http.Server
-	done chan struct{}
+	s *httpserve.Server
 }
 
 // Serve listens on addr and serves /metrics from reg, /healthz and /readyz
@@ -54,35 +53,12 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, ready fun
 	if reg == nil {
 		return nil, errors.New("telemetry: nil registry")
 	}
-	l, err := net.Listen("tcp", addr)
+	hs, err := httpserve.Start(ctx, addr, Handler(reg, ready, logger), logger)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	s := &Server{
-		addr: l.Addr().String(),
-		srv: &http.Server{
-			Handler:           Handler(reg, ready, logger),
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		},
-		done: make(chan struct{}),
-	}
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server stopped", "addr", s.addr, "err", err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.srv.Shutdown(shutdownCtx); err != nil {
-			_ = s.srv.Close()
-		}
-	}()
-	logger.Info("metrics server listening", "addr", s.addr)
-	return s, nil
+	logger.Info("metrics server listening", "addr", hs.Addr())
+	return &Server{s: hs}, nil
 }
 
 // Addr is the address the server listens on ("" for a nil Server).
@@ -90,7 +66,7 @@ func (s *Server) Addr() string {
 	if s == nil {
 		return ""
 	}
-	return s.addr
+	return s.s.Addr()
 }
 
 // Done is closed once the server has stopped after its context ended
@@ -101,7 +77,7 @@ func (s *Server) Done() <-chan struct{} {
 		close(c)
 		return c
 	}
-	return s.done
+	return s.s.Done()
 }
 
 // Handler returns the mux Serve uses, for embedding in another server.
