@@ -19,6 +19,7 @@ import (
 // `import` reports what it read, imported and rejected, and exits 1 when
 // any row was bad (the good rows are in).
 func TestImportBadRowsExitNonZero(t *testing.T) {
+	testbin.Path(t) // build before the timeouts below start
 	pool, dbURL := testdb.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -42,6 +43,7 @@ func TestImportBadRowsExitNonZero(t *testing.T) {
 // Empty lists print [] in JSON, not null; sweep's progress says "sweep:"
 // once; a bogus --status is a usage error (exit 2) before any connection.
 func TestOperatorOutputShapes(t *testing.T) {
+	testbin.Path(t) // build before the timeouts below start
 	pool, dbURL := testdb.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

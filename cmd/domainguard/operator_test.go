@@ -78,6 +78,7 @@ func TestOperatorCommands(t *testing.T) {
 // shape docs/INTEGRATION.md uses), and says "not found" with exit status 1
 // for an address it does not know, even when it knows the domain.
 func TestStatusEmailNormalised(t *testing.T) {
+	testbin.Path(t) // build before the timeouts below start
 	pool, dbURL := testdb.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

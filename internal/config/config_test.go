@@ -238,7 +238,7 @@ func TestValidate(t *testing.T) {
 		{"nats password alone", func(c *Config) { c.NATSPassword = "p" }, "NATS_PASSWORD"},
 		{"subject prefix wildcard", func(c *Config) { c.SubjectPrefix = "a.>" }, "DOMAINGUARD_SUBJECT_PREFIX"},
 		{"subject prefix dotted", func(c *Config) { c.SubjectPrefix = "test-1.run_2" }, ""},
-		{"bootstrap url", func(c *Config) { c.RDAPBootstrapURL = "file:///dns.json" }, "RDAP_BOOTSTRAP_URL"},
+		{"bootstrap url", func(c *Config) { c.RDAPBootstrapURL = "ftp://example.org/dns.json" }, "RDAP_BOOTSTRAP_URL"},
 		{"protected", func(c *Config) { c.ProtectedDomains = []string{"a b"} }, "DOMAINGUARD_PROTECTED_DOMAINS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
