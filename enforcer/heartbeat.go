@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +60,7 @@ FROM domains WHERE name = ANY($1)`, names)
 			upFailed        []bool
 			upNext          []time.Time
 			upFailures      []int32
+			upErrors        []string
 			checked, failed int
 		)
 		for rows.Next() {
@@ -85,6 +87,7 @@ FROM domains WHERE name = ANY($1)`, names)
 				upFailed = append(upFailed, true)
 				upNext = append(upNext, lifecycle.RetryAfterFailure(failures+1, now, s.random))
 				upFailures = append(upFailures, int32(failures+1))
+				upErrors = append(upErrors, lookupError(hb))
 				failed++
 				continue
 			}
@@ -101,6 +104,7 @@ FROM domains WHERE name = ANY($1)`, names)
 			upFailed = append(upFailed, false)
 			upNext = append(upNext, lifecycle.NextCheck(name, lifecycle.Phase(phase), ev, releasedSince, now, s.schedule(), s.random))
 			upFailures = append(upFailures, 0)
+			upErrors = append(upErrors, "")
 			checked++
 		}
 		rows.Close()
@@ -113,10 +117,12 @@ FROM domains WHERE name = ANY($1)`, names)
 			if _, err := tx.Exec(ctx, `
 UPDATE domains d SET
   last_checked_at = CASE WHEN v.failed THEN d.last_checked_at ELSE v.checked END,
-  next_check_at = v.next, check_failures = v.failures
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::bool[]) AS v(name, checked, next, failures, failed)
+  next_check_at = v.next, check_failures = v.failures,
+  last_error = CASE WHEN v.failed THEN v.error ELSE d.last_error END,
+  last_error_at = CASE WHEN v.failed THEN v.checked ELSE d.last_error_at END
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::bool[], $6::text[]) AS v(name, checked, next, failures, failed, error)
 WHERE d.name = v.name AND (d.last_checked_at IS NULL OR d.last_checked_at < v.checked)`,
-				upNames, upChecked, upNext, upFailures, upFailed); err != nil {
+				upNames, upChecked, upNext, upFailures, upFailed, upErrors); err != nil {
 				return fmt.Errorf("update domains: %w", err)
 			}
 		}
@@ -131,4 +137,13 @@ WHERE d.name = v.name AND (d.last_checked_at IS NULL OR d.last_checked_at < v.ch
 	s.metrics.heartbeats.WithLabelValues("failed").Add(float64(res.Failed))
 	s.metrics.heartbeats.WithLabelValues("stale").Add(float64(res.Stale))
 	return res, nil
+}
+
+// lookupError is what status shows of a failed lookup: the checker's
+// detail, or the phase when it gave none.
+func lookupError(hb schemas.DomainChecked) string {
+	if d := strings.TrimSpace(hb.Detail); d != "" {
+		return d
+	}
+	return "lookup failed (phase " + string(hb.Phase) + ")"
 }

@@ -30,18 +30,22 @@ type StatusReport struct {
 
 // DomainStatus is a domains row with address counts.
 type DomainStatus struct {
-	Name            string              `json:"name"`
-	Known           bool                `json:"known"` // a domains row exists
-	Phase           lifecycle.Phase     `json:"phase"`
-	Evidence        *lifecycle.Evidence `json:"evidence,omitempty"`
-	ObservedAt      *time.Time          `json:"observed_at,omitempty"`
-	PhaseSince      *time.Time          `json:"phase_since,omitempty"`
-	LastCheckedAt   *time.Time          `json:"last_checked_at,omitempty"`
-	NextCheckAt     *time.Time          `json:"next_check_at,omitempty"`
-	CheckFailures   int                 `json:"check_failures"`
-	Protected       bool                `json:"protected"`
-	VerifiedCount   int                 `json:"verified_count"`
-	UnverifiedCount int                 `json:"unverified_count"`
+	Name          string              `json:"name"`
+	Known         bool                `json:"known"` // a domains row exists
+	Phase         lifecycle.Phase     `json:"phase"`
+	Evidence      *lifecycle.Evidence `json:"evidence,omitempty"`
+	ObservedAt    *time.Time          `json:"observed_at,omitempty"`
+	PhaseSince    *time.Time          `json:"phase_since,omitempty"`
+	LastCheckedAt *time.Time          `json:"last_checked_at,omitempty"`
+	NextCheckAt   *time.Time          `json:"next_check_at,omitempty"`
+	CheckFailures int                 `json:"check_failures"`
+	// LastError is the last failed lookup's reason and LastErrorAt when
+	// it happened (kept after a later success).
+	LastError       string     `json:"last_error,omitempty"`
+	LastErrorAt     *time.Time `json:"last_error_at,omitempty"`
+	Protected       bool       `json:"protected"`
+	VerifiedCount   int        `json:"verified_count"`
+	UnverifiedCount int        `json:"unverified_count"`
 }
 
 // EmailStatus is one emails row.
@@ -186,13 +190,18 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 func (s *Store) domainStatus(ctx context.Context, tx pgx.Tx, domain string) (*DomainStatus, error) {
 	ds := &DomainStatus{Name: domain, Phase: lifecycle.PhaseUnknown, Protected: s.Protected(domain)}
 	var (
-		phase    string
-		evidence []byte
-		next     time.Time
+		phase     string
+		evidence  []byte
+		next      time.Time
+		lastError *string
 	)
 	err := tx.QueryRow(ctx, `
-SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures
-FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures)
+SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures, last_error, last_error_at
+FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures,
+		&lastError, &ds.LastErrorAt)
+	if lastError != nil {
+		ds.LastError = *lastError
+	}
 	switch {
 	case err == pgx.ErrNoRows:
 	case err != nil:
@@ -294,6 +303,9 @@ func (r StatusReport) WriteText(w io.Writer) error {
 		} else {
 			fmt.Fprintf(tw, "phase\t%s (since %s, observed %s)\n", d.Phase, ts(d.PhaseSince), ts(d.ObservedAt))
 			fmt.Fprintf(tw, "checked\tlast %s, next %s, failures %d\n", ts(d.LastCheckedAt), ts(d.NextCheckAt), d.CheckFailures)
+			if d.LastError != "" {
+				fmt.Fprintf(tw, "last lookup error\t%s: %s\n", ts(d.LastErrorAt), d.LastError)
+			}
 			if ev := d.Evidence; ev != nil {
 				fmt.Fprintf(tw, "evidence\tprovider %s, statuses [%s], registered %s, expires %s, handle %q\n",
 					ev.Provider, strings.Join(ev.Statuses, ", "), ts(ev.RegisteredAt), ts(ev.ExpiresAt), ev.Handle)
