@@ -31,7 +31,7 @@ func CheckOnce(ctx context.Context, p Provider, domain string, prev *lifecycle.O
 // fillObservation sets what a provider may have left empty and drops
 // control characters from the provider's text (see lifecycle.Evidence.Clean).
 func fillObservation(obs *lifecycle.Observation, domain, provider string, now time.Time) {
-	obs.Evidence = obs.Evidence.Clean()
+	obs.Evidence = obs.Evidence.Clean().Capped()
 	if obs.Domain == "" {
 		obs.Domain = domain
 	}

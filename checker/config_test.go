@@ -96,7 +96,8 @@ func TestCheckOnce(t *testing.T) {
 
 func TestRateLimitersPause(t *testing.T) {
 	t.Parallel()
-	r := newRateLimiters(1000, 10)
+	var paused []string
+	r := newRateLimiters(1000, 10, time.Second, func(key string, _ time.Time) { paused = append(paused, key) })
 	r.pause("host", 300*time.Millisecond)
 	waited, err := r.wait(context.Background(), "host")
 	if err != nil || waited < 250*time.Millisecond {
@@ -107,8 +108,20 @@ func TestRateLimitersPause(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	r.pause("host", time.Hour)
-	if _, err := r.wait(ctx, "host"); !errors.Is(err, context.Canceled) {
+	r.pause("other", 500*time.Millisecond)
+	if _, err := r.wait(ctx, "other"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled wait = %v", err)
+	}
+	// A pause longer than a worker may wait in place (a day, capped at
+	// MaxRetryAfter) is not waited for: the check is handed back.
+	start := time.Now()
+	r.pause("host", 24*time.Hour)
+	_, err = r.wait(context.Background(), "host")
+	var pe *pausedError
+	if !errors.As(err, &pe) || pe.Remaining > MaxRetryAfter || pe.Remaining < MaxRetryAfter-time.Minute || time.Since(start) > 100*time.Millisecond {
+		t.Errorf("wait on a server paused for a day: %v after %s; want a *pausedError of at most %s at once", err, time.Since(start), MaxRetryAfter)
+	}
+	if len(paused) != 3 {
+		t.Errorf("onPause called for %v, want host, other, host", paused)
 	}
 }

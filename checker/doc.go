@@ -32,6 +32,9 @@
 //     enforcer then schedules the retry with lifecycle.RetryAfterFailure
 //     (about 1h, 4h, 1 day), and the domain's single pending-check slot in
 //     the work queue is free for a manual check meanwhile.
+//   - A provider without any source of evidence for the TLD (ErrNoSource)
+//     gets an unmonitored heartbeat: no retries; the enforcer marks the
+//     domain unmonitored and retries it weekly.
 //   - Permanent failures (invalid domain, the provider says the name or zone
 //     cannot exist) and undecodable requests are dead-lettered, which also
 //     removes them from the work queue.
@@ -53,6 +56,6 @@
 //	domainguard_checker_lookup_duration_seconds{provider} histogram, per lookup attempt
 //	domainguard_checker_rate_limit_wait_seconds           histogram, time spent waiting for the rate limiter
 //	domainguard_checker_retries_total                     counter, in-process lookup retries
-//	domainguard_checker_events_published_total{kind}      counter; kind: changed, checked, failed
+//	domainguard_checker_events_published_total{kind}      counter; kind: changed, checked, failed, unmonitored
 //	domainguard_checker_dead_letters_total                counter, checks dead-lettered
 package checker

@@ -19,6 +19,8 @@ const (
 	kindChanged = "changed"
 	kindChecked = "checked"
 	kindFailed  = "failed"
+	// kindUnmonitored: no source of evidence for the TLD.
+	kindUnmonitored = "unmonitored"
 )
 
 type metrics struct {
@@ -28,6 +30,8 @@ type metrics struct {
 	retries        prometheus.Counter
 	published      *prometheus.CounterVec
 	deadLetters    prometheus.Counter
+	pausedUntil    *prometheus.GaugeVec
+	parked         prometheus.Counter
 	releasedJumps  prometheus.Counter
 }
 
@@ -53,18 +57,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "domainguard_checker_events_published_total",
-			Help: "Events published by kind (changed, checked heartbeat, failed heartbeat).",
+			Help: "Events published by kind (changed, checked heartbeat, failed heartbeat, unmonitored heartbeat).",
 		}, []string{"kind"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "domainguard_checker_dead_letters_total",
 			Help: "Check requests dead-lettered (invalid input or permanent lookup failure).",
+		}),
+		pausedUntil: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "domainguard_checker_paused_until_seconds",
+			Help: "Per lookup server (RDAP host, or provider): Unix time until which its Retry-After pauses lookups (capped at 6h); in the past when not paused.",
+		}, []string{"server"}),
+		parked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "domainguard_checker_checks_parked_total",
+			Help: "Checks handed back to the queue with a delay because their lookup server is paused.",
 		}),
 		releasedJumps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "domainguard_checker_released_without_lapse_total",
 			Help: "Domains seen released straight after an active observation, with no lapse phase in between (suspicious: a registry answering 404 by mistake looks like this).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.lookups, m.lookupDuration, m.rateLimitWait, m.retries, m.published, m.deadLetters, m.releasedJumps} {
+	for _, c := range []prometheus.Collector{m.lookups, m.lookupDuration, m.rateLimitWait, m.retries, m.published, m.deadLetters,
+		m.pausedUntil, m.parked, m.releasedJumps} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("checker metrics: %w", err)
 		}

@@ -53,6 +53,12 @@ func (e *LookupError) Error() string {
 
 func (e *LookupError) Unwrap() error { return e.Err }
 
+// ErrNoSource is returned (wrapped) by a provider that has no usable
+// source of evidence for the domain's TLD: no RDAP service, no commercial
+// provider, and no DNS evidence. The worker publishes an unmonitored
+// heartbeat (retried weekly, DESIGN.md §8) instead of retrying.
+var ErrNoSource = errors.New("no usable evidence source for the TLD")
+
 // IsPermanent reports whether err is a lookup failure that retrying cannot
 // fix. Unclassified errors count as temporary: when in doubt, retry.
 func IsPermanent(err error) bool {

@@ -7,8 +7,11 @@ import (
 	"time"
 )
 
-// MaxRetryAfter bounds a provider's requested wait.
-const MaxRetryAfter = 24 * time.Hour
+// MaxRetryAfter bounds a provider's requested wait: a registry asking for a
+// day (or a year) is asked again after 6 hours. While a server is paused,
+// checks for its domains go back to the queue with the remaining pause as
+// their redelivery delay; they never hold a worker.
+const MaxRetryAfter = 6 * time.Hour
 
 // ParseRetryAfter reads an HTTP Retry-After header, for providers that
 // answer 429 or 503: delay seconds or an HTTP date (relative to now). It

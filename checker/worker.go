@@ -45,10 +45,14 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	onPause := func(key string, until time.Time) {
+		m.pausedUntil.WithLabelValues(key).Set(float64(until.Unix()))
+		cfg.Logger.Warn("lookup server paused by its Retry-After; its checks go back to the queue until then", "server", key, "until", until)
+	}
 	return &Worker{
 		cfg:      cfg,
 		metrics:  m,
-		limiters: newRateLimiters(cfg.LookupsPerSecond, cfg.Burst),
+		limiters: newRateLimiters(cfg.LookupsPerSecond, cfg.Burst, cfg.RetryMax, onPause),
 		stream:   cfg.Topology.Namespace.Stream(schemas.StreamDomainChecks),
 	}, nil
 }
@@ -110,6 +114,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 			return fmt.Errorf("nak interrupted check of %s: %w", domain, err)
 		}
 		return nil
+	case errors.As(lookupErr, new(*pausedError)):
+		return w.park(pubCtx, msg, meta, domain, req.Previous, lookupErr)
+	case errors.Is(lookupErr, ErrNoSource):
+		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
+		return w.publishUnmonitored(pubCtx, msg, meta, domain, req.Previous, lookupErr.Error())
 	case IsPermanent(lookupErr):
 		return w.deadLetter(pubCtx, msg, lookupErr)
 	case lookupErr != nil:
@@ -151,9 +160,38 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 }
 
+// park hands a check whose lookup server is paused back to the queue, to
+// be delivered again when the pause ends, so it holds no worker meanwhile.
+// On the check's last delivery it publishes a failed heartbeat instead:
+// the scheduler then retries the domain later, as after any failed lookup.
+func (w *Worker) park(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, lookupErr error) error {
+	var paused *pausedError
+	errors.As(lookupErr, &paused)
+	if w.cfg.Topology.IsLastDelivery(msg, w.cfg.Topology.CheckMaxDeliver) {
+		return w.publishFailed(ctx, msg, meta, domain, prev, lookupErr.Error())
+	}
+	w.metrics.parked.Inc()
+	if err := msg.NakWithDelay(paused.Remaining); err != nil {
+		return fmt.Errorf("park check of %s while %s is paused: %w", domain, paused.Key, err)
+	}
+	return nil
+}
+
 // publishFailed publishes a Failed heartbeat: the phase stays the previous
 // one (or unknown), never a phase derived from an error.
 func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+	return w.publishNoDecision(ctx, msg, meta, domain, prev, kindFailed, detail)
+}
+
+// publishUnmonitored publishes an unmonitored heartbeat: no source of
+// evidence covers the domain's TLD; the phase stays the previous one.
+func (w *Worker) publishUnmonitored(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, detail string) error {
+	return w.publishNoDecision(ctx, msg, meta, domain, prev, kindUnmonitored, detail)
+}
+
+// publishNoDecision publishes a heartbeat of kind kindFailed or
+// kindUnmonitored with the previous phase (or unknown).
+func (w *Worker) publishNoDecision(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, domain string, prev *lifecycle.Observation, kind, detail string) error {
 	phase := lifecycle.PhaseUnknown
 	if prev != nil && prev.Phase.Valid() {
 		phase = prev.Phase
@@ -162,8 +200,9 @@ func (w *Worker) publishFailed(ctx context.Context, msg jetstream.Msg, meta *jet
 		detail = detail[:1024]
 	}
 	now := w.cfg.Clock.Now().UTC()
-	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now, Failed: true, Detail: detail}
-	return w.publish(ctx, msg, meta, domain, kindFailed, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
+	hb := schemas.DomainChecked{Domain: domain, Phase: phase, ObservedAt: now,
+		Failed: kind == kindFailed, Unmonitored: kind == kindUnmonitored, Detail: detail}
+	return w.publish(ctx, msg, meta, domain, kind, eventKindChecked, w.cfg.Topology.Namespace.CheckedSubject(domain), now, hb)
 }
 
 // publish sends one event with an id derived from the check message and
@@ -256,21 +295,28 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 	}
 	bo.Reset()
 	start := time.Now()
+	exempt := rateExempt(p, domain)
 	for attempt := 1; ; attempt++ {
-		waited, err := w.limiters.wait(ctx, key)
-		w.metrics.rateLimitWait.Observe(waited.Seconds())
-		if err != nil {
-			return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+		if !exempt {
+			waited, err := w.limiters.wait(ctx, key)
+			w.metrics.rateLimitWait.Observe(waited.Seconds())
+			if err != nil {
+				return lifecycle.Observation{}, fmt.Errorf("rate limit wait for %s: %w", domain, err)
+			}
 		}
 		obs, err := w.attempt(ctx, domain, prev)
 		if err == nil {
 			return obs, nil
 		}
-		if IsPermanent(err) || ctx.Err() != nil {
+		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
-		retryAfter := RetryAfter(err)
+		retryAfter := min(RetryAfter(err), MaxRetryAfter)
 		w.limiters.pause(key, retryAfter)
+		if retryAfter > w.cfg.RetryMax {
+			// Too long to wait here: the check goes back to the queue.
+			return lifecycle.Observation{}, &pausedError{Key: key, Remaining: retryAfter}
+		}
 		if attempt >= w.cfg.MaxAttempts {
 			return lifecycle.Observation{}, fmt.Errorf("%w after %d attempts: %w", errRetriesExhausted, attempt, err)
 		}

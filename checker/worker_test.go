@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -431,6 +432,58 @@ func TestExhaustedRetriesPublishFailedHeartbeat(t *testing.T) {
 	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }
 
+func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, _ int) (lifecycle.Observation, error) {
+		return lifecycle.Observation{Domain: domain, Phase: lifecycle.PhaseUnknown}, fmt.Errorf("%w: nothing for .zz", ErrNoSource)
+	}}
+	cfg := e.baseConfig(t, p)
+	w := startWorker(t, cfg)
+	e.publishCheck(t, "none.zz", nil)
+	msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+	_, hb, err := schemas.Decode[schemas.DomainChecked](msgs[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hb.Unmonitored || hb.Failed || hb.Phase != lifecycle.PhaseUnknown || !strings.Contains(hb.Detail, ".zz") {
+		t.Errorf("heartbeat = %+v, want unmonitored with detail", hb)
+	}
+	if n := len(p.callTimes("none.zz")); n != 1 {
+		t.Errorf("%d lookups, want 1 (no retries)", n)
+	}
+	if got := metricValue(t, w, "domainguard_checker_events_published_total", "unmonitored"); got != 1 {
+		t.Errorf("unmonitored events = %g", got)
+	}
+	waitFor(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+// exemptProvider is exempt from the rate limit for every domain.
+type exemptProvider struct{ *fakeProvider }
+
+func (exemptProvider) RateExempt(string) bool { return true }
+
+func TestRateExemptLookupsSkipTheLimiter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := exemptProvider{&fakeProvider{}}
+	cfg := e.baseConfig(t, p)
+	cfg.LookupsPerSecond, cfg.Burst = 1, 1
+	w := startWorker(t, cfg)
+	start := time.Now()
+	for i := range 5 {
+		e.publishCheck(t, "x"+strconv.Itoa(i)+".eu", nil)
+	}
+	e.waitEvents(t, 5, 0)
+	// At 1/s through the limiter, 5 lookups would take 4s.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("5 exempt lookups took %s", took)
+	}
+	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 0 {
+		t.Errorf("rate limit wait observations = %g, want 0", got)
+	}
+}
+
 func TestPermanentFailureAndBadInputDeadLettered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 0)
@@ -671,4 +724,37 @@ func metricValue(t *testing.T, w *Worker, name string, labels ...string) float64
 		}
 	}
 	return 0
+}
+
+// Evidence is capped at the source (#14 item 6): an answer with 5,000
+// nameservers becomes one change event every consumer accepts (within
+// schemas.MaxMessageBytes), saying what it dropped, instead of an event the
+// enforcer dead-letters for every change of the domain.
+func TestHugeEvidenceIsCappedBeforePublishing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, _ int) (lifecycle.Observation, error) {
+		obs := observation(domain, lifecycle.PhaseExpired)
+		for i := range 5000 {
+			obs.Evidence.Nameservers = append(obs.Evidence.Nameservers, fmt.Sprintf("ns%04d.parking-%s.example", i, strings.Repeat("x", 20)))
+		}
+		return obs, nil
+	}}
+	startWorker(t, e.baseConfig(t, p))
+	prev := observation("huge.com", lifecycle.PhaseActive)
+	e.publishCheck(t, "huge.com", &prev)
+	msgs := e.waitEvents(t, 1, 500*time.Millisecond)
+	if len(msgs[0].Data) > schemas.MaxMessageBytes {
+		t.Fatalf("change event is %d bytes, over the %d every consumer accepts", len(msgs[0].Data), schemas.MaxMessageBytes)
+	}
+	_, changed, err := schemas.Decode[schemas.DomainChanged](msgs[0].Data)
+	if err != nil {
+		t.Fatalf("change event refused: %v", err)
+	}
+	if n := len(changed.Evidence.Nameservers); n == 0 || n > lifecycle.MaxEvidenceItems {
+		t.Errorf("%d nameservers kept, want 1..%d", n, lifecycle.MaxEvidenceItems)
+	}
+	if !strings.Contains(changed.Evidence.Detail, "nameservers 5000 -> ") {
+		t.Errorf("detail %q does not say what was dropped", changed.Evidence.Detail)
+	}
 }

@@ -15,23 +15,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/testroles"
 	"github.com/domainguard/domainguard/schemas"
 )
 
 // natsUsers are the users of deploy/nats/auth.conf; the test gives each
-// the password "pw-<user>" through the variables the file reads.
-var natsUsers = map[string]string{
-	"producer": "NATS_PRODUCER_PASSWORD",
-	"checker":  "NATS_CHECKER_PASSWORD",
-	"enforcer": "NATS_ENFORCER_PASSWORD",
-	"host-app": "NATS_HOST_APP_PASSWORD",
-	"notifier": "NATS_NOTIFIER_PASSWORD",
-	"operator": "NATS_OPERATOR_PASSWORD",
-}
+// its testroles.NATSPassword through the variables the file reads.
+var natsUsers = testroles.NATSUsers
 
 func setNATSPasswords(t *testing.T) {
 	for user, env := range natsUsers {
-		t.Setenv(env, "pw-"+user)
+		t.Setenv(env, testroles.NATSPassword(user))
 	}
 }
 
@@ -79,7 +73,7 @@ func connectAs(t *testing.T, url, user string) *natsClient {
 	t.Helper()
 	c := &natsClient{user: user, changed: make(chan struct{}, 1)}
 	nc, err := nats.Connect(url,
-		nats.UserInfo(user, "pw-"+user),
+		nats.UserInfo(user, testroles.NATSPassword(user)),
 		nats.CustomInboxPrefix("_INBOX_"+user), // what cmd/domainguard does when NATS_USER is set
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {
@@ -305,6 +299,15 @@ func TestNATSLeastPrivilege(t *testing.T) {
 			{host, "dlq.ACCOUNTS"},
 			{notifier, schemas.SubjectEmailUnverified},
 			{notifier, schemas.SubjectEmailVerified},
+			// Dead letters only into the role's own stream's DLQ subject
+			// (dlq replay trusts the subject to name the letter's stream).
+			{producer, "dlq.DOMAIN_CHECKS"},
+			{producer, "dlq.DOMAIN_EVENTS"},
+			{checker, "dlq.ACCOUNTS"},
+			{checker, "dlq.DOMAIN_EVENTS"},
+			{enforcer, "dlq.ACCOUNTS"},
+			{enforcer, "dlq.DOMAIN_CHECKS"},
+			{checker, "dlq.AUDIT"},
 		} {
 			tc.c.mustBeDeniedPublish(t, tc.subject)
 		}

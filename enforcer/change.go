@@ -30,7 +30,7 @@ type change struct {
 
 	// Set by decide.
 	d      lifecycle.Decision
-	turned bool // entered an unverifying phase from a non-unverifying one
+	turned bool // counts toward the breaker (lifecycle.Decision.BreakerCounts)
 
 	// Set by applyDecisions.
 	holdCause     string
@@ -125,7 +125,8 @@ func (s *Store) countsForBreaker(c *change) bool {
 }
 
 // needsBreaker reports whether applying c depends on the breaker: it
-// turned its domain non-active, or it would unverify without a hold.
+// counts toward the breaker (an unverifying decision of any reason), or it
+// would unverify without a hold.
 func (s *Store) needsBreaker(c *change) bool {
 	return !s.cfg.DryRun && (c.turned || (len(c.d.Unverify) > 0 && c.d.Hold == ""))
 }
@@ -466,7 +467,7 @@ UPDATE domains d SET
   phase_since = CASE WHEN d.phase = t.phase AND d.phase_since IS NOT NULL THEN d.phase_since ELSE t.observed_at END,
   released_since = t.released_since,
   last_checked_at = GREATEST(d.last_checked_at, t.observed_at),
-  next_check_at = t.next_check_at, check_failures = 0,
+  next_check_at = t.next_check_at, check_failures = 0, unmonitored_since = NULL,
   expiry_warned_for = COALESCE(t.warn, d.expiry_warned_for)
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::timestamptz[],
             $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])

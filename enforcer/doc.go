@@ -77,7 +77,11 @@
 // waits for the acks and marks them sent in the same transaction. While a
 // full round's acks are on their way, the next round is claimed and
 // published (at most two rounds in flight, published and acknowledged in
-// order). It wakes
+// order), claiming after the last row of the round before rather than from
+// the oldest unsent row (so a large backlog does not rescan the entries of
+// rows already sent); it starts from the oldest row again after a round
+// that was not full and at least every RelayInterval, which picks up any
+// row left behind. It wakes
 // on LISTEN domainguard_outbox and polls every RelayInterval.
 //
 // # Metrics

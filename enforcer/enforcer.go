@@ -45,13 +45,14 @@ func (e *Enforcer) Relay() *Relay { return e.relay }
 // durable consumer and relays the outbox until ctx ends; then it finishes
 // the batch in flight and returns nil.
 func (e *Enforcer) Run(ctx context.Context) error {
-	// Prepare: with DOMAINGUARD_MANAGE_TOPOLOGY=false (Topology.VerifyOnly)
-	// the enforcer's NATS user may only look at the streams.
-	if err := e.cfg.Topology.Prepare(ctx, e.cfg.JS); err != nil {
+	// Only check: whoever may manage the topology (the command, with
+	// DOMAINGUARD_MANAGE_TOPOLOGY, or the operator) created it; the
+	// enforcer's NATS user may not create or update streams.
+	if err := e.cfg.Topology.Verify(ctx, e.cfg.JS); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("enforcer: topology: %w", err)
+		return fmt.Errorf("enforcer: verify topology: %w", err)
 	}
 	if e.cfg.DryRun {
 		e.cfg.Logger.Warn("dry run: decisions are recorded as would-be audit rows; no email is changed and nothing is published")

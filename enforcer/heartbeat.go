@@ -18,6 +18,9 @@ type HeartbeatResult struct {
 	Checked int // last_checked_at moved forward, next check scheduled
 	Failed  int // failed lookups: failures counted, retry scheduled
 	Stale   int // older than the domain's last check, or unknown domain
+	// Unmonitored: no source of evidence for the TLD; marked unmonitored
+	// (unmonitored_since), checked again in a week, never "never checked".
+	Unmonitored int
 }
 
 // ApplyHeartbeats records a batch of domains.checked heartbeats with two
@@ -61,6 +64,7 @@ FROM domains WHERE name = ANY($1)`, names)
 			upNext          []time.Time
 			upFailures      []int32
 			upErrors        []string
+			upUnmonitored   []bool
 			checked, failed int
 		)
 		for rows.Next() {
@@ -81,7 +85,21 @@ FROM domains WHERE name = ANY($1)`, names)
 			if lastChecked != nil && !at.After(*lastChecked) {
 				continue
 			}
+			if hb.Unmonitored {
+				// No source of evidence for the TLD: checked, as far as
+				// anything can be, and looked at again in a week.
+				upNames = append(upNames, name)
+				upChecked = append(upChecked, at)
+				upFailed = append(upFailed, false)
+				upNext = append(upNext, lifecycle.NextUnmonitoredCheck(now, s.random))
+				upFailures = append(upFailures, 0)
+				upUnmonitored = append(upUnmonitored, true)
+				upErrors = append(upErrors, "")
+				res.Unmonitored++
+				continue
+			}
 			if hb.Failed || hb.Phase == lifecycle.PhaseUnknown {
+				upUnmonitored = append(upUnmonitored, false)
 				upNames = append(upNames, name)
 				upChecked = append(upChecked, at)
 				upFailed = append(upFailed, true)
@@ -100,6 +118,7 @@ FROM domains WHERE name = ANY($1)`, names)
 				}
 			}
 			upNames = append(upNames, name)
+			upUnmonitored = append(upUnmonitored, false)
 			upChecked = append(upChecked, at)
 			upFailed = append(upFailed, false)
 			upNext = append(upNext, lifecycle.NextCheck(name, lifecycle.Phase(phase), ev, releasedSince, now, s.schedule(), s.random))
@@ -118,16 +137,19 @@ FROM domains WHERE name = ANY($1)`, names)
 UPDATE domains d SET
   last_checked_at = CASE WHEN v.failed THEN d.last_checked_at ELSE v.checked END,
   next_check_at = v.next, check_failures = v.failures,
+  unmonitored_since = CASE WHEN v.unmonitored THEN COALESCE(d.unmonitored_since, v.checked)
+                           WHEN v.failed THEN d.unmonitored_since END,
   last_error = CASE WHEN v.failed THEN v.error ELSE d.last_error END,
   last_error_at = CASE WHEN v.failed THEN v.checked ELSE d.last_error_at END
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::bool[], $6::text[]) AS v(name, checked, next, failures, failed, error)
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::bool[], $6::bool[], $7::text[])
+  AS v(name, checked, next, failures, failed, unmonitored, error)
 WHERE d.name = v.name AND (d.last_checked_at IS NULL OR d.last_checked_at < v.checked)`,
-				upNames, upChecked, upNext, upFailures, upFailed, upErrors); err != nil {
+				upNames, upChecked, upNext, upFailures, upFailed, upUnmonitored, upErrors); err != nil {
 				return fmt.Errorf("update domains: %w", err)
 			}
 		}
 		res.Checked, res.Failed = checked, failed
-		res.Stale += len(latest) - checked - failed
+		res.Stale += len(latest) - checked - failed - res.Unmonitored
 		return nil
 	})
 	if err != nil {
@@ -136,6 +158,7 @@ WHERE d.name = v.name AND (d.last_checked_at IS NULL OR d.last_checked_at < v.ch
 	s.metrics.heartbeats.WithLabelValues("checked").Add(float64(res.Checked))
 	s.metrics.heartbeats.WithLabelValues("failed").Add(float64(res.Failed))
 	s.metrics.heartbeats.WithLabelValues("stale").Add(float64(res.Stale))
+	s.metrics.heartbeats.WithLabelValues("unmonitored").Add(float64(res.Unmonitored))
 	return res, nil
 }
 

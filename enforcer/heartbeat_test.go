@@ -58,6 +58,78 @@ func TestHeartbeatsBatchUpdateAndIgnoreOlder(t *testing.T) {
 	}
 }
 
+func TestUnmonitoredHeartbeatChecksWeeklyAndAChangeClearsIt(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO domains (name, next_check_at) VALUES ('none.zz', now())`)
+	res, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{
+		{Domain: "none.zz", Phase: lifecycle.PhaseUnknown, ObservedAt: t0, Unmonitored: true, Detail: "no source"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unmonitored != 1 || res.Checked != 0 || res.Failed != 0 || res.Stale != 0 {
+		t.Fatalf("result %+v, want 1 unmonitored", res)
+	}
+	var (
+		last, next, since *time.Time
+		failures          int
+	)
+	read := func() {
+		t.Helper()
+		if err := f.pool.QueryRow(f.ctx, `SELECT last_checked_at, next_check_at, unmonitored_since, check_failures FROM domains WHERE name = 'none.zz'`).
+			Scan(&last, &next, &since, &failures); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	// Not "never checked" (the sweep's first pass), retried in about a week.
+	if last == nil || !last.Equal(t0) || since == nil || !since.Equal(t0) || failures != 0 ||
+		next.Before(t0.Add(6*24*time.Hour)) || next.After(t0.Add(8*24*time.Hour)) {
+		t.Fatalf("unmonitored: last %v next %v since %v failures %d", last, next, since, failures)
+	}
+	// A second one keeps the first time; a covered heartbeat clears it.
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{{Domain: "none.zz", Phase: lifecycle.PhaseUnknown, ObservedAt: t0.Add(time.Hour), Unmonitored: true}}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if !since.Equal(t0) {
+		t.Fatalf("unmonitored_since moved to %v", since)
+	}
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{{Domain: "none.zz", Phase: lifecycle.PhaseUnknown, ObservedAt: t0.Add(2 * time.Hour), Failed: true}}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if since == nil {
+		t.Fatal("a failed lookup cleared unmonitored_since")
+	}
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{{Domain: "none.zz", Phase: lifecycle.PhaseActive, ObservedAt: t0.Add(3 * time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	if since != nil {
+		t.Fatalf("a covered heartbeat kept unmonitored_since %v", since)
+	}
+}
+
+func TestStatusShowsDNSEvidenceAndUnmonitored(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO domains (name, next_check_at, unmonitored_since, evidence, phase) VALUES ('dns.eu', now(), $1, $2, 'active')`, t0,
+		`{"provider":"dns","observed_at":"2026-03-01T12:00:00Z","dns":{"delegated":true,"rcode":"NOERROR","nameservers":["ns1.host.example"],"mx_known":true,"mx":["mx.host.example"],"soa_serial":7,"soa_mname":"ns1.host.example"}}`)
+	rep, err := f.store.Status(f.ctx, "dns.eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"delegated (NOERROR) to [ns1.host.example]", "MX [mx.host.example]", "SOA ns1.host.example serial 7", "unmonitored"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestStatusReportsEmailAndDomain(t *testing.T) {
 	f := newFixture(t, nil)
 	f.addEmails("stat.com", 2, t0.Add(-48*time.Hour))

@@ -30,6 +30,23 @@ type Relay struct {
 	topo    broker.Topology
 	metrics *metrics
 	log     *slog.Logger
+
+	// cursor is where Run's next round claims from (Run's goroutine only).
+	cursor relayCursor
+}
+
+// relayCursor is the last row a full round claimed. The next round claims
+// after it instead of from the oldest unsent row: the index entries of the
+// rows marked sent since the last vacuum need not be skipped again on every
+// round, which made a large backlog quadratic. Rows behind the cursor (a
+// failed publish, a transaction that committed late with an older
+// created_at) are claimed when the relay starts again from the oldest row:
+// after a round that was not full, and at least every RelayInterval.
+type relayCursor struct {
+	set       bool
+	createdAt time.Time
+	id        string
+	since     time.Time // when the relay last claimed from the oldest row
 }
 
 // NewRelay checks cfg (Pool and JS are required) and returns a Relay.
@@ -159,7 +176,7 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 // rows and marks those JetStream acknowledged as sent. It returns how many
 // rows it claimed.
 func (r *Relay) PublishPending(ctx context.Context) (int, error) {
-	rd, err := r.startRound(ctx)
+	rd, err := r.startRound(ctx, relayCursor{})
 	if err != nil {
 		return 0, err
 	}
@@ -170,8 +187,9 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 // its transaction holds the claimed rows, whose publishes are in flight.
 type relayRound struct {
 	tx      pgx.Tx
-	n       int      // rows claimed
-	ids     []string // rows published
+	last    relayCursor // the last row claimed
+	n       int         // rows claimed
+	ids     []string    // rows published
 	futures []jetstream.PubAckFuture
 	pubErr  error
 }
@@ -181,15 +199,17 @@ type relayRound struct {
 // skipped), and publishes them asynchronously, in order, with Nats-Msg-Id
 // = row id. It does not wait for the acks: Run starts the next round while
 // this one's are on their way.
-func (r *Relay) startRound(ctx context.Context) (*relayRound, error) {
+func (r *Relay) startRound(ctx context.Context, after relayCursor) (*relayRound, error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: begin: %w", err)
 	}
 	rd := &relayRound{tx: tx}
+	// The zero cursor (0001-01-01, "") is before every row.
 	rows, err := tx.Query(ctx, `
-SELECT id::text, subject, payload FROM outbox
-WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.RelayBatch)
+SELECT id::text AS id, subject, payload, created_at FROM outbox
+WHERE sent_at IS NULL AND created_at >= $2 AND (created_at > $2 OR id::text > $3)
+ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.RelayBatch, after.createdAt, after.id)
 	if err != nil {
 		rd.rollback(ctx)
 		return nil, fmt.Errorf("outbox: claim: %w", err)
@@ -199,11 +219,12 @@ WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, 
 			id, subject string
 			payload     []byte
 		)
-		if err := rows.Scan(&id, &subject, &payload); err != nil {
+		if err := rows.Scan(&id, &subject, &payload, &rd.last.createdAt); err != nil {
 			rows.Close()
 			rd.rollback(ctx)
 			return nil, fmt.Errorf("outbox: claim: %w", err)
 		}
+		rd.last.id, rd.last.set = id, true
 		rd.n++
 		if rd.pubErr != nil {
 			continue // published again in a later round
@@ -279,7 +300,10 @@ wait:
 // it is left in *inFlight for the next step. It returns the rows the new
 // round claimed.
 func (r *Relay) relayStep(ctx context.Context, inFlight **relayRound) (int, error) {
-	cur, err := r.startRound(ctx)
+	if !r.cursor.set || time.Since(r.cursor.since) >= r.cfg.RelayInterval {
+		r.cursor = relayCursor{since: time.Now()}
+	}
+	cur, err := r.startRound(ctx, r.cursor)
 	if prev := *inFlight; prev != nil {
 		*inFlight = nil
 		if _, perr := r.finishRound(ctx, prev); perr != nil {
@@ -290,9 +314,13 @@ func (r *Relay) relayStep(ctx context.Context, inFlight **relayRound) (int, erro
 		return 0, err
 	}
 	if cur.n < r.cfg.RelayBatch || err != nil {
+		r.cursor.set = false // the next round starts from the oldest row
 		n, cerr := r.finishRound(ctx, cur)
 		return n, errors.Join(err, cerr)
 	}
+	since := r.cursor.since
+	r.cursor = cur.last
+	r.cursor.since = since
 	*inFlight = cur
 	return cur.n, nil
 }

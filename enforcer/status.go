@@ -41,11 +41,13 @@ type DomainStatus struct {
 	CheckFailures int                 `json:"check_failures"`
 	// LastError is the last failed lookup's reason and LastErrorAt when
 	// it happened (kept after a later success).
-	LastError       string     `json:"last_error,omitempty"`
-	LastErrorAt     *time.Time `json:"last_error_at,omitempty"`
-	Protected       bool       `json:"protected"`
-	VerifiedCount   int        `json:"verified_count"`
-	UnverifiedCount int        `json:"unverified_count"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// UnmonitoredSince is set while no source of evidence covers the TLD.
+	UnmonitoredSince *time.Time `json:"unmonitored_since,omitempty"`
+	Protected        bool       `json:"protected"`
+	VerifiedCount    int        `json:"verified_count"`
+	UnverifiedCount  int        `json:"unverified_count"`
 }
 
 // EmailStatus is one emails row.
@@ -196,8 +198,8 @@ func (s *Store) domainStatus(ctx context.Context, tx pgx.Tx, domain string) (*Do
 		lastError *string
 	)
 	err := tx.QueryRow(ctx, `
-SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures, last_error, last_error_at
-FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures,
+SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures, unmonitored_since, last_error, last_error_at
+FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures, &ds.UnmonitoredSince,
 		&lastError, &ds.LastErrorAt)
 	if lastError != nil {
 		ds.LastError = *lastError
@@ -309,6 +311,12 @@ func (r StatusReport) WriteText(w io.Writer) error {
 			if ev := d.Evidence; ev != nil {
 				fmt.Fprintf(tw, "evidence\tprovider %s, statuses [%s], registered %s, expires %s, handle %q\n",
 					ev.Provider, strings.Join(ev.Statuses, ", "), ts(ev.RegisteredAt), ts(ev.ExpiresAt), ev.Handle)
+				if d := ev.DNS; d != nil {
+					fmt.Fprintf(tw, "dns	%s\n", DNSLine(d))
+				}
+			}
+			if d.UnmonitoredSince != nil {
+				fmt.Fprintf(tw, "unmonitored	since %s: no RDAP, commercial provider or DNS evidence covers the TLD (checked weekly)\n", ts(d.UnmonitoredSince))
 			}
 		}
 		fmt.Fprintf(tw, "addresses\t%d verified, %d unverified by domainguard\n", d.VerifiedCount, d.UnverifiedCount)
@@ -348,4 +356,36 @@ func (r StatusReport) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "audit\t%s %s %s%s\n", a.CreatedAt.UTC().Format(time.RFC3339), a.Type, who, dry)
 	}
 	return tw.Flush()
+}
+
+// DNSLine renders DNS evidence on one line: the parent zone's answer, NS
+// set, MX, SOA, and a pending or confirmed undelegation.
+func DNSLine(d *lifecycle.DNSEvidence) string {
+	var b strings.Builder
+	if d.Delegated {
+		fmt.Fprintf(&b, "delegated (%s) to [%s]", d.Rcode, strings.Join(d.Nameservers, ", "))
+	} else {
+		fmt.Fprintf(&b, "not delegated (%s)", d.Rcode)
+	}
+	if d.ParentServer != "" {
+		fmt.Fprintf(&b, " by %s", d.ParentServer)
+	}
+	switch {
+	case d.MXKnown && len(d.MX) == 0:
+		b.WriteString(", no MX")
+	case d.MXKnown:
+		fmt.Fprintf(&b, ", MX [%s]", strings.Join(d.MX, ", "))
+	default:
+		b.WriteString(", MX not known")
+	}
+	if d.SOAMname != "" {
+		fmt.Fprintf(&b, ", SOA %s serial %d", d.SOAMname, d.SOASerial)
+	}
+	if d.UndelegatedSince != nil {
+		fmt.Fprintf(&b, ", undelegated since %s", d.UndelegatedSince.UTC().Format(time.RFC3339))
+	}
+	if len(d.BaselineNameservers) > 0 {
+		fmt.Fprintf(&b, ", last active NS [%s]", strings.Join(d.BaselineNameservers, ", "))
+	}
+	return b.String()
 }

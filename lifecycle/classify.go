@@ -401,7 +401,7 @@ func ClassifyTokensWithParent(tokens []string, parentNotDelegated bool) (Phase, 
 // Changed reports whether next is worth publishing as a change against prev:
 // the phase differs, or evidence that matters differs (registration and
 // expiration dates, handle, registrar, the status set, the nameserver set,
-// NotFound). ObservedAt, Server, Provider, Detail and the other dates do not
+// NotFound, the DNS evidence's delegation, NS and MX sets). ObservedAt, Server, Provider, Detail and the other dates do not
 // count. An unknown next never is a change; a known next after no prev is.
 func Changed(prev *Observation, next Observation) bool {
 	if !next.Phase.Known() {
@@ -417,7 +417,22 @@ func Changed(prev *Observation, next Observation) bool {
 		a.RegistrarIANAID != b.RegistrarIANAID ||
 		a.NotFound != b.NotFound ||
 		!sameSet(a.Statuses, b.Statuses, NormalizeRDAPStatus) ||
-		!sameSet(a.Nameservers, b.Nameservers, normalizeHost)
+		!sameSet(a.Nameservers, b.Nameservers, normalizeHost) ||
+		dnsChanged(a.DNS, b.DNS)
+}
+
+// dnsChanged reports whether DNS evidence that matters differs: present or
+// not, delegated or not, when it was first seen not delegated, the NS set,
+// and the MX set where known. SOA serials and servers do not count.
+func dnsChanged(a, b *DNSEvidence) bool {
+	if a == nil || b == nil {
+		return (a == nil) != (b == nil)
+	}
+	return a.Delegated != b.Delegated ||
+		!sameTime(a.UndelegatedSince, b.UndelegatedSince) ||
+		!sameSet(a.Nameservers, b.Nameservers, normalizeHost) ||
+		a.MXKnown != b.MXKnown ||
+		!sameSet(a.MX, b.MX, normalizeHost)
 }
 
 func sameTime(a, b *time.Time) bool {

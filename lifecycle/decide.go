@@ -196,13 +196,15 @@ func DateOnly(t time.Time) bool {
 
 // Reregistered reports whether next shows a new registration compared with
 // prev: the registration date moved (by more than
-// RegistrationDateTolerance) or the registry handle changed. Each is
-// compared only when known on both sides.
+// RegistrationDateTolerance) or the registry handle changed, each compared
+// only when known on both sides; or, after a lapse the DNS saw (prev not
+// delegated), the name is delegated again to an NS set disjoint from the
+// baseline of its last active observation.
 func Reregistered(prev *Evidence, next Evidence) bool {
 	if prev == nil {
 		return false
 	}
-	return registrationMoved(prev, &next) || handleChanged(prev, &next)
+	return registrationMoved(prev, &next) || handleChanged(prev, &next) || dnsReregistered(prev, &next)
 }
 
 func registrationMoved(prev, next *Evidence) bool {
@@ -279,7 +281,7 @@ func Decide(state DomainState, obs Observation, verified []Address, p Policy) De
 		case ev.RegisteredAt != nil && RegisteredAfter(*ev.RegisteredAt, a.VerifiedAt):
 			cause = ReasonReregistered
 		case p.Unverifying(obs.Phase):
-			cause = ReasonFor(obs.Phase)
+			cause = ReasonOf(obs)
 		default:
 			continue
 		}
@@ -293,7 +295,7 @@ func Decide(state DomainState, obs Observation, verified []Address, p Policy) De
 		}
 	}
 	if len(d.Unverify) > 0 {
-		d.Reason = ReasonFor(obs.Phase)
+		d.Reason = ReasonOf(obs)
 		if reregCaused {
 			d.Reason = ReasonReregistered
 		}

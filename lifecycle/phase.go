@@ -51,10 +51,14 @@ const (
 	ReasonReregistered  Reason = "domain_reregistered"
 	// ReasonGrace is used only in strict mode, where grace unverifies too.
 	ReasonGrace Reason = "domain_grace"
+	// ReasonUndelegated: the DNS alone saw the lapse (a TLD without RDAP):
+	// the parent zone stopped delegating a name it had delegated, confirmed
+	// on two lookups DOMAINGUARD_UNDELEGATED_CONFIRM apart (ClassifyDNS).
+	ReasonUndelegated Reason = "domain_undelegated"
 )
 
 // Reasons lists every unverification reason.
-var Reasons = []Reason{ReasonExpired, ReasonRedemption, ReasonPendingDelete, ReasonReleased, ReasonReregistered, ReasonGrace}
+var Reasons = []Reason{ReasonExpired, ReasonRedemption, ReasonPendingDelete, ReasonReleased, ReasonReregistered, ReasonGrace, ReasonUndelegated}
 
 // Valid reports whether r is one of the defined reasons.
 func (r Reason) Valid() bool { return slices.Contains(Reasons, r) }
@@ -80,7 +84,7 @@ func ReasonFor(p Phase) Reason {
 // Evidence is what a provider said about a domain, kept with every
 // observation so that decisions can be explained and compared later.
 type Evidence struct {
-	// Provider names the source: "rdap", "domainr", "fastly".
+	// Provider names the source: "rdap", "domainr", "fastly", "dns".
 	Provider string `json:"provider"`
 	// Server is the base URL that answered, where known.
 	Server string `json:"server,omitempty"`
@@ -108,6 +112,9 @@ type Evidence struct {
 	Baseline *Baseline `json:"baseline,omitempty"`
 	// Detail explains an unknown answer (error, missing service, ...).
 	Detail string `json:"detail,omitempty"`
+	// DNS is the DNS evidence of the same moment (parent zone delegation,
+	// MX, SOA), nil when DNS evidence is off or could not be had.
+	DNS *DNSEvidence `json:"dns,omitempty"`
 	// ObservedAt is when the provider answered.
 	ObservedAt time.Time `json:"observed_at"`
 }
@@ -131,6 +138,7 @@ func (e Evidence) Clean() Evidence {
 	e.Detail = cleanText(e.Detail)
 	e.Statuses = cleanAll(e.Statuses)
 	e.Nameservers = cleanAll(e.Nameservers)
+	e.DNS = e.DNS.clean()
 	if e.Baseline != nil {
 		b := *e.Baseline
 		b.RegistrarIANAID = cleanText(b.RegistrarIANAID)

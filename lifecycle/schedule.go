@@ -23,6 +23,9 @@ const (
 	ReleasedDailyFor = 45 * 24 * time.Hour
 	// ReleasedCheckEvery is the period of checks of a long-released domain.
 	ReleasedCheckEvery = 7 * 24 * time.Hour
+	// UnmonitoredCheckEvery is the period of checks of a domain whose TLD
+	// no source of evidence covers (state unmonitored): weekly.
+	UnmonitoredCheckEvery = 7 * 24 * time.Hour
 	// ExpiringSoon: an active domain expiring within this is urgent
 	// (UrgencyRule).
 	ExpiringSoon = 30 * 24 * time.Hour
@@ -88,12 +91,18 @@ func spread(span time.Duration, rnd func() float64) time.Duration {
 //     (Profile.SilentRenewalWindow): daily until the grace after the
 //     anniversary would have ended.
 //   - active without expiration: now+interval (jittered).
+//   - a name the DNS saw leave the zone, awaiting confirmation
+//     (PendingUndelegation): a day later, never less.
 //   - grace, expired, redemption, pending_delete: daily (±1h).
 //   - released: daily for 45 days after releasedSince, then weekly (±1h).
 //   - unknown: like the first failed lookup (about 1h).
 func NextCheck(domain string, phase Phase, ev *Evidence, releasedSince *time.Time, now time.Time, cfg ScheduleConfig, rnd func() float64) time.Time {
 	cfg = cfg.WithDefaults()
 	daily := func() time.Time { return now.Add(DailyCheckEvery + spread(DailyJitter, rnd)) }
+	if PendingUndelegation(phase, ev) {
+		// DNS-only confirmation: look again a day (never less) later.
+		return now.Add(DailyCheckEvery + max(spread(DailyJitter, rnd), 0))
+	}
 	switch phase {
 	case PhaseActive:
 		var jitter time.Duration
@@ -122,6 +131,13 @@ func NextCheck(domain string, phase Phase, ev *Evidence, releasedSince *time.Tim
 	default:
 		return RetryAfterFailure(1, now, rnd)
 	}
+}
+
+// NextUnmonitoredCheck returns when to look again at a domain no source
+// of evidence covers: in a week (±1h), since a source can appear (a new
+// RDAP service, a configured server or provider).
+func NextUnmonitoredCheck(now time.Time, rnd func() float64) time.Time {
+	return now.Add(UnmonitoredCheckEvery + spread(DailyJitter, rnd))
 }
 
 // RetryAfterFailure returns when to retry after the given number of

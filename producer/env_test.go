@@ -199,6 +199,8 @@ type fakeMsg struct {
 	seq           uint64
 	delivered     uint64
 	acks          atomic.Int32
+	// stored is when the stream stored the message; default t0.
+	stored time.Time
 }
 
 func (m *fakeMsg) Subject() string      { return m.subject }
@@ -211,13 +213,23 @@ func (m *fakeMsg) DoubleAck(context.Context) error {
 	return nil
 }
 func (m *fakeMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	stored := m.stored
+	if stored.IsZero() {
+		stored = t0
+	}
 	return &jetstream.MsgMetadata{Stream: m.stream, Sequence: jetstream.SequencePair{Stream: m.seq, Consumer: m.seq},
-		NumDelivered: max(m.delivered, 1)}, nil
+		NumDelivered: max(m.delivered, 1), Timestamp: stored}, nil
 }
 
 // hostEvent builds the body of a host event: a CloudEvent when id is set,
 // else the bare JSON object.
 func hostEvent(t testing.TB, id string, payload any) []byte {
+	t.Helper()
+	return hostEventAt(t, id, t0, payload)
+}
+
+// hostEventAt is hostEvent with the CloudEvent time at.
+func hostEventAt(t testing.TB, id string, at time.Time, payload any) []byte {
 	t.Helper()
 	data, err := json.Marshal(payload)
 	if err != nil {
@@ -227,7 +239,7 @@ func hostEvent(t testing.TB, id string, payload any) []byte {
 		return data
 	}
 	body, err := json.Marshal(schemas.Event{SpecVersion: "1.0", ID: id, Source: "host/test", Type: "com.example.email",
-		Time: t0, DataContentType: "application/json", Data: data})
+		Time: at, DataContentType: "application/json", Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -233,12 +233,16 @@ func mergeBatch(ctx context.Context, conn *pgx.Conn, batch []importRow, now time
 	// an address repeated in the batch keeps its latest verified_at.
 	err = tx.QueryRow(ctx, `
 		WITH merged AS (
-			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at)
-			SELECT DISTINCT ON (user_id, email) user_id, email, domain, true, verified_at
-			  FROM import_rows
-			 ORDER BY user_id, email, verified_at DESC
+			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at)
+			SELECT * FROM (
+			  SELECT DISTINCT ON (user_id, email) user_id, email, domain, true, verified_at, verified_at
+			    FROM import_rows i
+			   WHERE NOT EXISTS (SELECT 1 FROM email_removals r
+			                      WHERE r.user_id = i.user_id AND r.email = i.email AND r.removed_at >= i.verified_at)
+			   ORDER BY user_id, email, verified_at DESC) AS latest
 			ON CONFLICT (user_id, email) DO UPDATE
 			   SET domain = excluded.domain, verified = true, verified_at = excluded.verified_at,
+			       event_at = excluded.event_at,
 			       unverified_at = NULL, unverify_reason = NULL, unverify_phase = NULL, updated_at = now()
 			 WHERE excluded.verified_at > e.verified_at
 			   AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)

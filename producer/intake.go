@@ -91,7 +91,7 @@ func (p *Producer) applyIntake(ctx context.Context, msg jetstream.Msg) (intakeOu
 		if err != nil {
 			return 0, err
 		}
-		applied, firstSeen, err := p.storeVerified(ctx, id, addr, m.VerifiedAt.UTC(), now)
+		applied, firstSeen, err := p.storeVerified(ctx, id, addr, m.VerifiedAt.UTC(), verifiedEventTime(ev, m), now)
 		if err != nil || !applied {
 			return intakeDuplicate, err
 		}
@@ -112,7 +112,11 @@ func (p *Producer) applyIntake(ctx context.Context, msg jetstream.Msg) (intakeOu
 		if err != nil {
 			return 0, err
 		}
-		applied, err := p.storeRemoved(ctx, id, addr)
+		removedAt, err := removedEventTime(ev, msg)
+		if err != nil {
+			return 0, err
+		}
+		applied, err := p.storeRemoved(ctx, id, addr, removedAt)
 		if err != nil || !applied {
 			return intakeDuplicate, err
 		}
@@ -165,6 +169,39 @@ func ceHeader(h nats.Header, attr string) string {
 	return strings.TrimSpace(h.Get("Ce-" + strings.ToUpper(attr[:1]) + attr[1:]))
 }
 
+// verifiedEventTime orders a verified event against removals of the same
+// address: its CloudEvent time, or verified_at for a bare JSON event.
+func verifiedEventTime(ev schemas.Event, m schemas.EmailVerified) time.Time {
+	if !ev.Time.IsZero() {
+		return ev.Time.UTC()
+	}
+	return m.VerifiedAt.UTC()
+}
+
+// removedEventTime orders a removal: its CloudEvent time, or for a bare JSON
+// event the time ACCOUNTS stored it.
+func removedEventTime(ev schemas.Event, msg jetstream.Msg) (time.Time, error) {
+	if !ev.Time.IsZero() {
+		return ev.Time.UTC(), nil
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: removal without a time and without stream metadata: %w", schemas.ErrInvalid, err)
+	}
+	return meta.Timestamp.UTC(), nil
+}
+
+// lockAddress serialises, until tx ends, every intake transaction on one
+// address (user_id, email): a removal and a verification of the same
+// address handled by two workers (or two producers) at once apply one
+// after the other, never interleaved.
+func lockAddress(ctx context.Context, tx pgx.Tx, a Address) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 1414))`, a.UserID, a.Email); err != nil {
+		return fmt.Errorf("lock address: %w", err)
+	}
+	return nil
+}
+
 // markProcessed records the message id in tx; false means it was applied
 // before (a redelivery).
 func markProcessed(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
@@ -179,22 +216,29 @@ func markProcessed(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
 // storeVerified upserts the address and its domain in one transaction. It
 // reports whether the message was new (not a redelivery) and whether the
 // domain was seen for the first time.
-func (p *Producer) storeVerified(ctx context.Context, id string, a Address, verifiedAt, now time.Time) (applied, firstSeen bool, err error) {
+func (p *Producer) storeVerified(ctx context.Context, id string, a Address, verifiedAt, eventAt, now time.Time) (applied, firstSeen bool, err error) {
 	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
+		if err := lockAddress(ctx, tx, a); err != nil {
+			return err
+		}
 		if applied, err = markProcessed(ctx, tx, id); err != nil || !applied {
 			return err
 		}
 		// Same rules as Import: a newer verified_at verifies (again); an
 		// older one, or one not after domainguard's unverification, is stale.
+		// A removal at or after the event's time (the tombstone) wins.
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at)
-			VALUES ($1, $2, $3, true, $4)
+			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at)
+			SELECT $1, $2, $3, true, $4, $5
+			 WHERE NOT EXISTS (SELECT 1 FROM email_removals r
+			                    WHERE r.user_id = $1 AND r.email = $2 AND r.removed_at >= $5)
 			ON CONFLICT (user_id, email) DO UPDATE
 			   SET domain = excluded.domain, verified = true, verified_at = excluded.verified_at,
+			       event_at = excluded.event_at,
 			       unverified_at = NULL, unverify_reason = NULL, unverify_phase = NULL, updated_at = now()
 			 WHERE excluded.verified_at > e.verified_at
 			   AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)`,
-			a.UserID, a.Email, a.Domain, verifiedAt); err != nil {
+			a.UserID, a.Email, a.Domain, verifiedAt, eventAt); err != nil {
 			return fmt.Errorf("upsert email: %w", err)
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at) VALUES ($1, $2)
@@ -211,14 +255,27 @@ func (p *Producer) storeVerified(ctx context.Context, id string, a Address, veri
 	return applied, firstSeen, nil
 }
 
-// storeRemoved deletes the address. Its domain stays: other addresses may
-// use it, and an unused domain costs one lookup per interval at most.
-func (p *Producer) storeRemoved(ctx context.Context, id string, a Address) (applied bool, err error) {
+// storeRemoved records the removal's tombstone and deletes the address,
+// unless the address was verified by a newer event. Its domain stays: other
+// addresses may use it, and an unused domain costs one lookup per interval
+// at most.
+func (p *Producer) storeRemoved(ctx context.Context, id string, a Address, removedAt time.Time) (applied bool, err error) {
 	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
+		if err := lockAddress(ctx, tx, a); err != nil {
+			return err
+		}
 		if applied, err = markProcessed(ctx, tx, id); err != nil || !applied {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM emails WHERE user_id = $1 AND email = $2`, a.UserID, a.Email); err != nil {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO email_removals AS r (user_id, email, removed_at) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id, email) DO UPDATE
+			   SET removed_at = excluded.removed_at, recorded_at = now()
+			 WHERE excluded.removed_at > r.removed_at`, a.UserID, a.Email, removedAt); err != nil {
+			return fmt.Errorf("record removal: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM emails
+			WHERE user_id = $1 AND email = $2 AND (event_at IS NULL OR event_at <= $3)`, a.UserID, a.Email, removedAt); err != nil {
 			return fmt.Errorf("delete email: %w", err)
 		}
 		return nil
@@ -245,6 +302,9 @@ func (p *Producer) enqueueSignup(ctx context.Context, domain string, now time.Ti
 			return
 		}
 		enqueued = 0
+		if p.replaceIfStale(msg) {
+			enqueued = 1
+		}
 	} else {
 		p.m.signupChecks.Inc()
 	}

@@ -186,8 +186,11 @@ func TestIntakeRedelivery(t *testing.T) {
 			if err := e.p.HandleIntake(ctx, remove); err != nil {
 				t.Fatal(err)
 			}
+			// Re-added after the removal: a newer event (removals leave a
+			// tombstone that older verifications do not pass).
+			readdAt := t0.Add(time.Minute)
 			readd := &fakeMsg{subject: ns.Subject(schemas.SubjectEmailVerified), stream: "ACCOUNTS", seq: 3,
-				data: hostEvent(t, id("v2"), verified("u1", "a@example.com", t0)), header: nats.Header{}}
+				data: hostEventAt(t, id("v2"), readdAt, verified("u1", "a@example.com", readdAt)), header: nats.Header{}}
 			if err := e.p.HandleIntake(ctx, readd); err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +198,7 @@ func TestIntakeRedelivery(t *testing.T) {
 			if err := e.p.HandleIntake(ctx, remove); err != nil {
 				t.Fatal(err)
 			}
-			if r, ok := readEmail(t, e.pool, "u1", "a@example.com"); !ok || !r.verified || !r.verifiedAt.Equal(t0) {
+			if r, ok := readEmail(t, e.pool, "u1", "a@example.com"); !ok || !r.verified || !r.verifiedAt.Equal(readdAt) {
 				t.Errorf("after redelivered removal: %+v, %v; want the re-added address", r, ok)
 			}
 			for _, m := range []*fakeMsg{add, remove, readd} {
@@ -319,6 +322,50 @@ func TestIntakeTransientFailure(t *testing.T) {
 }
 
 var _ jetstream.Msg = (*fakeMsg)(nil)
+
+// A removal leaves a tombstone: a verification not newer than it (a late
+// or re-sent event) does not bring the address back, a newer one does, and
+// a removal older than the address's latest verification is not applied.
+func TestIntakeRemovalTombstone(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	ns := e.topo.Namespace
+	seq := uint64(0)
+	send := func(subject, id string, at time.Time, payload any) {
+		t.Helper()
+		seq++
+		m := &fakeMsg{subject: ns.Subject(subject), stream: "ACCOUNTS", seq: seq, data: hostEventAt(t, id, at, payload), header: nats.Header{}}
+		if err := e.p.HandleIntake(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	present := func() bool {
+		_, ok := readEmail(t, e.pool, "u1", "a@example.com")
+		return ok
+	}
+	removedAt := t0.Add(-time.Hour)
+	send(schemas.SubjectEmailRemoved, "r1", removedAt, schemas.EmailRemoved{UserID: "u1", Email: "a@example.com"})
+	send(schemas.SubjectEmailVerified, "v-late", removedAt.Add(-time.Second), verified("u1", "a@example.com", removedAt.Add(-time.Minute)))
+	if present() {
+		t.Fatal("a verification older than the removal brought the address back")
+	}
+	send(schemas.SubjectEmailVerified, "v-same", removedAt, verified("u1", "a@example.com", removedAt))
+	if present() {
+		t.Fatal("a verification as old as the removal brought the address back")
+	}
+	send(schemas.SubjectEmailVerified, "v-new", removedAt.Add(time.Second), verified("u1", "a@example.com", removedAt.Add(time.Second)))
+	if !present() {
+		t.Fatal("a verification newer than the removal did not add the address")
+	}
+	send(schemas.SubjectEmailRemoved, "r-old", removedAt.Add(time.Millisecond), schemas.EmailRemoved{UserID: "u1", Email: "a@example.com"})
+	if !present() {
+		t.Fatal("a removal older than the latest verification deleted the address")
+	}
+	send(schemas.SubjectEmailRemoved, "r-new", removedAt.Add(time.Minute), schemas.EmailRemoved{UserID: "u1", Email: "a@example.com"})
+	if present() {
+		t.Fatal("a newer removal did not delete the address")
+	}
+}
 
 // A binary-mode CloudEvent (attributes in ce-* headers, the bare payload
 // in the body) is de-duplicated by its ce-id, like the structured envelope's

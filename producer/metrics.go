@@ -25,6 +25,8 @@ type metrics struct {
 	sweeps          prometheus.Counter
 	sweepsSkipped   prometheus.Counter
 	lastSweep       prometheus.Gauge
+	staleReplaced   prometheus.Counter
+	strandedChecks  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,14 +53,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sweepDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "sweep_duration_seconds", Help: "Duration of sweeps.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}),
-		sweeps:        counter("sweeps_total", "Sweeps run by this process."),
-		sweepsSkipped: counter("sweeps_skipped_total", "Sweeps skipped because another replica held the sweep lock."),
-		lastSweep:     gauge("last_sweep_timestamp_seconds", "Unix time at which this process's last sweep ended."),
+		sweeps:         counter("sweeps_total", "Sweeps run by this process."),
+		sweepsSkipped:  counter("sweeps_skipped_total", "Sweeps skipped because another replica held the sweep lock."),
+		lastSweep:      gauge("last_sweep_timestamp_seconds", "Unix time at which this process's last sweep ended."),
+		staleReplaced:  counter("stale_checks_replaced_total", "Pending checks found stale (below the checker's ack floor, or older than the lease and every delivery) and replaced by a fresh one."),
+		strandedChecks: gauge("stranded_checks", "Messages in DOMAIN_CHECKS that the checker neither will deliver nor holds unacknowledged (stream messages - pending - ack pending), at the last sweep."),
 	}
 	for _, c := range []prometheus.Collector{
 		m.intakeAccepted, m.intakeDuplicates, m.intakeIgnored, m.intakeDeadLettered, m.intakeErrors, m.signupChecks,
 		m.domainsDue, m.domainsOverdue, m.enqueued, m.alreadyPending, m.publishFailures, m.budgetLeft,
-		m.sweepDuration, m.sweeps, m.sweepsSkipped, m.lastSweep,
+		m.sweepDuration, m.sweeps, m.sweepsSkipped, m.lastSweep, m.staleReplaced, m.strandedChecks,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register producer metrics: %w", err)

@@ -83,6 +83,9 @@ func (p *Producer) RunSweeper(ctx context.Context) error {
 		case <-timer.C:
 		}
 		res, err := p.Sweep(ctx, nil)
+		if ctx.Err() == nil {
+			p.countStranded(ctx)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			p.log.Error("sweep failed", "error", err)
@@ -451,6 +454,9 @@ func (p *Producer) await(it sweepItem) int {
 		return publishDone
 	case err := <-it.ack.Err():
 		if broker.IsAlreadyPending(err) {
+			if p.replaceIfStale(it.ack.Msg()) {
+				return publishDone
+			}
 			return publishWasPending
 		}
 		p.log.Warn("sweep: publish failed; the domain stays due", "domain", it.name, "error", err)

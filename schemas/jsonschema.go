@@ -33,6 +33,7 @@ var schemaFiles = map[string]string{
 	SubjectEnforcementHeld:    "json/enforcement-held.v1.schema.json",
 	SubjectEnforcementPaused:  "json/enforcement-paused.v1.schema.json",
 	SubjectEnforcementResumed: "json/enforcement-paused.v1.schema.json",
+	SubjectDeadLetterReplayed: "json/dlq-replayed.v1.schema.json",
 	SubjectOperatorAction:     "json/operator-action.v1.schema.json",
 }
 
@@ -84,6 +85,7 @@ func Subjects() []string {
 		SubjectEnforcementHeld,
 		SubjectEnforcementPaused,
 		SubjectEnforcementResumed,
+		SubjectDeadLetterReplayed,
 		SubjectOperatorAction,
 		SubjectDeadLetterAll,
 	}

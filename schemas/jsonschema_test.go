@@ -121,7 +121,11 @@ var (
 		Handle:          "2336799_DOMAIN_COM-VRSN",
 		RegistrarIANAID: "292",
 		Nameservers:     []string{"ns1.example.net", "ns2.example.net"},
-		ObservedAt:      exampleTime,
+		DNS: &lifecycle.DNSEvidence{Delegated: false, Rcode: "NXDOMAIN", ParentServer: "192.0.2.30:53",
+			Nameservers: []string{"ns1.example.net"}, MXKnown: true, MX: []string{"mx.example.net"},
+			SOASerial: 4294967295, SOAMname: "ns1.example.net", UndelegatedSince: &lastChanged,
+			BaselineNameservers: []string{"ns1.example.net"}, BaselineMX: []string{"mx.example.net"}},
+		ObservedAt: exampleTime,
 	}
 	notFoundEvidence = lifecycle.Evidence{
 		Provider:   "rdap",
@@ -240,6 +244,14 @@ func subjectCases() []subjectCase {
 			full:    EnforcementPaused{Paused: false, Reason: "operator resumed after review", Observed: 120, NonActive: 37, Percent: 30.83, At: exampleTime, By: "ops@example.org"},
 			minimal: EnforcementPaused{Reason: "resumed", At: exampleTime},
 			decode:  decodeAs[EnforcementPaused](),
+		},
+		{
+			subject: SubjectDeadLetterReplayed, kind: SubjectDeadLetterReplayed,
+			full: DeadLetterReplayed{DLQSequence: 7, Stream: "DOMAIN_CHECKS", Sequence: 918273, Subject: "domains.check.example.com",
+				PayloadSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", MessageID: "replay-DOMAIN_CHECKS-918273-7",
+				By: "nats:operator os:ops@bastion", At: exampleTime},
+			minimal: DeadLetterReplayed{Stream: "ACCOUNTS", Subject: "accounts.email.verified", PayloadSHA256: "x", MessageID: "m", By: "b", At: exampleTime},
+			decode:  decodeAs[DeadLetterReplayed](),
 		},
 		{
 			subject: SubjectOperatorAction, kind: SubjectOperatorAction,
@@ -405,10 +417,8 @@ func TestEnumsMatchGo(t *testing.T) {
 	if got := enum(schemaDoc(t, "json/phase.v1.schema.json")); !slices.Equal(got, phases) {
 		t.Errorf("phase enum %v, want lifecycle.Phases %v", got, phases)
 	}
-	reasons := []lifecycle.Reason{lifecycle.ReasonExpired, lifecycle.ReasonRedemption, lifecycle.ReasonPendingDelete,
-		lifecycle.ReasonReleased, lifecycle.ReasonReregistered, lifecycle.ReasonGrace}
 	var want []string
-	for _, r := range reasons {
+	for _, r := range lifecycle.Reasons {
 		want = append(want, string(r))
 	}
 	got := enum(schemaDoc(t, "json/reason.v1.schema.json"))

@@ -196,8 +196,12 @@ type DomainChecked struct {
 	ObservedAt time.Time       `json:"observed_at"`
 	// Failed is set when the lookup failed or was inconclusive; the domain
 	// is then not marked checked and is retried with growing delays.
-	Failed bool   `json:"failed,omitempty"`
-	Detail string `json:"detail,omitempty"`
+	Failed bool `json:"failed,omitempty"`
+	// Unmonitored is set when no source of evidence covers the domain's
+	// TLD (no RDAP service, no commercial provider, no DNS evidence): the
+	// domain is marked unmonitored and retried weekly (DESIGN.md §8).
+	Unmonitored bool   `json:"unmonitored,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 // Validate checks the required fields.
@@ -372,4 +376,79 @@ func (m DeadLetter) Validate() error {
 		return invalid("error is required")
 	}
 	return requireTime("at", m.At)
+}
+
+// DeadLetterReplayed is published on audit.dlq.replayed when an operator
+// replays a dead letter (`domainguard dlq replay`): who put which message
+// back into which stream.
+type DeadLetterReplayed struct {
+	// DLQSequence is the dead letter's sequence in the DLQ stream.
+	DLQSequence uint64 `json:"dlq_sequence"`
+	// Stream, Sequence and Subject locate the original message.
+	Stream   string `json:"stream"`
+	Sequence uint64 `json:"sequence"`
+	Subject  string `json:"subject"`
+	// PayloadSHA256 is the hex SHA-256 of the replayed payload.
+	PayloadSHA256 string `json:"payload_sha256"`
+	// MessageID is the Nats-Msg-Id the replay was published with.
+	MessageID string `json:"message_id"`
+	// By names who replayed: the NATS user and the OS user and host.
+	By string    `json:"by"`
+	At time.Time `json:"at"`
+}
+
+// Validate checks the required fields.
+func (m DeadLetterReplayed) Validate() error {
+	for _, f := range [][2]string{{"stream", m.Stream}, {"subject", m.Subject}, {"payload_sha256", m.PayloadSHA256},
+		{"message_id", m.MessageID}, {"by", m.By}} {
+		if err := requireText(f[0], f[1], 512); err != nil {
+			return err
+		}
+	}
+	return requireTime("at", m.At)
+}
+
+// ValidatePayload checks body (a CloudEvent or bare JSON) against the
+// payload type of an unprefixed subject that a host or a role publishes
+// and a dead letter may be replayed to: the host's account events, check
+// requests, changes and heartbeats. For a per-domain subject the payload's
+// domain must be the subject's. Errors wrap ErrInvalid.
+func ValidatePayload(subject string, body []byte) error {
+	var domain string
+	var err error
+	perDomain := func(prefix string) (string, bool) { return strings.CutPrefix(subject, prefix) }
+	if subject == SubjectEmailVerified {
+		_, _, err = Decode[EmailVerified](body)
+		return err
+	}
+	if subject == SubjectEmailRemoved {
+		_, _, err = Decode[EmailRemoved](body)
+		return err
+	}
+	var want string
+	if d, ok := perDomain(SubjectCheckPrefix); ok {
+		want = d
+		var m CheckRequest
+		_, m, err = Decode[CheckRequest](body)
+		domain = m.Domain
+	} else if d, ok := perDomain(SubjectChangedPrefix); ok {
+		want = d
+		var m DomainChanged
+		_, m, err = Decode[DomainChanged](body)
+		domain = m.Domain
+	} else if d, ok := perDomain(SubjectCheckedPrefix); ok {
+		want = d
+		var m DomainChecked
+		_, m, err = Decode[DomainChecked](body)
+		domain = m.Domain
+	} else {
+		return invalid("subject %q carries no payload that may be replayed", subject)
+	}
+	if err != nil {
+		return err
+	}
+	if domain != want {
+		return invalid("payload names domain %q, subject %q another", domain, subject)
+	}
+	return nil
 }

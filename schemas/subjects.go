@@ -16,14 +16,16 @@ const (
 	SubjectCheckedPrefix = "domains.checked." // + domain
 
 	// The audit subjects are lifecycle's event names (declared there).
-	SubjectEmailUnverified     = string(lifecycle.EventEmailUnverified)
-	SubjectDomainChanged       = string(lifecycle.EventDomainChanged)
-	SubjectDomainExpiring      = string(lifecycle.EventDomainExpiring)
-	SubjectDomainRestored      = string(lifecycle.EventDomainRestored)
-	SubjectDomainReregistered  = string(lifecycle.EventDomainReregistered)
-	SubjectEnforcementHeld     = string(lifecycle.EventEnforcementHeld)
-	SubjectEnforcementPaused   = string(lifecycle.EventEnforcementPaused)
-	SubjectEnforcementResumed  = string(lifecycle.EventEnforcementResumed)
+	SubjectEmailUnverified    = string(lifecycle.EventEmailUnverified)
+	SubjectDomainChanged      = string(lifecycle.EventDomainChanged)
+	SubjectDomainExpiring     = string(lifecycle.EventDomainExpiring)
+	SubjectDomainRestored     = string(lifecycle.EventDomainRestored)
+	SubjectDomainReregistered = string(lifecycle.EventDomainReregistered)
+	SubjectEnforcementHeld    = string(lifecycle.EventEnforcementHeld)
+	SubjectEnforcementPaused  = string(lifecycle.EventEnforcementPaused)
+	SubjectEnforcementResumed = string(lifecycle.EventEnforcementResumed)
+	// Recorded by `domainguard dlq replay`, not by the enforcer.
+	SubjectDeadLetterReplayed  = "audit.dlq.replayed"
 	SubjectDeadLetterPrefix    = "dlq." // + stream name
 	SubjectAuditAll            = "audit.>"
 	SubjectAccountsAll         = "accounts.>"

@@ -62,9 +62,9 @@ func (rep Report) WritePlots(dir string) error {
 		return nil
 	}
 	return savePlot(filepath.Join(dir, PlotBudget), func(p *plot.Plot) error {
-		p.Title.Text = "domainguard: takeovers prevented by daily lookup budget"
+		p.Title.Text = "domainguard: preventable takeovers prevented by daily lookup budget"
 		p.X.Label.Text = "daily lookup budget"
-		p.Y.Label.Text = "takeovers prevented (%)"
+		p.Y.Label.Text = "preventable takeovers prevented (%; grace sales excluded)"
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 		p.Y.Max = 100
@@ -72,13 +72,13 @@ func (rep Report) WritePlots(dir string) error {
 		pts := make(plotter.XYs, 0, len(rep.Sweep))
 		for _, r := range rep.Sweep {
 			if r.Budget > 0 {
-				pts = append(pts, plotter.XY{X: float64(r.Budget), Y: r.PreventedPct})
+				pts = append(pts, plotter.XY{X: float64(r.Budget), Y: r.PreventablePct})
 			}
 		}
 		target := plotter.XYs{{X: pts[0].X, Y: 99}, {X: pts[len(pts)-1].X, Y: 99}}
 		for _, r := range results {
 			if r.Kind == PolicyPyPI {
-				if err := plotutil.AddScatters(p, r.Policy, plotter.XYs{{X: float64(r.Budget), Y: r.PreventedPct}}); err != nil {
+				if err := plotutil.AddScatters(p, r.Policy, plotter.XYs{{X: float64(r.Budget), Y: r.PreventablePct}}); err != nil {
 					return err
 				}
 			}

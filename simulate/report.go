@@ -18,16 +18,18 @@ type Report struct {
 	// Sweep holds domainguard runs at the budgets of a budget sweep.
 	Sweep []Result `json:"budget_sweep,omitempty"`
 	// SmallestBudget99 is the smallest swept budget that prevented ≥ 99%
-	// of takeovers (0: none did, or no sweep).
+	// of the preventable takeovers (grace sales show nothing before the
+	// sale; 0: none did, or no sweep).
 	SmallestBudget99 int `json:"smallest_budget_99"`
 }
 
 // SmallestBudgetFor returns the smallest budget among sweep results that
-// prevented at least pct percent of takeovers (0 if none did).
+// prevented at least pct percent of the preventable takeovers (0 if none
+// did).
 func SmallestBudgetFor(sweep []Result, pct float64) int {
 	best := 0
 	for _, r := range sweep {
-		if r.PreventedPct >= pct && r.Budget > 0 && (best == 0 || r.Budget < best) {
+		if r.PreventablePct >= pct && r.Budget > 0 && (best == 0 || r.Budget < best) {
 			best = r.Budget
 		}
 	}
@@ -61,9 +63,9 @@ func (rep Report) WriteText(out io.Writer) error {
 	}
 	if len(rep.Sweep) > 0 {
 		if rep.SmallestBudget99 > 0 {
-			fmt.Fprintf(out, "\nsmallest swept daily budget at which domainguard prevents ≥ 99%%: %d\n", rep.SmallestBudget99)
+			fmt.Fprintf(out, "\nsmallest swept daily budget at which domainguard prevents ≥ 99%% of the preventable takeovers (grace sales excluded): %d\n", rep.SmallestBudget99)
 		} else {
-			fmt.Fprintln(out, "\nno swept budget reached 99% prevented")
+			fmt.Fprintln(out, "\nno swept budget reached 99% of the preventable takeovers")
 		}
 	}
 	return nil

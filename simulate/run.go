@@ -81,6 +81,9 @@ type Result struct {
 	// after the sale (nothing can show before it).
 	GraceSalesCaught int     `json:"grace_sales_caught_1d"`
 	PreventedPct     float64 `json:"prevented_pct"`
+	// PreventablePct is Prevented over the lapses that show something
+	// before the attacker has the name (all but grace sales).
+	PreventablePct float64 `json:"preventable_prevented_pct"`
 	// LapsedAddresses counts addresses on lapsed domains.
 	LapsedAddresses int `json:"lapsed_addresses"`
 	// Delay percentiles in days from expiry (grace sales: from the sale,
@@ -191,6 +194,9 @@ func (t *tracker) result(p PolicyConfig, budget int, elapsed time.Duration) Resu
 	slices.Sort(r.Delays)
 	if r.Lapses > 0 {
 		r.PreventedPct = 100 * float64(r.Prevented) / float64(r.Lapses)
+		if n := r.Lapses - r.GraceSales; n > 0 {
+			r.PreventablePct = 100 * float64(r.Prevented) / float64(n)
+		}
 		r.DelayP50 = percentile(r.Delays, 0.50)
 		r.DelayP99 = percentile(r.Delays, 0.99)
 		r.DelayMax = r.Delays[len(r.Delays)-1]

@@ -84,7 +84,7 @@ func TestAutoRouting(t *testing.T) {
 		{"RDAP serves the TLD, no fallback", true, false, "example.com", lifecycle.PhaseActive, "rdap", ""},
 		{"no RDAP service, fallback", true, true, "example.uz", lifecycle.PhaseActive, "domainr", ""},
 		{"no RDAP service, no fallback", true, false, "Example.UZ", lifecycle.PhaseUnknown, "auto",
-			"no RDAP service for .uz and no commercial provider configured"},
+			"no RDAP service for .uz, no commercial provider configured, DNS evidence off"},
 		{"no RDAP client, fallback", false, true, "example.com", lifecycle.PhaseActive, "domainr", ""},
 		{"nothing configured", false, false, "example.com", lifecycle.PhaseUnknown, "auto", "no RDAP client"},
 	}
@@ -105,7 +105,12 @@ func TestAutoRouting(t *testing.T) {
 				t.Errorf("Name = %q", p.Name())
 			}
 			obs, err := p.Lookup(context.Background(), tt.domain, nil)
-			if err != nil {
+			if tt.provider == "auto" {
+				// No source at all: unmonitored, never retried in process.
+				if !errors.Is(err, checker.ErrNoSource) {
+					t.Fatalf("err = %v, want checker.ErrNoSource", err)
+				}
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			if obs.Phase != tt.phase || obs.Evidence.Provider != tt.provider {

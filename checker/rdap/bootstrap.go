@@ -257,3 +257,7 @@ func readBootstrapFile(path string) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// BootstrapLoaded reports whether a bootstrap is in memory, so RateKey
+// answers from it (without loading anything).
+func (c *Client) BootstrapLoaded() bool { return c.bootstrap.loaded() != nil }

@@ -57,7 +57,7 @@ func (c *Client) baseURL(ctx context.Context, tld string) (string, bool, error) 
 	if err != nil {
 		return "", false, err
 	}
-	base, ok := b.BaseURL(tld)
+	base, ok := serviceFor(b, tld)
 	return base, ok, nil
 }
 
@@ -277,7 +277,7 @@ func (c *Client) RateKey(domain string) string {
 		if b == nil {
 			return ProviderName
 		}
-		if base, ok = b.BaseURL(tld); !ok {
+		if base, ok = serviceFor(b, tld); !ok {
 			return ProviderName
 		}
 	}

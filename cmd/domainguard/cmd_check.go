@@ -36,7 +36,7 @@ func runCheck(ctx context.Context, inv invocation) error {
 	if len(rest) != 1 {
 		return usageErr("check DOMAIN [--json]")
 	}
-	p, err := newProvider(cfg, log)
+	p, err := newProvider(cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -119,6 +119,9 @@ func printObservation(inv invocation, obs lifecycle.Observation, previous string
 	row("nameservers", strings.Join(ev.Nameservers, ", "))
 	if ev.NotFound {
 		row("not found", "yes (confirmed by canary)")
+	}
+	if ev.DNS != nil {
+		row("dns", enforcer.DNSLine(ev.DNS))
 	}
 	row("detail", ev.Detail)
 	row("observed", ev.ObservedAt.UTC().Format(time.RFC3339))

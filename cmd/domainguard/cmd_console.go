@@ -115,6 +115,11 @@ func startConsole(ctx context.Context, a *app, st *enforcer.Store, prod *produce
 	if prod != nil {
 		cc.Enqueue = prod.EnqueueManual
 	}
+	if sources, err := coverageSources(a.cfg, a.log); err != nil {
+		a.log.Warn("console: coverage sources unavailable; the overview shows no coverage", "error", err)
+	} else {
+		cc.Coverage = &sources
+	}
 	if a.cfg.ConsoleUsers != "" {
 		users, err := console.LoadUsers(a.cfg.ConsoleUsers)
 		if err != nil {

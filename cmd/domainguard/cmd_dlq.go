@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"os/user"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/domainguard/domainguard/internal/deadletters"
+	"github.com/domainguard/domainguard/internal/termtext"
+	"github.com/domainguard/domainguard/schemas"
 )
 
 func init() {
@@ -34,8 +39,20 @@ func runDLQ(ctx context.Context, inv invocation) error {
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, cfg, log, needs{nats: true})
+	// An unreachable server fails the command instead of waiting forever.
+	octx, ocancel := context.WithTimeout(ctx, dlqConnectTimeout)
+	a, err := openApp(octx, cfg, log, needs{nats: true})
+	if err == nil {
+		if _, err = a.js.AccountInfo(octx); err != nil {
+			a.close()
+			err = fmt.Errorf("nats at %s: %w", cfg.NATSURL, err)
+		}
+	}
+	ocancel()
 	if err != nil {
+		if octx.Err() != nil {
+			return fmt.Errorf("dlq: no NATS server answered within %s: %w", dlqConnectTimeout, err)
+		}
 		return err
 	}
 	defer a.close()
@@ -57,8 +74,12 @@ func runDLQ(ctx context.Context, inv invocation) error {
 		tw := tabwriter.NewWriter(inv.stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SEQ\tAT\tSTREAM\tSUBJECT\tDELIVERIES\tERROR")
 		for _, e := range entries {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Seq, e.Letter.At.Format(time.RFC3339), e.Letter.Stream,
-				e.Letter.Subject, e.Letter.Deliveries, e.Letter.Error)
+			if e.Unreadable != "" {
+				fmt.Fprintf(tw, "%d\t-\t-\t%s\t-\t%s\n", e.Seq, termtext.Escape(e.DLQSubject), termtext.Escape(e.Unreadable))
+				continue
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Seq, e.Letter.At.Format(time.RFC3339), termtext.Escape(e.Letter.Stream),
+				termtext.Escape(e.Letter.Subject), e.Letter.Deliveries, termtext.Escape(e.Letter.Error))
 		}
 		return tw.Flush()
 	case "replay":
@@ -68,19 +89,49 @@ func runDLQ(ctx context.Context, inv invocation) error {
 				return err
 			}
 			for _, e := range entries {
+				if e.Unreadable != "" {
+					fmt.Fprintf(inv.stdout, "skipped DLQ message %d: %s\n", e.Seq, termtext.Escape(e.Unreadable))
+					continue
+				}
 				seqs = append(seqs, e.Seq)
 			}
 		}
+		by := replayedBy(cfg.NATSUser)
+		var refused int
 		for _, seq := range seqs {
-			if _, err := deadletters.Replay(ctx, a.js, stream, a.topo.Namespace, seq); err != nil {
-				return err
+			if _, err := deadletters.Replay(ctx, a.js, stream, a.topo, seq, by, time.Now()); err != nil {
+				if !errors.Is(err, schemas.ErrInvalid) {
+					return err
+				}
+				refused++
+				fmt.Fprintf(inv.stdout, "refused dead letter %d: %s\n", seq, termtext.Escape(err.Error()))
+				continue
 			}
 			fmt.Fprintf(inv.stdout, "replayed dead letter %d\n", seq)
+		}
+		if refused > 0 {
+			return fmt.Errorf("dlq replay: %d of %d dead letters refused (they stay in the DLQ)", refused, len(seqs))
 		}
 		return nil
 	default:
 		return usageErr("dlq: unknown subcommand %q", rest[0])
 	}
+}
+
+// dlqConnectTimeout bounds connecting to NATS.
+const dlqConnectTimeout = 15 * time.Second
+
+// replayedBy names who replays: the NATS user, and the OS user and host.
+func replayedBy(natsUser string) string {
+	if natsUser == "" {
+		natsUser = "(none)"
+	}
+	osUser := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		osUser = u.Username
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("nats:%s os:%s@%s", natsUser, osUser, host)
 }
 
 // checkDLQArgs validates the subcommand and returns the sequence numbers a

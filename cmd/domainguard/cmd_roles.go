@@ -5,10 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/internal/coverage"
 	"github.com/domainguard/domainguard/producer"
 )
 
@@ -76,7 +81,7 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 		runs = append(runs, prod.Run)
 	}
 	if roles&roleChecker != 0 {
-		prov, err := newProvider(cfg, log.With("role", "checker"))
+		prov, err := newProvider(cfg, log.With("role", "checker"), a.reg)
 		if err != nil {
 			return err
 		}
@@ -96,6 +101,22 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 			return err
 		}
 		runs = append(runs, enf.Run)
+	}
+
+	if a.pool != nil && roles&(roleChecker|roleProducer) != 0 {
+		// Coverage: one log line at start and the gauge, refreshed hourly.
+		sources, err := coverageSources(cfg, log)
+		if err != nil {
+			return err
+		}
+		g, err := coverage.NewGauge(a.reg)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, func(ctx context.Context) error {
+			reportCoverage(ctx, a.pool, sources, g, log)
+			return nil
+		})
 	}
 
 	// a.ctx ends at once when NATS denies this user something: a role
@@ -146,4 +167,36 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 	}
 	log.Info("stopped cleanly", "command", name)
 	return nil
+}
+
+// coverageRefresh is how often the coverage gauge is recomputed.
+const coverageRefresh = time.Hour
+
+// reportCoverage logs the coverage once at start ("12,031 addresses on 41
+// TLDs: 88 % rdap, …") and keeps domainguard_coverage_addresses current
+// until ctx ends. Failures are logged, never fatal: coverage is a report.
+func reportCoverage(ctx context.Context, pool *pgxpool.Pool, sources coverage.Sources, g *coverage.Gauge, log *slog.Logger) {
+	first := true
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		rep, err := coverage.Query(qctx, pool, sources)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("coverage not computed", "error", err)
+		case err == nil:
+			g.Set(rep)
+			if first {
+				log.Info("coverage: "+rep.Summary(), "addresses", rep.Addresses, "tlds", len(rep.TLDs),
+					"rdap", rep.BySource[coverage.SourceRDAP], "commercial", rep.BySource[coverage.SourceCommercial],
+					"dns", rep.BySource[coverage.SourceDNS], "none", rep.BySource[coverage.SourceNone])
+				first = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(coverageRefresh):
+		}
+	}
 }

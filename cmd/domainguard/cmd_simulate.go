@@ -41,6 +41,7 @@ func runSimulate(ctx context.Context, inv invocation) error {
 	fs.Float64Var(&c.HoldShare, "hold-share", def.HoldShare, "probability that a lapse puts client hold")
 	fs.Float64Var(&c.ParkShare, "park-share", def.ParkShare, "probability that a lapse moves nameservers to parking")
 	fs.Float64Var(&c.AuctionRate, "auction-rate", def.AuctionRate, "share of lapses sold at an expiry auction during grace")
+	fs.Float64Var(&c.GraceSaleRate, "grace-sale-rate", def.GraceSaleRate, "share of lapses sold by the registrar in the auto-renew grace before any lapse sign (negative: none)")
 	fs.IntVar(&c.AuctionMinDay, "auction-min-day", def.AuctionMinDay, "earliest auction day after expiry")
 	fs.IntVar(&c.AuctionMaxDay, "auction-max-day", def.AuctionMaxDay, "latest auction day after expiry")
 	fs.IntVar(&c.DeleteMinDay, "delete-min-day", def.DeleteMinDay, "earliest deletion day after expiry")

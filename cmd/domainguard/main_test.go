@@ -208,8 +208,11 @@ func TestDLQListAndReplay(t *testing.T) {
 	js, _, topo := testnats.SharedWith(t, func(tp *broker.Topology) { tp.Storage = jetstream.FileStorage })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// Dead-letter one intake message by hand, as the intake consumer would.
-	if _, err := js.Publish(ctx, topo.Namespace.Subject(schemas.SubjectEmailVerified), []byte(`{"user_id":"u1","email":"not-an-email"}`)); err != nil {
+	// Dead-letter one intake message by hand, as the intake consumer would
+	// after its last delivery (a valid message: replay refuses payloads
+	// that are not valid for their subject).
+	if _, err := js.Publish(ctx, topo.Namespace.Subject(schemas.SubjectEmailVerified),
+		[]byte(`{"user_id":"u1","email":"replay-me@example.com","verified_at":"2026-01-02T03:04:05Z"}`)); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := topo.Consumer(ctx, js, schemas.StreamAccounts, "producer-intake")
@@ -248,12 +251,12 @@ func TestDLQListAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replayed message not delivered: %v", err)
 	}
-	if !strings.Contains(string(again.Data()), "not-an-email") {
+	if !strings.Contains(string(again.Data()), "replay-me@example.com") {
 		t.Fatalf("replayed payload %q", again.Data())
 	}
 	_ = again.Ack()
 	out, err = testbin.Run(ctx, t, env, "dlq", "list", "--json")
-	if err != nil || strings.Contains(out, "not-an-email") {
+	if err != nil || strings.Contains(out, "replay-me@example.com") {
 		t.Fatalf("dead letter still listed after replay: %v\n%s", err, out)
 	}
 	if got := strings.TrimSpace(stdoutJSON(out)); got != "[]" {

@@ -5,15 +5,20 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/auto"
+	"github.com/domainguard/domainguard/checker/dnsevidence"
 	"github.com/domainguard/domainguard/checker/domainr"
 	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/internal/config"
+	"github.com/domainguard/domainguard/internal/coverage"
 )
 
-// newProvider builds the status provider DOMAINGUARD_PROVIDER names.
-func newProvider(cfg config.Config, log *slog.Logger) (checker.Provider, error) {
+// newProvider builds the status provider DOMAINGUARD_PROVIDER names; reg
+// receives the DNS evidence metrics (nil: a private registry).
+func newProvider(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (checker.Provider, error) {
 	newRDAP := func() (*rdap.Client, error) {
 		return rdap.New(rdap.Config{
 			BootstrapURL: cfg.RDAPBootstrapURL,
@@ -59,7 +64,49 @@ func newProvider(cfg config.Config, log *slog.Logger) (checker.Provider, error) 
 		if err != nil {
 			return nil, err
 		}
-		return auto.New(r, fallback), nil
+		p := auto.New(r, fallback)
+		if !cfg.DNSEvidence {
+			return p, nil
+		}
+		d, err := newDNSEvidence(cfg, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		return p.WithDNS(d, log, reg)
 	}
 	return nil, fmt.Errorf("unknown provider %q", cfg.Provider)
+}
+
+// newDNSEvidence builds the DNS evidence client (DOMAINGUARD_DNS_*).
+func newDNSEvidence(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*dnsevidence.Client, error) {
+	return dnsevidence.New(dnsevidence.Config{
+		Resolver:           cfg.DNSResolver,
+		TLDServers:         cfg.DNSTLDServers,
+		QueriesPerSecond:   cfg.DNSQueriesPerSecond,
+		UndelegatedConfirm: cfg.UndelegatedConfirm,
+		Logger:             log,
+		Registerer:         reg,
+	})
+}
+
+// coverageSources describes the configured providers for internal/coverage:
+// the routing of checker/auto (or of the one provider configured).
+func coverageSources(cfg config.Config, log *slog.Logger) (coverage.Sources, error) {
+	commercial := cfg.FastlyAPIKey != "" || cfg.DomainrClientID != "" || cfg.DomainrRapidAPIKey != ""
+	switch cfg.Provider {
+	case config.ProviderFastly, config.ProviderDomainr:
+		return coverage.Sources{Commercial: true}, nil
+	case config.ProviderRDAP, config.ProviderAuto:
+		r, err := rdap.New(rdap.Config{BootstrapURL: cfg.RDAPBootstrapURL, CacheDir: filepath.Join(cfg.DataDir, "rdap"),
+			Overrides: cfg.RDAPOverrides, Logger: log})
+		if err != nil {
+			return coverage.Sources{}, err
+		}
+		s := coverage.Sources{RDAP: r.HasService}
+		if cfg.Provider == config.ProviderAuto {
+			s.Commercial, s.DNS = commercial, cfg.DNSEvidence
+		}
+		return s, nil
+	}
+	return coverage.Sources{}, fmt.Errorf("unknown provider %q", cfg.Provider)
 }

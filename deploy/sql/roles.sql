@@ -53,9 +53,13 @@ $$;
 -- It cannot change a domain's phase or evidence, and cannot touch the audit
 -- log, the outbox, holds, the breaker or the observation history.
 GRANT SELECT, DELETE ON emails TO domainguard_producer;
-GRANT INSERT (user_id, email, domain, verified, verified_at) ON emails TO domainguard_producer;
-GRANT UPDATE (domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase, updated_at)
+GRANT INSERT (user_id, email, domain, verified, verified_at, event_at) ON emails TO domainguard_producer;
+GRANT UPDATE (domain, verified, verified_at, event_at, unverified_at, unverify_reason, unverify_phase, updated_at)
     ON emails TO domainguard_producer;
+-- Removal tombstones: a verified event not newer than the removal does not
+-- bring the address back.
+GRANT SELECT, INSERT ON email_removals TO domainguard_producer;
+GRANT UPDATE (removed_at, recorded_at) ON email_removals TO domainguard_producer;
 GRANT SELECT ON domains TO domainguard_producer;
 GRANT INSERT (name, next_check_at) ON domains TO domainguard_producer;
 GRANT UPDATE (next_check_at, last_enqueued_at) ON domains TO domainguard_producer;

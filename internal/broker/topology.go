@@ -49,6 +49,11 @@ type Topology struct {
 	// Maximum ages of the limits-retention streams. Defaults: events 14d,
 	// audit 90d, dead letters 90d, accounts 14d.
 	EventsMaxAge, AuditMaxAge, DLQMaxAge, AccountsMaxAge time.Duration
+	// ChecksMaxAge is the maximum age of a check request in DOMAIN_CHECKS:
+	// about the producer's check lease (6h), after which the sweep
+	// enqueues the domain again anyway. It removes checks a server crash
+	// stranded below the consumer's ack floor. Default 6h.
+	ChecksMaxAge time.Duration
 	// CheckAckWait is the checker consumer's ack wait: one lookup, rate
 	// limiting included, must finish within it. Default 2m.
 	CheckAckWait time.Duration
@@ -89,6 +94,7 @@ func (t Topology) WithDefaults() Topology {
 	setDur(&t.AuditMaxAge, 90*24*time.Hour)
 	setDur(&t.DLQMaxAge, 90*24*time.Hour)
 	setDur(&t.AccountsMaxAge, 14*24*time.Hour)
+	setDur(&t.ChecksMaxAge, 6*time.Hour)
 	setDur(&t.CheckAckWait, 2*time.Minute)
 	setDur(&t.EventAckWait, time.Minute)
 	if t.CheckMaxDeliver == 0 {
@@ -123,7 +129,8 @@ func (t Topology) Validate() error {
 	for _, a := range []struct {
 		name string
 		d    time.Duration
-	}{{"events max age", t.EventsMaxAge}, {"audit max age", t.AuditMaxAge}, {"dlq max age", t.DLQMaxAge}, {"accounts max age", t.AccountsMaxAge}} {
+	}{{"events max age", t.EventsMaxAge}, {"audit max age", t.AuditMaxAge}, {"dlq max age", t.DLQMaxAge}, {"accounts max age", t.AccountsMaxAge},
+		{"checks max age", t.ChecksMaxAge}} {
 		if a.d <= 0 {
 			return fmt.Errorf("topology: %s %s must be positive", a.name, a.d)
 		}
@@ -171,6 +178,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		// One pending check per domain subject; a second publish is refused
 		// (IsAlreadyPending) instead of replacing the pending one.
 		MaxMsgsPerSubject:    1,
+		MaxAge:               t.ChecksMaxAge,
 		Discard:              jetstream.DiscardNew,
 		DiscardNewPerSubject: true,
 		Storage:              t.Storage,

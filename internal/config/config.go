@@ -41,6 +41,8 @@ const (
 	DefaultCheckAckWait         = 2 * time.Minute
 	DefaultEventAckWait         = time.Minute
 	DefaultLogLevel             = "info"
+	DefaultDNSQueriesPerSecond  = 20.0
+	DefaultUndelegatedConfirm   = 24 * time.Hour
 )
 
 // Lookup providers (DOMAINGUARD_PROVIDER).
@@ -116,6 +118,30 @@ type Config struct {
 	DomainrAPIURL      string
 	DomainrClientID    string
 	DomainrRapidAPIKey string
+
+	// DNSEvidence (DOMAINGUARD_DNS_EVIDENCE): ask the DNS too — the parent
+	// zone's servers for the delegation, the resolver for MX and SOA — as
+	// the evidence for TLDs without RDAP and to corroborate RDAP (DESIGN.md
+	// §2). Default true (set in Defaults).
+	DNSEvidence bool
+	// DNSResolver (DOMAINGUARD_DNS_RESOLVER): host:port of the recursive
+	// resolver. Default "": the first nameserver in /etc/resolv.conf.
+	DNSResolver string
+	// DNSTLDServers (DOMAINGUARD_DNS_TLD_SERVERS, "tld=host:port,…",
+	// "*=host:port" for every TLD; a TLD may be named more than once):
+	// authoritative servers asked for delegations instead of the TLD's
+	// published NS. Keys lower case, no leading dot. Default none.
+	DNSTLDServers map[string][]string
+	// DNSQueriesPerSecond (DOMAINGUARD_DNS_QUERIES_PER_SECOND): DNS
+	// queries per second per server, per checker process; DNS lookups do
+	// not count against DOMAINGUARD_LOOKUPS_PER_SECOND or the daily budget.
+	// Default 20; WithDefaults fills it.
+	DNSQueriesPerSecond float64
+	// UndelegatedConfirm (DOMAINGUARD_UNDELEGATED_CONFIRM): how long a name
+	// that was delegated must stay not delegated, seen on two lookups at
+	// least this far apart, before DNS alone counts it as a lapse.
+	// Default 24h; WithDefaults fills it.
+	UndelegatedConfirm time.Duration
 
 	// LookupsPerSecond (DOMAINGUARD_LOOKUPS_PER_SECOND): rate limit of
 	// provider lookups per checker process. Default 5; WithDefaults fills it.
@@ -205,6 +231,7 @@ func Defaults() Config {
 		MetricsAddr:       DefaultMetricsAddr,
 		DailyLookupBudget: DefaultDailyLookupBudget,
 		ManageTopology:    true,
+		DNSEvidence:       true,
 	}.WithDefaults()
 }
 
@@ -261,6 +288,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = DefaultLogLevel
+	}
+	if c.DNSQueriesPerSecond == 0 {
+		c.DNSQueriesPerSecond = DefaultDNSQueriesPerSecond
+	}
+	if c.UndelegatedConfirm == 0 {
+		c.UndelegatedConfirm = DefaultUndelegatedConfirm
 	}
 	return c
 }

@@ -51,6 +51,9 @@ func TestLoadDefaults(t *testing.T) {
 		BreakerMinDomains:    20,
 		MetricsAddr:          "127.0.0.1:9090",
 		LogLevel:             "info",
+		DNSEvidence:          true,
+		DNSQueriesPerSecond:  20,
+		UndelegatedConfirm:   24 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -82,19 +85,24 @@ func TestWithDefaultsKeepsSetValuesAndMeaningfulZeros(t *testing.T) {
 
 func TestLoadEnvThenFlagsWin(t *testing.T) {
 	env := envOf(map[string]string{
-		"DATABASE_URL":                    "postgres://env@db:5432/dg",
-		"NATS_URL":                        "nats://nats:4222",
-		"DOMAINGUARD_PROVIDER":            "RDAP",
-		"DOMAINGUARD_LOOKUPS_PER_SECOND":  "2.5",
-		"DOMAINGUARD_DAILY_LOOKUP_BUDGET": "unlimited",
-		"DOMAINGUARD_RECHECK_INTERVAL":    "48h",
-		"DOMAINGUARD_STRICT":              "true",
-		"DOMAINGUARD_PROTECTED_DOMAINS":   " Example.COM, ,corp.example. ",
-		"DOMAINGUARD_RDAP_OVERRIDES":      "NO=https://rdap.norid.no/,.de=http://127.0.0.1:1/",
-		"DOMAINGUARD_RDAP_CANARIES":       "GC.CA=Canada.gc.ca., com=verisign.com",
-		"DOMAINGUARD_METRICS_ADDR":        "off",
-		"DOMAINGUARD_BREAKER_PCT":         "7",
-		"DOMAINGUARD_SUBJECT_PREFIX":      "t1",
+		"DATABASE_URL":                       "postgres://env@db:5432/dg",
+		"NATS_URL":                           "nats://nats:4222",
+		"DOMAINGUARD_PROVIDER":               "RDAP",
+		"DOMAINGUARD_LOOKUPS_PER_SECOND":     "2.5",
+		"DOMAINGUARD_DAILY_LOOKUP_BUDGET":    "unlimited",
+		"DOMAINGUARD_RECHECK_INTERVAL":       "48h",
+		"DOMAINGUARD_STRICT":                 "true",
+		"DOMAINGUARD_PROTECTED_DOMAINS":      " Example.COM, ,corp.example. ",
+		"DOMAINGUARD_RDAP_OVERRIDES":         "NO=https://rdap.norid.no/,.de=http://127.0.0.1:1/",
+		"DOMAINGUARD_RDAP_CANARIES":          "GC.CA=Canada.gc.ca., com=verisign.com",
+		"DOMAINGUARD_METRICS_ADDR":           "off",
+		"DOMAINGUARD_BREAKER_PCT":            "7",
+		"DOMAINGUARD_SUBJECT_PREFIX":         "t1",
+		"DOMAINGUARD_DNS_EVIDENCE":           "false",
+		"DOMAINGUARD_DNS_RESOLVER":           "192.0.2.53:53",
+		"DOMAINGUARD_DNS_TLD_SERVERS":        "EU=127.0.0.1:5353, .eu=127.0.0.1:5354,*=[::1]:53",
+		"DOMAINGUARD_DNS_QUERIES_PER_SECOND": "7",
+		"DOMAINGUARD_UNDELEGATED_CONFIRM":    "36h",
 	})
 	fs := quietFlags()
 	own := fs.Bool("json", false, "command's own flag")
@@ -129,6 +137,11 @@ func TestLoadEnvThenFlagsWin(t *testing.T) {
 		{"env: overrides", c.RDAPOverrides, map[string]string{"no": "https://rdap.norid.no/", "de": "http://127.0.0.1:1/"}},
 		{"env: canaries", c.RDAPCanaries, map[string]string{"gc.ca": "canada.gc.ca", "com": "verisign.com"}},
 		{"env: prefix", c.SubjectPrefix, "t1"},
+		{"env: dns evidence", c.DNSEvidence, false},
+		{"env: dns resolver", c.DNSResolver, "192.0.2.53:53"},
+		{"env: dns tld servers", c.DNSTLDServers, map[string][]string{"eu": {"127.0.0.1:5353", "127.0.0.1:5354"}, "*": {"[::1]:53"}}},
+		{"env: dns qps", c.DNSQueriesPerSecond, 7.0},
+		{"env: undelegated confirm", c.UndelegatedConfirm, 36 * time.Hour},
 		{"default kept", c.MaxUnverifyPerDomain, 50},
 	}
 	for _, ch := range checks {
@@ -167,6 +180,10 @@ func TestLoadErrorsNameTheSource(t *testing.T) {
 			[]string{"DOMAINGUARD_STRICT", "true or false"}},
 		{"env overrides", map[string]string{"DOMAINGUARD_RDAP_OVERRIDES": "no"}, nil,
 			[]string{"DOMAINGUARD_RDAP_OVERRIDES", "tld=url"}},
+		{"env dns tld servers", map[string]string{"DOMAINGUARD_DNS_TLD_SERVERS": "eu=127.0.0.1"}, nil,
+			[]string{"DOMAINGUARD_DNS_TLD_SERVERS", "host:port"}},
+		{"env dns tld servers port", map[string]string{"DOMAINGUARD_DNS_TLD_SERVERS": "eu=127.0.0.1:99999"}, nil,
+			[]string{"DOMAINGUARD_DNS_TLD_SERVERS", "1-65535"}},
 		{"flag", nil, []string{"--lookups-per-second", "fast"},
 			[]string{"lookups-per-second", "want a number"}},
 		{"unknown flag", nil, []string{"--bogus"}, []string{"bogus"}},

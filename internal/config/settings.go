@@ -3,8 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +89,21 @@ var settings = []setting{
 	{env: "DOMAINR_RAPIDAPI_KEY", secret: true, help: "Domainr RapidAPI `key`",
 		parse:  func(c *Config, v string) error { c.DomainrRapidAPIKey = strings.TrimSpace(v); return nil },
 		format: func(c Config) string { return c.DomainrRapidAPIKey }},
+	{env: "DOMAINGUARD_DNS_EVIDENCE", boolean: true, help: "use DNS evidence (parent zone delegation, MX, SOA) for TLDs without RDAP and to corroborate RDAP",
+		parse:  boolParser(func(c *Config) *bool { return &c.DNSEvidence }),
+		format: func(c Config) string { return strconv.FormatBool(c.DNSEvidence) }},
+	{env: "DOMAINGUARD_DNS_RESOLVER", help: "recursive resolver `host:port` (default: first nameserver in /etc/resolv.conf)",
+		parse:  func(c *Config, v string) error { c.DNSResolver = strings.TrimSpace(v); return nil },
+		format: func(c Config) string { return c.DNSResolver }},
+	{env: "DOMAINGUARD_DNS_TLD_SERVERS", help: "authoritative servers asked for delegations: `tld=host:port,...`, *=host:port for every TLD",
+		parse:  parseTLDServers,
+		format: func(c Config) string { return formatTLDServers(c.DNSTLDServers) }},
+	{env: "DOMAINGUARD_DNS_QUERIES_PER_SECOND", help: "DNS `queries` per second per server",
+		parse:  floatParser(func(c *Config) *float64 { return &c.DNSQueriesPerSecond }),
+		format: func(c Config) string { return strconv.FormatFloat(c.DNSQueriesPerSecond, 'g', -1, 64) }},
+	{env: "DOMAINGUARD_UNDELEGATED_CONFIRM", help: "how long a delegated name must stay undelegated, seen twice this far apart, before DNS alone counts it as a lapse (Go `duration`)",
+		parse:  durationParser(func(c *Config) *time.Duration { return &c.UndelegatedConfirm }),
+		format: func(c Config) string { return c.UndelegatedConfirm.String() }},
 	{env: "DOMAINGUARD_LOOKUPS_PER_SECOND", help: "provider `lookups` per second per checker",
 		parse:  floatParser(func(c *Config) *float64 { return &c.LookupsPerSecond }),
 		format: func(c Config) string { return strconv.FormatFloat(c.LookupsPerSecond, 'g', -1, 64) }},
@@ -259,6 +277,44 @@ func parseCanaries(c *Config, v string) error {
 	}
 	c.RDAPCanaries = out
 	return nil
+}
+
+// parseTLDServers reads "tld=host:port,…" ("*" for every TLD; a TLD named
+// again adds a server).
+func parseTLDServers(c *Config, v string) error {
+	out := map[string][]string{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		tld, addr, ok := strings.Cut(item, "=")
+		tld = strings.Trim(strings.ToLower(strings.TrimSpace(tld)), ".")
+		addr = strings.TrimSpace(addr)
+		if !ok || tld == "" || addr == "" {
+			return fmt.Errorf("item %q: want tld=host:port", item)
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			return fmt.Errorf("item %q: %q is not host:port", item, addr)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("item %q: port %q is not 1-65535", item, port)
+		}
+		out[tld] = append(out[tld], addr)
+	}
+	c.DNSTLDServers = out
+	return nil
+}
+
+func formatTLDServers(m map[string][]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		for _, a := range m[k] {
+			parts = append(parts, k+"="+a)
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func formatOverrides(m map[string]string) string {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -55,6 +56,17 @@ func (c Config) Validate() error {
 	}
 	if c.SubjectPrefix != "" && !subjectPrefixPattern.MatchString(c.SubjectPrefix) {
 		bad("DOMAINGUARD_SUBJECT_PREFIX", "%q: want dot-separated tokens of letters, digits, _ and -", c.SubjectPrefix)
+	}
+	if c.DNSResolver != "" {
+		if host, port, err := net.SplitHostPort(c.DNSResolver); err != nil || host == "" || port == "" {
+			bad("DOMAINGUARD_DNS_RESOLVER", "%q is not host:port", c.DNSResolver)
+		}
+	}
+	if c.DNSQueriesPerSecond <= 0 || math.IsInf(c.DNSQueriesPerSecond, 0) || math.IsNaN(c.DNSQueriesPerSecond) {
+		bad("DOMAINGUARD_DNS_QUERIES_PER_SECOND", "%g: must be positive", c.DNSQueriesPerSecond)
+	}
+	if c.UndelegatedConfirm <= 0 {
+		bad("DOMAINGUARD_UNDELEGATED_CONFIRM", "%s: must be positive", c.UndelegatedConfirm)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("DOMAINGUARD_STREAM_REPLICAS", "%d: want 1 to 5", c.StreamReplicas)

@@ -21,6 +21,7 @@ import (
 	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/internal/coverage"
 	"github.com/domainguard/domainguard/internal/httpserve"
 )
 
@@ -57,6 +58,10 @@ type Config struct {
 	// Enqueue asks for a check of a watched domain now (the producer's
 	// EnqueueManual); nil: no check-now button.
 	Enqueue func(ctx context.Context, domain string) (pending bool, err error)
+	// Coverage describes the configured providers for the overview's
+	// coverage (internal/coverage, as the `coverage` command); nil: the
+	// overview says coverage is not configured.
+	Coverage *coverage.Sources
 	// DailyBudget is DOMAINGUARD_DAILY_LOOKUP_BUDGET, shown against the
 	// lookups of the last 24 hours (0: unlimited).
 	DailyBudget int

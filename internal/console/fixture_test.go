@@ -18,6 +18,7 @@ import (
 
 	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/coverage"
 	"github.com/domainguard/domainguard/internal/testdb"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/lifecycle"
@@ -92,6 +93,8 @@ func newFixture(t *testing.T) *fixture {
 	f.console, err = New(Config{
 		Addr: "127.0.0.1:0", Users: testUsers(), Pool: f.pool, Store: f.store, JS: f.js, Topology: f.topo,
 		Enqueue: prod.EnqueueManual, DailyBudget: 1000, Logger: log, Registerer: reg,
+		// RDAP serves .org only; .xyz has nothing.
+		Coverage: &coverage.Sources{RDAP: func(_ context.Context, tld string) (bool, error) { return tld == "org", nil }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +158,7 @@ func (f *fixture) seed(t *testing.T) {
 	add("u2", "bob@fast.org", "fast.org", true, "")
 	add("u3", "cy@gone.org", "gone.org", false, "domain_released")
 	add("u4", "new@new.org", "new.org", true, "")
+	add("u5", "zed@corp.xyz", "corp.xyz", true, "")
 	var held []lifecycle.Address
 	for i := range 3 {
 		e := fmt.Sprintf("h%d@held.org", i)

@@ -354,7 +354,9 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range entries {
-			seqs = append(seqs, e.Seq)
+			if e.Unreadable == "" { // not a dead letter: never replayed
+				seqs = append(seqs, e.Seq)
+			}
 		}
 	} else {
 		n, err := strconv.ParseUint(r.PostFormValue("seq"), 10, 64)
@@ -365,7 +367,7 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		seqs = append(seqs, n)
 	}
 	for _, seq := range seqs {
-		e, err := deadletters.Replay(r.Context(), c.cfg.JS, s, c.cfg.Topology.Namespace, seq)
+		e, err := deadletters.Replay(r.Context(), c.cfg.JS, s, c.cfg.Topology, seq, "console:"+d.By, time.Now())
 		if err != nil {
 			c.log.Error("console: replay", "seq", seq, "error", err)
 			c.dlqPage(w, r, http.StatusConflict, "Replaying dead letter "+strconv.FormatUint(seq, 10)+" failed (already replayed?); the ones before it were replayed.")

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/domainguard/domainguard/internal/coverage"
 
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
@@ -18,9 +19,11 @@ type Overview struct {
 	Verified, Unverified, Addresses int
 	Domains                         int
 	Phases                          []Count // every phase, in lifecycle order
-	Coverage                        []Count // by the provider of the last answer; "none" before one
-	LookupsToday                    int     // checks enqueued in the last 24 hours
-	Budget                          int     // 0: unlimited
+	Coverage                        []Count // watched addresses by source (internal/coverage)
+	CoverageShare                   []string
+	CoverageNote                    string // why coverage is missing
+	LookupsToday                    int    // checks enqueued in the last 24 hours
+	Budget                          int    // 0: unlimited
 	OpenHolds                       int
 	OldestHold                      *time.Time
 	Chart                           Chart
@@ -51,16 +54,6 @@ SELECT count(*) FILTER (WHERE verified), count(*) FILTER (WHERE NOT verified AND
 			o.Phases = append(o.Phases, Count{string(p), phases[string(p)]})
 			o.Domains += phases[string(p)]
 		}
-		coverage := map[string]int{}
-		if err := groupCounts(ctx, tx, coverage, `SELECT COALESCE(NULLIF(evidence->>'provider', ''), 'none'), count(*) FROM domains GROUP BY 1`); err != nil {
-			return err
-		}
-		for k, n := range coverage {
-			o.Coverage = append(o.Coverage, Count{k, n})
-		}
-		sort.Slice(o.Coverage, func(i, j int) bool {
-			return o.Coverage[i].N > o.Coverage[j].N || (o.Coverage[i].N == o.Coverage[j].N && o.Coverage[i].Label < o.Coverage[j].Label)
-		})
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(sum(count), 0) FROM lookup_budget WHERE hour > $1`, now.Add(-24*time.Hour)).Scan(&o.LookupsToday); err != nil {
 			return fmt.Errorf("lookups: %w", err)
 		}
@@ -74,7 +67,30 @@ SELECT count(*) FILTER (WHERE verified), count(*) FILTER (WHERE NOT verified AND
 		o.Chart = chart
 		return nil
 	})
-	return o, err
+	if err != nil {
+		return o, err
+	}
+	c.addCoverage(ctx, &o)
+	return o, nil
+}
+
+// addCoverage fills the coverage with internal/coverage's report; a
+// failure (an RDAP bootstrap that cannot be fetched) is shown, not fatal.
+func (c *Console) addCoverage(ctx context.Context, o *Overview) {
+	if c.cfg.Coverage == nil {
+		o.CoverageNote = "coverage sources are not configured"
+		return
+	}
+	rep, err := coverage.Query(ctx, c.cfg.Pool, *c.cfg.Coverage)
+	if err != nil {
+		c.log.Warn("console: coverage", "error", err)
+		o.CoverageNote = "coverage could not be computed (see the log)"
+		return
+	}
+	for _, src := range coverage.AllSources {
+		o.Coverage = append(o.Coverage, Count{string(src), int(rep.BySource[src])})
+		o.CoverageShare = append(o.CoverageShare, fmt.Sprintf("%.1f%%", rep.Share(src)))
+	}
 }
 
 func groupCounts(ctx context.Context, tx pgx.Tx, into map[string]int, sql string) error {

@@ -29,6 +29,7 @@ import (
 	"github.com/domainguard/domainguard/internal/testbin"
 	"github.com/domainguard/domainguard/internal/testdb"
 	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/internal/testroles"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -53,6 +54,11 @@ type natsServer struct {
 	bin  string
 	port int
 	dir  string
+	// conf, when set, is the configuration file the server runs with
+	// (testroles.WriteNATSConfig: the shipped users) and env its
+	// environment (their passwords).
+	conf string
+	env  []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -84,8 +90,16 @@ func freePort(t testing.TB) int {
 
 // startNATS runs nats-server with JetStream on a free loopback port and a
 // store under a temp dir; it is stopped at cleanup.
-func startNATS(t testing.TB) *natsServer {
+func startNATS(t testing.TB) *natsServer { return startNATSWith(t, false) }
+
+// startNATSWith is startNATS; with secure the server runs with the users
+// and permissions of deploy/nats/auth.conf.
+func startNATSWith(t testing.TB, secure bool) *natsServer {
 	n := &natsServer{t: t, bin: natsServerBinary(t), port: freePort(t), dir: t.TempDir()}
+	if secure {
+		n.conf = testroles.WriteNATSConfig(t, n.dir, n.port)
+		n.env = append([]string{"PATH=" + os.Getenv("PATH")}, testroles.NATSServerEnv()...)
+	}
 	n.start()
 	t.Cleanup(func() {
 		n.stop()
@@ -103,6 +117,10 @@ func (n *natsServer) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.
 func (n *natsServer) start() {
 	n.t.Helper()
 	cmd := exec.Command(n.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
+	if n.conf != "" {
+		cmd = exec.Command(n.bin, "-c", n.conf)
+		cmd.Env = n.env
+	}
 	buf := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &n.mu, w: buf}, &lockedWriter{mu: &n.mu, w: buf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -183,6 +201,12 @@ type clusterOptions struct {
 	quirky bool
 	// extraEnv is added to every role's environment.
 	extraEnv []string
+	// secure runs every process with the shipped least-privilege
+	// configuration: the NATS users of deploy/nats/auth.conf (the test
+	// connects as the operator, which creates the topology; roles run with
+	// DOMAINGUARD_MANAGE_TOPOLOGY=false) and the SQL roles of
+	// deploy/sql/roles.sql (each role logs in as a user of its group).
+	secure bool
 	// tlds the fake RDAP server's bootstrap lists; default com, net, test,
 	// example.
 	tlds []string
@@ -198,6 +222,10 @@ type cluster struct {
 	rdap   *fakerdap.Server
 	quirky *quirkyServer
 	env    []string
+	// roleEnv is added to one role's environment (secure clusters: its
+	// NATS user and database login).
+	roleEnv  map[string][]string
+	sqlRoles *testroles.SQLRoles
 
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -251,8 +279,12 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		c.pool, c.dbURL = testdb.New(t)
 	}
 
-	c.nats = startNATS(t)
-	nc, js, err := broker.Connect(ctx, broker.ConnectOptions{URL: c.nats.URL(), Name: "e2e " + t.Name(), Logger: testnats.Logger(t)})
+	c.nats = startNATSWith(t, o.secure)
+	connOpts := broker.ConnectOptions{URL: c.nats.URL(), Name: "e2e " + t.Name(), Logger: testnats.Logger(t)}
+	if o.secure {
+		connOpts.User, connOpts.Password, connOpts.InboxPrefix = "operator", testroles.NATSPassword("operator"), "_INBOX_operator"
+	}
+	nc, js, err := broker.Connect(ctx, connOpts)
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
 	}
@@ -306,6 +338,18 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		c.env = append(c.env, "DOMAINGUARD_RDAP_OVERRIDES="+overrides)
 	}
 	c.env = append(c.env, o.extraEnv...)
+	c.roleEnv = map[string][]string{}
+	if o.secure {
+		c.sqlRoles = testroles.ApplySQLRoles(t, c.pool, c.dbURL)
+		for _, r := range roles {
+			env := []string{"NATS_USER=" + r, "NATS_PASSWORD=" + testroles.NATSPassword(r), "DOMAINGUARD_MANAGE_TOPOLOGY=false"}
+			if r != "checker" { // the checker has no database access
+				env = append(env, "DATABASE_URL="+c.sqlRoles.LoginURL(t, r))
+			}
+			c.roleEnv[r] = env
+		}
+		c.roleEnv["operator"] = []string{"NATS_USER=operator", "NATS_PASSWORD=" + testroles.NATSPassword("operator")}
+	}
 	return c
 }
 
@@ -337,7 +381,8 @@ func (c *cluster) start(role string) {
 	defer c.mu.Unlock()
 	c.starts[role]++
 	name := fmt.Sprintf("%s#%d", role, c.starts[role])
-	c.procs[role] = testbin.Start(c.t, testbin.Options{Name: name, Env: c.env}, role)
+	env := append(append([]string(nil), c.env...), c.roleEnv[role]...)
+	c.procs[role] = testbin.Start(c.t, testbin.Options{Name: name, Env: env}, role)
 }
 
 func (c *cluster) startAll() {

@@ -1,0 +1,105 @@
+package coverage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/domainguard/domainguard/internal/testdb"
+)
+
+func rdapFor(tlds ...string) func(context.Context, string) (bool, error) {
+	return func(_ context.Context, tld string) (bool, error) {
+		for _, t := range tlds {
+			if t == tld {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+func TestSourceFor(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		s    Sources
+		tld  string
+		want Source
+	}{
+		{"rdap serves it", Sources{RDAP: rdapFor("com"), Commercial: true, DNS: true}, "com", SourceRDAP},
+		{"commercial before dns", Sources{RDAP: rdapFor("com"), Commercial: true, DNS: true}, "eu", SourceCommercial},
+		{"dns only", Sources{RDAP: rdapFor("com"), DNS: true}, "eu", SourceDNS},
+		{"none", Sources{RDAP: rdapFor("com")}, "eu", SourceNone},
+		{"commercial-only provider", Sources{Commercial: true}, "com", SourceCommercial},
+	} {
+		if got, err := tt.s.SourceFor(ctx, tt.tld); err != nil || got != tt.want {
+			t.Errorf("%s: %s, %v; want %s", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := (Sources{RDAP: func(context.Context, string) (bool, error) { return false, errors.New("no bootstrap") }}).SourceFor(ctx, "com"); err == nil {
+		t.Error("bootstrap error not reported")
+	}
+}
+
+func TestQueryAgainstPostgres(t *testing.T) {
+	pool, _ := testdb.New(t)
+	ctx := context.Background()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, row := range []struct {
+		email, domain string
+		verified      bool
+	}{
+		{"a@x.com", "x.com", true}, {"b@x.com", "x.com", true}, {"c@y.com", "y.com", true},
+		{"d@z.eu", "z.eu", true}, {"e@q.zz", "q.zz", true}, {"f@old.com", "old.com", false},
+	} {
+		if _, err := pool.Exec(ctx, `INSERT INTO emails (user_id, email, domain, verified, verified_at) VALUES ($1, $2, $3, $4, $5)`,
+			"u"+string(rune('0'+i)), row.email, row.domain, row.verified, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Query(ctx, pool, Sources{RDAP: rdapFor("com"), DNS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Addresses != 5 || r.Domains != 4 || len(r.TLDs) != 3 {
+		t.Fatalf("report %+v", r)
+	}
+	if r.TLDs[0].TLD != "com" || r.TLDs[0].Domains != 2 || r.TLDs[0].Addresses != 3 || r.TLDs[0].Source != SourceRDAP {
+		t.Fatalf("first row %+v", r.TLDs[0])
+	}
+	if r.BySource[SourceRDAP] != 3 || r.BySource[SourceDNS] != 2 || r.BySource[SourceNone] != 0 {
+		t.Fatalf("by source %v", r.BySource)
+	}
+	if got := r.Summary(); got != "5 addresses on 3 TLDs: 60 % rdap, 0 % commercial, 40 % dns only, 0 % none" {
+		t.Fatalf("summary %q", got)
+	}
+	reg := prometheus.NewRegistry()
+	g, err := NewGauge(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Set(r)
+	if v := testutil.ToFloat64(g.vec.WithLabelValues("com", "rdap")); v != 3 {
+		t.Fatalf("gauge com/rdap = %v", v)
+	}
+	if n := testutil.CollectAndCount(g.vec); n != 3 {
+		t.Fatalf("%d series", n)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 12031: "12,031", 1234567: "1,234,567", -4500: "-4,500"} {
+		if got := Thousands(n); got != want {
+			t.Errorf("Thousands(%d) = %q", n, got)
+		}
+	}
+	if !strings.Contains(NewReport(nil).Summary(), "0 addresses on 0 TLDs") {
+		t.Error("empty summary")
+	}
+}
