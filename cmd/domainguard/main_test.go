@@ -240,7 +240,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	}
 	// The payload readable, not only as base64.
 	var payload struct{ Email string }
-	if err := json.Unmarshal(entries[0].PayloadJSON, &payload); err != nil || payload.Email != "not-an-email" {
+	if err := json.Unmarshal(entries[0].PayloadJSON, &payload); err != nil || payload.Email != "replay-me@example.com" {
 		t.Errorf("dlq list --json payload_json = %s, want the decoded payload", entries[0].PayloadJSON)
 	}
 	out, err = testbin.Run(ctx, t, env, "dlq", "replay", "--all")
