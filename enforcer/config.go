@@ -90,7 +90,7 @@ type Config struct {
 	// Default 1s.
 	RelayInterval time.Duration
 	// RelayBatch is how many outbox rows one relay round publishes.
-	// Default 500.
+	// Default 1000.
 	RelayBatch int
 	// OutboxRetention is how long published outbox rows are kept (the
 	// audit_log keeps the history). Default 168h.
@@ -154,7 +154,7 @@ func (c Config) WithDefaults() Config {
 		c.RelayInterval = time.Second
 	}
 	if c.RelayBatch == 0 {
-		c.RelayBatch = 500
+		c.RelayBatch = 1000
 	}
 	if c.OutboxRetention == 0 {
 		c.OutboxRetention = 7 * 24 * time.Hour
