@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/domainguard/domainguard/internal/testdb"
+	"github.com/domainguard/domainguard/internal/testroles"
 )
 
 // sqlRoleName matches the role names roles.sql creates.
@@ -192,6 +193,7 @@ ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 			{"create address", `INSERT INTO emails (user_id, email, domain, verified_at) VALUES ('u2', 'b@example.com', 'example.com', now())`},
 			{"delete address", `DELETE FROM emails WHERE user_id = 'u1'`},
 			{"re-date verification", `UPDATE emails SET verified_at = now() WHERE user_id = 'u1'`},
+			{"re-verify", `UPDATE emails SET verified = false WHERE user_id = 'u1'; UPDATE emails SET verified = true WHERE user_id = 'u1'`},
 			{"change address", `UPDATE emails SET email = 'x@evil.example' WHERE user_id = 'u1'`},
 			{"delete domain", `DELETE FROM domains WHERE name = 'example.com'`},
 			{"rewrite audit", `UPDATE audit_log SET data = '{}'`},
@@ -248,5 +250,87 @@ ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 		if !ok {
 			t.Errorf("operator cannot read table %s", table)
 		}
+	}
+}
+
+// TestPruningUnderTheShippedRoles (#14 item 9) logs in as users of the
+// shipped producer and enforcer roles and prunes what the roles' code
+// prunes (enforcer.Relay.Prune, the producer's sweeper): old sent outbox
+// rows, old processed-message ids of both consumers and old removal
+// tombstones go; unsent outbox rows and recent ids stay; a plain DELETE is
+// still refused.
+func TestPruningUnderTheShippedRoles(t *testing.T) {
+	pool, dbURL := testdb.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	roles := testroles.ApplySQLRoles(t, pool, dbURL)
+	login := func(role string) *pgxpool.Pool {
+		p, err := pgxpool.New(ctx, roles.LoginURL(t, role))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	producer, enforcer := login("producer"), login("enforcer")
+	if _, err := pool.Exec(ctx, `
+INSERT INTO outbox (id, subject, payload, created_at, sent_at) SELECT gen_random_uuid(), 'audit.domain.changed', '\x7b7d',
+  now() - interval '30 days', now() - interval '10 days' FROM generate_series(1, 100);
+INSERT INTO outbox (id, subject, payload, created_at) VALUES (gen_random_uuid(), 'audit.email.unverified', '\x7b7d', now() - interval '30 days');
+INSERT INTO processed_messages (consumer, message_id, processed_at)
+  SELECT c, c || g, now() - interval '40 days' FROM generate_series(1, 100) g, unnest(ARRAY['enforcer', 'producer-intake']) c;
+INSERT INTO processed_messages (consumer, message_id) VALUES ('enforcer', 'recent'), ('producer-intake', 'recent');
+INSERT INTO email_removals (user_id, email, removed_at, recorded_at)
+  SELECT 'u' || g, 'a@example.com', now() - interval '100 days', now() - interval '100 days' FROM generate_series(1, 50) g;`); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	for _, tc := range []struct {
+		pool *pgxpool.Pool
+		sql  string
+		args []any
+	}{
+		{enforcer, `SELECT prune_outbox($1::interval)`, []any{7 * 24 * time.Hour}},
+		{enforcer, `SELECT prune_processed_messages($1, $2)`, []any{"enforcer", time.Now().Add(-30 * 24 * time.Hour)}},
+		{producer, `SELECT prune_processed_messages($1, $2)`, []any{"producer-intake", time.Now().Add(-30 * 24 * time.Hour)}},
+		{producer, `SELECT prune_email_removals($1)`, []any{time.Now().Add(-90 * 24 * time.Hour)}},
+	} {
+		if _, err := tc.pool.Exec(ctx, tc.sql, tc.args...); err != nil {
+			t.Fatalf("%s: %v", tc.sql, err)
+		}
+	}
+	count := func(q string) int {
+		var n int
+		if err := pool.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(`SELECT count(*) FROM outbox`); n != 1 {
+		t.Errorf("outbox holds %d rows after pruning, want the 1 unsent one", n)
+	}
+	if n := count(`SELECT count(*) FROM processed_messages`); n != 2 {
+		t.Errorf("processed_messages holds %d rows after pruning, want the 2 recent ones", n)
+	}
+	if n := count(`SELECT count(*) FROM email_removals`); n != 0 {
+		t.Errorf("email_removals holds %d rows after pruning, want 0", n)
+	}
+	// The functions never delete unsent or recent rows, whatever retention
+	// a caller passes, and the roles still cannot delete directly.
+	if _, err := enforcer.Exec(ctx, `SELECT prune_outbox('0 seconds'::interval)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enforcer.Exec(ctx, `SELECT prune_processed_messages('enforcer', now() + interval '1 day')`); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(`SELECT count(*) FROM outbox`) + count(`SELECT count(*) FROM processed_messages`); n != 3 {
+		t.Errorf("%d rows left after pruning with zero retention, want 3 (unsent and recent rows stay)", n)
+	}
+	for _, q := range []string{`DELETE FROM outbox`, `DELETE FROM processed_messages`} {
+		if _, err := enforcer.Exec(ctx, q); !isDenied(err) {
+			t.Errorf("enforcer %s: %v, want insufficient_privilege", q, err)
+		}
+	}
+	if _, err := producer.Exec(ctx, `SELECT prune_outbox('1 day'::interval)`); !isDenied(err) {
+		t.Errorf("producer prunes the outbox: %v, want insufficient_privilege", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -109,6 +110,9 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error 
 			if err == nil && ch.Domain != strings.TrimPrefix(subject, schemas.SubjectChangedPrefix) {
 				err = fmt.Errorf("%w: payload domain %q does not match subject %s", schemas.ErrInvalid, ch.Domain, subject)
 			}
+			if err == nil {
+				err = e.checkObservedAt(ch.Evidence.ObservedAt)
+			}
 			if err != nil {
 				e.metrics.events.WithLabelValues(ResultInvalid).Inc()
 				e.deadLetter(ctx, msg, err)
@@ -126,6 +130,9 @@ func (e *Enforcer) HandleBatch(ctx context.Context, msgs []jetstream.Msg) error 
 			_, hb, err := schemas.Decode[schemas.DomainChecked](msg.Data())
 			if err == nil && hb.Domain != strings.TrimPrefix(subject, schemas.SubjectCheckedPrefix) {
 				err = fmt.Errorf("%w: payload domain %q does not match subject %s", schemas.ErrInvalid, hb.Domain, subject)
+			}
+			if err == nil {
+				err = e.checkObservedAt(hb.ObservedAt)
 			}
 			if err != nil {
 				e.metrics.heartbeats.WithLabelValues("invalid").Inc()
@@ -229,4 +236,16 @@ func (e *Enforcer) deadLetter(ctx context.Context, msg jetstream.Msg, cause erro
 		e.cfg.Logger.Error("dead-letter failed; message will be redelivered", "subject", msg.Subject(), "error", err)
 		_ = msg.NakWithDelay(5 * time.Second)
 	}
+}
+
+// checkObservedAt records the clock skew of an observation and refuses
+// (as invalid input, so it is dead-lettered with the reason) one dated more
+// than lifecycle.MaxClockSkew in the future.
+func (e *Enforcer) checkObservedAt(observedAt time.Time) error {
+	now := e.cfg.Clock.Now()
+	e.metrics.clockSkew.Set(observedAt.Sub(now).Seconds())
+	if err := lifecycle.CheckObservedAt(observedAt, now); err != nil {
+		return fmt.Errorf("%w: %w", schemas.ErrInvalid, err)
+	}
+	return nil
 }

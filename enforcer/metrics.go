@@ -28,6 +28,7 @@ type metrics struct {
 	outboxLag   prometheus.Gauge
 	published   prometheus.Counter
 	heartbeats  *prometheus.CounterVec
+	clockSkew   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -72,6 +73,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "domainguard_enforcer_heartbeats_total",
 			Help: "Heartbeats (domains.checked) handled, by result (checked, failed, stale, invalid).",
 		}, []string{"result"}),
+		clockSkew: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "domainguard_enforcer_observation_clock_skew_seconds",
+			Help: "observed_at of the last observation minus the enforcer's clock (positive: the checker's clock is ahead); more than 300 s ahead is refused.",
+		}),
 	}
 	var err error
 	register(reg, &m.events, &err)
@@ -84,6 +89,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	register(reg, &m.outboxLag, &err)
 	register(reg, &m.published, &err)
 	register(reg, &m.heartbeats, &err)
+	register(reg, &m.clockSkew, &err)
 	if err != nil {
 		return nil, fmt.Errorf("enforcer metrics: %w", err)
 	}

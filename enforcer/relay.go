@@ -359,16 +359,20 @@ SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox 
 	return nil
 }
 
-// Prune deletes outbox rows sent more than OutboxRetention ago and
-// processed_messages entries older than ProcessedRetention (longer than
-// DOMAIN_EVENTS keeps messages, so no redelivery can outlive its entry).
+// Prune deletes outbox rows sent more than OutboxRetention (at least a
+// day) ago and processed_messages entries older than ProcessedRetention
+// (longer than DOMAIN_EVENTS keeps messages, so no redelivery can outlive
+// its entry; at least 14 days), through the prune functions the shipped SQL
+// role may execute.
 func (r *Relay) Prune(ctx context.Context) error {
 	now := r.cfg.Clock.Now().UTC()
 	// sent_at is the database's time.
-	if _, err := r.pool.Exec(ctx, `DELETE FROM outbox WHERE sent_at < now() - $1::interval`, r.cfg.OutboxRetention); err != nil {
+	// Through the owner's prune functions (migration 0003): the enforcer's
+	// SQL role may not delete from these tables itself.
+	if _, err := r.pool.Exec(ctx, `SELECT prune_outbox($1::interval)`, r.cfg.OutboxRetention); err != nil {
 		return fmt.Errorf("prune outbox: %w", err)
 	}
-	if _, err := r.pool.Exec(ctx, `DELETE FROM processed_messages WHERE consumer = $1 AND processed_at < $2`, consumerName, now.Add(-r.cfg.ProcessedRetention)); err != nil {
+	if _, err := r.pool.Exec(ctx, `SELECT prune_processed_messages($1, $2)`, consumerName, now.Add(-r.cfg.ProcessedRetention)); err != nil {
 		return fmt.Errorf("prune processed messages: %w", err)
 	}
 	return nil

@@ -243,3 +243,41 @@ SELECT 'user-' || i, 'u@rep' || i || '.com', 'rep' || i || '.com', true, $1 FROM
 		t.Errorf("relays published %v times for %d events", published, len(byID))
 	}
 }
+
+// An observation stamped 30 days ahead (#14 item 5) is dead-lettered with
+// its reason instead of applied: applied, it would make the real
+// redemption that follows look stale and switch enforcement off.
+func TestFutureObservationIsDeadLettered(t *testing.T) {
+	f := newFixture(t, nil)
+	js, _, topo := sharedNATS(t)
+	e, err := New(Config{Pool: f.pool, JS: js, Topology: topo, Clock: f.clock, Logger: quietLogger(t), RelayInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	f.addEmails("future.com", 2, t0.Add(-48*time.Hour))
+	f.activate("future.com", t0.Add(-time.Hour))
+	ahead := t0.Add(30 * 24 * time.Hour)
+	publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: "future.com", PreviousPhase: lifecycle.PhaseActive,
+		Phase: lifecycle.PhaseActive, Evidence: evidence(ahead, reg, "", nil)})
+	publishChecked(t, ctx, js, topo, schemas.DomainChecked{Domain: "future.com", Phase: lifecycle.PhaseActive, ObservedAt: ahead})
+	waitFor(t, 30*time.Second, "both future observations dead-lettered", func() bool {
+		s, err := js.Stream(ctx, topo.Namespace.Stream(schemas.StreamDLQ))
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 2
+	})
+	publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: "future.com", PreviousPhase: lifecycle.PhaseActive,
+		Phase: lifecycle.PhaseRedemption, Evidence: evidence(t0, reg, "", nil)})
+	waitFor(t, 30*time.Second, "the real redemption to unverify both addresses", func() bool {
+		return f.count(`SELECT count(*) FROM emails WHERE domain = 'future.com' AND NOT verified`) == 2
+	})
+}

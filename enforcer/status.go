@@ -1,6 +1,7 @@
 package enforcer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/domainguard/domainguard/internal/domainname"
+	"github.com/domainguard/domainguard/internal/termtext"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -264,8 +266,19 @@ FROM domain_observations WHERE domain = $1 ORDER BY observed_at DESC, id DESC LI
 	return rows.Err()
 }
 
-// WriteText prints the report for people.
+// WriteText prints the report for people. Addresses, evidence and reasons
+// come from hosts and registries: control characters and escape sequences
+// among them are printed escaped (termtext), never sent to the terminal.
 func (r StatusReport) WriteText(w io.Writer) error {
+	var buf bytes.Buffer
+	if err := r.writeText(&buf); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, termtext.EscapeText(buf.String()))
+	return err
+}
+
+func (r StatusReport) writeText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	ts := func(t *time.Time) string {
 		if t == nil {

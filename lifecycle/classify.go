@@ -175,10 +175,11 @@ type Baseline struct {
 	ObservedAt time.Time `json:"observed_at"`
 }
 
-// inGraceSaleWindow reports whether now lies between the expiration date
-// and GraceSaleWindow after it.
+// inGraceSaleWindow reports whether now lies in the lapse window of the
+// expiration date (InDNSLapseWindow: one window for the DNS and the RDAP
+// baselines).
 func inGraceSaleWindow(expires, now time.Time) bool {
-	return !now.Before(expires) && now.Before(expires.Add(GraceSaleWindow))
+	return InDNSLapseWindow(&expires, now)
 }
 
 // GraceBaseline returns the baseline an observation ev at now is compared

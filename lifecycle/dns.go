@@ -17,10 +17,11 @@ const (
 	// it as a lapse.
 	DefaultUndelegatedConfirm = 24 * time.Hour
 	// DNSLapseWindowBefore and DNSLapseWindowAfter bound the window around
-	// the expiration date E in which NS and MX moves are lapse signs:
-	// [E − 1 day, E + 60 days].
+	// the expiration date E in which moves away from the last active
+	// observation are lapse signs: [E − 1 day, E + 60 days]. The same
+	// window serves the RDAP grace-sale baseline (GraceBaseline).
 	DNSLapseWindowBefore = 24 * time.Hour
-	DNSLapseWindowAfter  = 60 * 24 * time.Hour
+	DNSLapseWindowAfter  = GraceSaleWindow
 )
 
 // DNSEvidence is what the DNS said about a registrable domain: the parent

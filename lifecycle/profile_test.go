@@ -128,7 +128,7 @@ func TestClassifyRDAPAfterGraceSale(t *testing.T) {
 		{name: "carried baseline expires with its window",
 			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: &renewed, Nameservers: parking, RegistrarIANAID: "146"},
 			prev: &Observation{Phase: PhaseActive, Evidence: Evidence{Provider: "rdap", ExpiresAt: &renewed, Nameservers: ns,
-				Baseline: &Baseline{Nameservers: ns, ExpiresAt: now.Add(-60 * day)}}},
+				Baseline: &Baseline{Nameservers: ns, ExpiresAt: now.Add(-61 * day)}}},
 			want: PhaseActive},
 		{name: "before expiry a move is the owner's",
 			ev: Evidence{Statuses: []string{"active"}, ExpiresAt: at(20 * day), Nameservers: parking, RegistrarIANAID: "1068"},
@@ -170,7 +170,7 @@ func TestGraceBaselineCarried(t *testing.T) {
 	if b2 := GraceBaseline(Evidence{Provider: "rdap"}, next, now.Add(30*day)); b2 == nil || !b2.ExpiresAt.Equal(expiry) {
 		t.Fatalf("carried baseline = %+v", b2)
 	}
-	if b3 := GraceBaseline(Evidence{Provider: "rdap"}, next, expiry.Add(GraceSaleWindow)); b3 != nil {
+	if b3 := GraceBaseline(Evidence{Provider: "rdap"}, next, expiry.Add(GraceSaleWindow+time.Second)); b3 != nil {
 		t.Fatalf("baseline after the window = %+v", b3)
 	}
 }

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -101,11 +102,25 @@ func (p ImportProgress) String() string {
 
 // BadRow is an input row that was not imported.
 type BadRow struct {
-	Line int // 1-based line where the row starts
-	Err  error
+	Line    int // 1-based line where the row starts
+	EndLine int // last line it took (an unterminated quote runs on); 0 or Line for one line
+	Err     error
 }
 
-func (b BadRow) String() string { return fmt.Sprintf("line %d: %v", b.Line, b.Err) }
+func (b BadRow) String() string {
+	if b.EndLine > b.Line {
+		return fmt.Sprintf("lines %d-%d (%d lines lost): %v", b.Line, b.EndLine, b.EndLine-b.Line+1, b.Err)
+	}
+	return fmt.Sprintf("line %d: %v", b.Line, b.Err)
+}
+
+// MaxImportLineBytes bounds one input line: a longer one stops the import
+// with an error (a CSV record is short; a huge "line" is a broken file,
+// and reading it whole would take its size in memory).
+const MaxImportLineBytes = 64 << 10
+
+// errLineTooLong stops reading at a line longer than MaxImportLineBytes.
+var errLineTooLong = fmt.Errorf("a line is longer than %d bytes: not a user_id,email,verified_at file", MaxImportLineBytes)
 
 // ImportResult sums up an import.
 type ImportResult struct {
@@ -286,11 +301,11 @@ type columns struct{ userID, email, verifiedAt, want int }
 
 var defaultColumns = columns{userID: 0, email: 1, verifiedAt: 2, want: 3}
 
-func (p *rowParser) badRow(line int, err error) {
+func (p *rowParser) badRow(line, endLine int, err error) {
 	p.rows.Add(1)
 	p.badCount.Add(1)
 	if len(p.bad) < p.opts.MaxBadRows {
-		p.bad = append(p.bad, BadRow{Line: line, Err: err})
+		p.bad = append(p.bad, BadRow{Line: line, EndLine: endLine, Err: err})
 	}
 }
 
@@ -320,7 +335,7 @@ func (p *rowParser) run(ctx context.Context, out chan<- []importRow) error {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				p.badRow(pe.StartLine, fmt.Errorf("csv: %w", pe.Err))
+				p.badRow(pe.StartLine, pe.Line, fmt.Errorf("csv: %w", pe.Err))
 				continue
 			}
 			return fmt.Errorf("read input: %w", err)
@@ -338,7 +353,7 @@ func (p *rowParser) run(ctx context.Context, out chan<- []importRow) error {
 		}
 		row, err := p.parse(rec)
 		if err != nil {
-			p.badRow(line, err)
+			p.badRow(line, 0, err)
 			continue
 		}
 		p.rows.Add(1)
@@ -403,14 +418,29 @@ func (p *rowParser) parse(rec []string) (importRow, error) {
 	return importRow{Address: addr, VerifiedAt: at.UTC()}, nil
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it and fails with
+// errLineTooLong at a line longer than MaxImportLineBytes.
 type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+	r       io.Reader
+	n       atomic.Int64
+	lineLen int
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n.Add(int64(n))
+	// Lines inside one read are shorter than the read (a bufio buffer of
+	// a few KiB); only the run since the last newline can grow long.
+	if i := bytes.LastIndexByte(b[:n], '\n'); i >= 0 {
+		if c.lineLen+i > MaxImportLineBytes {
+			return 0, errLineTooLong
+		}
+		c.lineLen = n - i - 1
+	} else {
+		c.lineLen += n
+	}
+	if c.lineLen > MaxImportLineBytes {
+		return 0, errLineTooLong
+	}
 	return n, err
 }

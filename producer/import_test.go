@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,35 @@ func TestImportProgressString(t *testing.T) {
 	s := p.String()
 	if !strings.Contains(s, "250 rows/s") || !strings.Contains(s, "25%") || !strings.Contains(s, "ETA 6s") {
 		t.Errorf("progress line %q lacks rate, percentage or ETA", s)
+	}
+}
+
+// An unterminated quote loses every row after it: the bad row names the
+// exact line span lost (#14 item 8); a line over MaxImportLineBytes stops
+// the import with an error instead of being read whole.
+func TestImportReportsLostSpanAndCapsLines(t *testing.T) {
+	pool, _ := testdb.New(t)
+	ctx := context.Background()
+	clk := clock.NewStub(t0)
+	var b strings.Builder
+	b.WriteString("u1,a@example.com,2024-01-02\n")   // 1
+	b.WriteString("u2,\"b@example.com,2024-01-02\n") // 2: opens a quote never closed
+	for i := range 1000 {
+		fmt.Fprintf(&b, "u%d,x%d@example.com,2024-01-02\n", i+3, i) // 3..1002, swallowed
+	}
+	res, err := Import(ctx, pool, strings.NewReader(b.String()), ImportOptions{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BadCount != 1 || len(res.Bad) != 1 {
+		t.Fatalf("bad rows %d %v, want the one unterminated record", res.BadCount, res.Bad)
+	}
+	if bad := res.Bad[0]; bad.Line != 2 || bad.EndLine < 1002 || !strings.Contains(bad.String(), "lines 2-") {
+		t.Errorf("bad row %q (lines %d-%d), want the span from line 2 to the end (1002)", bad, bad.Line, bad.EndLine)
+	}
+
+	long := "u1,a@example.com,2024-01-02\nu2," + strings.Repeat("x", MaxImportLineBytes+10) + "@example.com,2024-01-02\n"
+	if _, err := Import(ctx, pool, strings.NewReader(long), ImportOptions{Clock: clk}); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("import of a %d-byte line: %v, want an error", MaxImportLineBytes+10, err)
 	}
 }

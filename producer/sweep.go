@@ -76,6 +76,7 @@ type SweepResult struct {
 func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var lastPrune time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,6 +86,12 @@ func (p *Producer) RunSweeper(ctx context.Context) error {
 		res, err := p.Sweep(ctx, nil)
 		if ctx.Err() == nil {
 			p.countStranded(ctx)
+		}
+		if ctx.Err() == nil && time.Since(lastPrune) >= time.Hour {
+			if err := p.pruneIntake(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("prune", "error", err)
+			}
+			lastPrune = time.Now()
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -103,6 +110,10 @@ type dueDomain struct {
 	name     string
 	phase    string
 	evidence []byte
+	// free: the check costs no registry lookup (the domain's evidence
+	// comes from the DNS alone, or no source covers it), so it does not
+	// count against DOMAINGUARD_DAILY_LOOKUP_BUDGET (DESIGN.md §8).
+	free bool
 }
 
 // Sweep enqueues every due domain once, in urgency order and within the
@@ -199,26 +210,30 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 	// to the lease writer. So a page's last acks never stall the next page.
 	inflight := make(chan sweepItem, p.cfg.MaxInFlight)
 	collected := make(chan struct{})
+	var paidEnqueued int64 // new checks that use the budget (not free ones)
 	go func() {
 		defer close(collected)
 		var names []string
 		var outcomes []int
+		var frees []bool
 		for it := range inflight {
 			switch {
 			case it.flush != nil:
 				close(it.flush)
 			case it.pageEnd:
-				job := p.leaseFor(names, outcomes, now)
+				job := p.leaseFor(names, outcomes, frees, now)
 				res.Enqueued += job.enqueued
+				paidEnqueued += job.paid
 				res.AlreadyPending += job.pending
 				res.Failed += int64(len(names)) - job.enqueued - job.pending
 				if len(job.names) > 0 {
 					leases <- job
 				}
 				report(it.pass)
-				names, outcomes = names[:0], outcomes[:0]
+				names, outcomes, frees = names[:0], outcomes[:0], frees[:0]
 			default:
 				names = append(names, it.name)
+				frees = append(frees, it.free)
 				outcomes = append(outcomes, p.await(it))
 			}
 		}
@@ -247,18 +262,15 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 			// recount exactly (already-pending and failed ones do not use
 			// the budget) before giving up.
 			counted()
-			if left = max(leftAtStart-res.Enqueued, 0); left == 0 {
+			if left = max(leftAtStart-paidEnqueued, 0); left == 0 {
 				break
 			}
 		}
-		page := r.page
-		if left > 0 && int64(len(page)) > left {
-			page = page[:left] // the rest stays due for the next sweep
-		}
+		page, paid := budgetCut(r.page, left) // the rest stays due for the next sweep
 		// Publishing is not cut short by ctx: a page is small and its acks
 		// come within PublishTimeout, and finishing it keeps the lease exact.
 		for _, d := range page {
-			it := sweepItem{name: d.name}
+			it := sweepItem{name: d.name, free: d.free}
 			msg, err := p.checkMsg(d.name, schemas.CheckSchedule, p.previous(d), now)
 			if err != nil {
 				p.log.Error("sweep: cannot build check; the domain stays due", "domain", d.name, "error", err)
@@ -269,7 +281,7 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 		}
 		inflight <- sweepItem{pageEnd: true, pass: r.pass}
 		if left > 0 {
-			left = max(left-int64(len(page)), 0)
+			left = max(left-paid, 0)
 		}
 	}
 	close(stop)
@@ -278,7 +290,7 @@ func (p *Producer) Sweep(ctx context.Context, progress func(SweepProgress)) (Swe
 	close(inflight)
 	<-collected
 	if leftAtStart >= 0 {
-		left = max(leftAtStart-res.Enqueued, 0)
+		left = max(leftAtStart-paidEnqueued, 0)
 		if left == 0 {
 			res.BudgetExhausted = res.Due > res.Enqueued+res.AlreadyPending+res.Failed
 		}
@@ -384,7 +396,8 @@ func duePage(ctx context.Context, conn *pgxpool.Conn, pass sweepPass, now, after
 	args := pgx.NamedArgs{"now": now, "after_at": afterAt, "after_name": afterName, "limit": limit}
 	maps.Copy(args, pass.args)
 	rows, err := conn.Query(ctx, `
-		SELECT name, phase, evidence, next_check_at FROM domains
+		SELECT name, phase, evidence, next_check_at,
+		       COALESCE(evidence->>'provider' = 'dns', false) OR unmonitored_since IS NOT NULL FROM domains
 		 WHERE next_check_at <= @now AND `+pass.filter+`
 		   AND (next_check_at, name) > (@after_at, @after_name)
 		 ORDER BY next_check_at, name
@@ -395,7 +408,7 @@ func duePage(ctx context.Context, conn *pgxpool.Conn, pass sweepPass, now, after
 	page := make([]dueDomain, 0, limit)
 	var at time.Time
 	var d dueDomain
-	_, err = pgx.ForEachRow(rows, []any{&d.name, &d.phase, &d.evidence, &at}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&d.name, &d.phase, &d.evidence, &at, &d.free}, func() error {
 		page = append(page, d)
 		d.evidence = nil
 		return nil
@@ -412,16 +425,47 @@ type leaseJob struct {
 	names             []string
 	nexts             []time.Time
 	enqueued, pending int64
+	// paid counts the enqueued checks that are not free: the budget's.
+	paid int64
 }
 
 // lease writes a leaseJob. If it fails, the checks are queued but not
 // leased: the next sweep finds them still due and gets "already pending",
 // so nothing is lost.
 func (p *Producer) lease(ctx context.Context, j leaseJob, now time.Time) error {
-	if _, err := p.cfg.Pool.Exec(ctx, leaseSQL, j.names, j.nexts, now, now.UTC().Truncate(time.Hour), j.enqueued); err != nil {
+	if _, err := p.cfg.Pool.Exec(ctx, leaseSQL, j.names, j.nexts, now, now.UTC().Truncate(time.Hour), j.paid); err != nil {
 		return fmt.Errorf("lease %d enqueued domains: %w", len(j.names), err)
 	}
 	return nil
+}
+
+// budgetCut returns the checks of page the budget left allows (left < 0:
+// unlimited), in page order, and how many of them use the budget: free
+// checks (dueDomain.free) are always taken and never counted; paid ones
+// beyond left stay due for the next sweep.
+func budgetCut(page []dueDomain, left int64) ([]dueDomain, int64) {
+	if left < 0 {
+		var paid int64
+		for _, d := range page {
+			if !d.free {
+				paid++
+			}
+		}
+		return page, paid
+	}
+	out := make([]dueDomain, 0, len(page))
+	var paid int64
+	for _, d := range page {
+		switch {
+		case d.free:
+		case paid < left:
+			paid++
+		default:
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, paid
 }
 
 // sweepItem is one entry of the sweep's publish pipeline: a published
@@ -429,6 +473,7 @@ func (p *Producer) lease(ctx context.Context, j leaseJob, now time.Time) error {
 // page, or a flush request.
 type sweepItem struct {
 	name    string
+	free    bool // costs no registry lookup (dueDomain.free)
 	ack     jetstream.PubAckFuture
 	pageEnd bool
 	pass    string
@@ -468,12 +513,15 @@ func (p *Producer) await(it sweepItem) int {
 
 // leaseFor returns the lease of a page's domains that were enqueued or
 // already pending. Domains whose publish failed are not leased and stay due.
-func (p *Producer) leaseFor(names []string, outcomes []int, now time.Time) leaseJob {
+func (p *Producer) leaseFor(names []string, outcomes []int, frees []bool, now time.Time) leaseJob {
 	j := leaseJob{names: make([]string, 0, len(names)), nexts: make([]time.Time, 0, len(names))}
 	for i, o := range outcomes {
 		switch o {
 		case publishDone:
 			j.enqueued++
+			if !frees[i] {
+				j.paid++
+			}
 		case publishWasPending:
 			j.pending++
 		default:

@@ -196,6 +196,59 @@ func TestSweepBudgetUrgency(t *testing.T) {
 	}
 }
 
+func TestSweepDNSOnlyAndUnmonitoredChecksAreFree(t *testing.T) {
+	// One page: the budget stops the sweep after the page that spends it,
+	// so free checks on that page still go out, paid ones beyond it wait.
+	e := newEnv(t, func(c *Config) { c.DailyBudget = 2; c.PageSize = 10 })
+	ctx := context.Background()
+	last := t0.Add(-40 * 24 * time.Hour)
+	ins := func(name, evidence string, unmonitored bool) {
+		t.Helper()
+		var since *time.Time
+		if unmonitored {
+			since = &last
+		}
+		var ev any
+		if evidence != "" {
+			ev = evidence
+		}
+		if _, err := e.pool.Exec(ctx, `INSERT INTO domains (name, phase, evidence, last_checked_at, next_check_at, unmonitored_since)
+			VALUES ($1, 'active', $2, $3, $4, $5)`, name, ev, last, t0.Add(-time.Hour), since); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dns := `{"provider":"dns","observed_at":"2026-01-01T00:00:00Z","dns":{"delegated":true,"rcode":"NOERROR"}}`
+	rdap := `{"provider":"rdap","observed_at":"2026-01-01T00:00:00Z"}`
+	for _, n := range []string{"a.eu", "b.eu", "c.eu", "d.eu"} {
+		ins(n, dns, false)
+	}
+	ins("none.zz", "", true)
+	for _, n := range []string{"a.com", "b.com", "c.com"} {
+		ins(n, rdap, false)
+	}
+	res, err := e.p.Sweep(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every free check (4 DNS-only, 1 unmonitored) and 2 paid ones.
+	if res.Enqueued != 7 || res.BudgetLeft != 0 || !res.BudgetExhausted {
+		t.Errorf("sweep = %+v, want 7 enqueued, budget 2 spent", res)
+	}
+	var used int64
+	if err := e.pool.QueryRow(ctx, `SELECT COALESCE(sum(count), 0) FROM lookup_budget`).Scan(&used); err != nil || used != 2 {
+		t.Errorf("budget used %d (%v), want 2: DNS-only and unmonitored checks are free", used, err)
+	}
+	pending := e.pendingChecks(t)
+	for _, n := range []string{"a.eu", "b.eu", "c.eu", "d.eu", "none.zz"} {
+		if pending[n] != 1 {
+			t.Errorf("free check %s not enqueued (pending %v)", n, pending)
+		}
+	}
+	if pending["c.com"] != 0 {
+		t.Errorf("paid check beyond the budget enqueued (pending %v)", pending)
+	}
+}
+
 // Two replicas sweeping at once enqueue every due domain once, and a held
 // sweep lock makes a sweep skip.
 func TestSweepConcurrent(t *testing.T) {

@@ -73,6 +73,9 @@ func NewEventWithID(id, source, kind, subject string, now time.Time, data Payloa
 // Marshal encodes the event.
 func (e Event) Marshal() ([]byte, error) { return json.Marshal(e) }
 
+// MaxEventIDBytes bounds a CloudEvent's id, source and type.
+const MaxEventIDBytes = 512
+
 // Decode parses a message body into a payload of type T and validates it.
 // The body is a CloudEvents structured envelope whose data is T, or (for
 // host intake) a bare JSON object that is T itself. The returned Event has
@@ -103,6 +106,15 @@ func Decode[T Payload](body []byte) (Event, T, error) {
 		}
 		if ev.ID == "" || ev.Type == "" || ev.Source == "" {
 			return Event{}, zero, invalid("cloudevent lacks id, type or source")
+		}
+		// The id (with the source) is what consumers record to stay
+		// idempotent: one that cannot be stored (a NUL) or indexed
+		// (thousands of bytes) would fail every delivery, so it is
+		// invalid input, dead-lettered at once.
+		for _, f := range [][2]string{{"cloudevent id", ev.ID}, {"cloudevent source", ev.Source}, {"cloudevent type", ev.Type}} {
+			if err := requireText(f[0], f[1], MaxEventIDBytes); err != nil {
+				return Event{}, zero, err
+			}
 		}
 		if len(ev.Data) == 0 || bytes.Equal(ev.Data, []byte("null")) {
 			return Event{}, zero, invalid("cloudevent %s has no data", ev.ID)

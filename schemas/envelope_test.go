@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,16 @@ func TestNewEvent(t *testing.T) {
 	}
 	if _, err := NewEventWithID("id", "/domainguard/enforcer", SubjectEmailUnverified, "x", local, bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("NewEventWithID with invalid payload = %v, want ErrInvalid", err)
+	}
+}
+
+// A CloudEvent id no consumer can record (a NUL, thousands of bytes) is
+// invalid input, dead-lettered at once, not retried 20 times (#14 item 10).
+func TestDecodeRefusesUnstorableEventIDs(t *testing.T) {
+	for name, id := range map[string]string{"nul": "abc\x00def", "3000 bytes": strings.Repeat("x", 3000), "newline": "a\nb"} {
+		body := `{"specversion":"1.0","id":` + strconv.Quote(id) + `,"source":"host","type":"t","data":{"user_id":"u","email":"a@example.com"}}`
+		if _, _, err := Decode[EmailRemoved]([]byte(body)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Decode = %v, want ErrInvalid", name, err)
+		}
 	}
 }

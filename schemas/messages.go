@@ -351,18 +351,29 @@ func (m EnforcementPaused) Validate() error {
 	return requireTime("at", m.At)
 }
 
+// MaxDeadLetterPayload bounds the payload a dead letter carries: base64
+// and the letter's other fields must still fit the server's max_payload
+// (1 MB in deploy/nats). A longer payload is cut, with its size and
+// SHA-256 kept (such a letter is never replayed: the payload is invalid).
+const MaxDeadLetterPayload = 256 << 10
+
 // DeadLetter is published on dlq.<stream> for a message a consumer could
 // not process: bad input, or a message that failed too often.
 type DeadLetter struct {
-	Stream     string              `json:"stream"`
-	Consumer   string              `json:"consumer"`
-	Subject    string              `json:"subject"`
-	Sequence   uint64              `json:"sequence"`
-	Headers    map[string][]string `json:"headers,omitempty"`
-	Payload    []byte              `json:"payload"` // base64 in JSON
-	Error      string              `json:"error"`
-	Deliveries uint64              `json:"deliveries"`
-	At         time.Time           `json:"at"`
+	Stream   string              `json:"stream"`
+	Consumer string              `json:"consumer"`
+	Subject  string              `json:"subject"`
+	Sequence uint64              `json:"sequence"`
+	Headers  map[string][]string `json:"headers,omitempty"`
+	Payload  []byte              `json:"payload"` // base64 in JSON
+	// PayloadBytes and PayloadSHA256 describe the original payload when
+	// Payload holds only its first MaxDeadLetterPayload bytes (a letter
+	// must fit a NATS message); zero and empty otherwise.
+	PayloadBytes  int       `json:"payload_bytes,omitempty"`
+	PayloadSHA256 string    `json:"payload_sha256,omitempty"`
+	Error         string    `json:"error"`
+	Deliveries    uint64    `json:"deliveries"`
+	At            time.Time `json:"at"`
 }
 
 // Validate checks the required fields.

@@ -21,6 +21,8 @@ type Report struct {
 	// of the preventable takeovers (grace sales show nothing before the
 	// sale; 0: none did, or no sweep).
 	SmallestBudget99 int `json:"smallest_budget_99"`
+	// DNSOnly is the ccTLD-without-RDAP run (World.DNSOnly), when asked for.
+	DNSOnly *DNSOnlyResult `json:"dns_only,omitempty"`
 }
 
 // SmallestBudgetFor returns the smallest budget among sweep results that

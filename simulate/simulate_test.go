@@ -363,3 +363,33 @@ func BenchmarkDomainguardYear(b *testing.B) {
 		}
 	}
 }
+
+func TestDNSOnlyCcTLDs(t *testing.T) {
+	w := testWorld(t)
+	r, err := w.DNSOnly(context.Background(), 0.5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Domains == 0 || r.Addresses == 0 || r.DNSLookups == 0 {
+		t.Fatalf("nothing simulated: %+v", r)
+	}
+	if r.Lapses == 0 || r.Drops == 0 {
+		t.Fatalf("no lapses among %d domains: %+v", r.Domains, r)
+	}
+	// Deleted names leave the zone for the redemption and pending delete
+	// days: far longer than the daily confirmation, so DNS evidence catches
+	// every drop seen within the recheck interval.
+	if r.PreventedDrops == 0 || r.PreventedDrops > r.Drops || r.Prevented > r.Lapses {
+		t.Fatalf("prevented drops %d of %d: %+v", r.PreventedDrops, r.Drops, r)
+	}
+	// Sales that keep the name delegated are invisible to DNS-only rules.
+	if r.Prevented != r.PreventedDrops {
+		t.Fatalf("a sale or auction was caught by DNS alone: %+v", r)
+	}
+	if r.FalseUnverified != 0 || r.PreventedPctNoDNS != 0 {
+		t.Fatalf("false unverifications or catches without DNS: %+v", r)
+	}
+	if _, err := w.DNSOnly(context.Background(), 2, 0); err == nil {
+		t.Fatal("share above 1 accepted")
+	}
+}

@@ -69,5 +69,9 @@ func runImport(ctx context.Context, inv invocation) error {
 	}
 	fmt.Fprintf(inv.stdout, "imported %d rows in %s: %d new addresses, %d re-verified, %d unchanged, %d new domains, %d bad rows\n",
 		res.Rows, res.Elapsed.Round(time.Millisecond), res.Inserted, res.Updated, res.Unchanged, res.NewDomains, res.BadCount)
+	if res.BadCount > 0 {
+		// Nothing is lost silently: a script running the import sees it.
+		return fmt.Errorf("import: %d bad rows were not imported (listed above); fix them and import the file again (re-importing is safe)", res.BadCount)
+	}
 	return nil
 }

@@ -56,6 +56,7 @@ func runSimulate(ctx context.Context, inv invocation) error {
 	recheck := fs.Duration("recheck-interval", config.DefaultRecheckInterval, "domainguard recheck interval of active domains")
 	strict := fs.Bool("strict", false, "domainguard strict mode (grace unverifies)")
 	maxUnverify := fs.Int("max-unverify-per-domain", config.DefaultMaxUnverifyPerDomain, "domainguard hold cap")
+	noRDAP := fs.Float64("no-rdap-share", 0, "also run the DNS-evidence rules on this share of organisation and custom domains put on ccTLDs without RDAP (e.g. 0.15; 0: skip)")
 	jsonFile := fs.String("json", "", "write the report as JSON to this file")
 	plotDir := fs.String("plot-dir", "", "write "+simulate.PlotDelay+", "+simulate.PlotLookups+" and "+simulate.PlotBudget+" into this directory (a build with -tags plot only)")
 	if err := fs.Parse(inv.args); err != nil {
@@ -121,6 +122,17 @@ func runSimulate(ctx context.Context, inv invocation) error {
 	rep.SmallestBudget99 = simulate.SmallestBudgetFor(rep.Sweep, 99)
 	if err := rep.WriteText(inv.stdout); err != nil {
 		return err
+	}
+	if *noRDAP > 0 {
+		d, err := w.DNSOnly(ctx, *noRDAP, 0)
+		if err != nil {
+			return err
+		}
+		rep.DNSOnly = &d
+		fmt.Fprintf(inv.stdout, "\nccTLDs without RDAP (%.0f %% of organisation and custom domains): %d domains, %d addresses, %d lapses (%d drops, %d auctions, %d grace sales)\n",
+			100*d.Share, d.Domains, d.Addresses, d.Lapses, d.Drops, d.Auctions, d.GraceSales)
+		fmt.Fprintf(inv.stdout, "  prevented with DNS evidence: %d (%.1f %%; drops %d of %d), without: %.1f %%; %d DNS lookups, %d false unverifications\n",
+			d.Prevented, d.PreventedPct, d.PreventedDrops, d.Drops, d.PreventedPctNoDNS, d.DNSLookups, d.FalseUnverified)
 	}
 	if *jsonFile != "" {
 		f, err := os.Create(*jsonFile)

@@ -18,7 +18,8 @@
 -- its owner or a superuser:
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f deploy/sql/roles.sql
 -- It is idempotent and declarative: it first revokes what the roles hold on
--- the schema's tables, then grants exactly what is listed here. A table a
+-- the schema's tables, then grants exactly what is listed here (and
+-- replaces the enforcer's unverify-only trigger at the end). A table a
 -- later migration adds is reachable by no role until it is listed here.
 
 DO $$
@@ -53,6 +54,9 @@ GRANT UPDATE (domain, verified, verified_at, event_at, unverified_at, unverify_r
 -- bring the address back.
 GRANT SELECT, INSERT ON email_removals TO domainguard_producer;
 GRANT UPDATE (removed_at, recorded_at) ON email_removals TO domainguard_producer;
+-- Pruning (its processed-message ids, old tombstones) only through the
+-- owner's functions, which delete nothing younger than the retention.
+GRANT EXECUTE ON FUNCTION prune_processed_messages(text, timestamptz), prune_email_removals(timestamptz) TO domainguard_producer;
 GRANT SELECT ON domains TO domainguard_producer;
 GRANT INSERT (name, next_check_at) ON domains TO domainguard_producer;
 GRANT UPDATE (next_check_at, last_enqueued_at) ON domains TO domainguard_producer;
@@ -72,6 +76,10 @@ GRANT SELECT, INSERT ON audit_log TO domainguard_enforcer;
 GRANT SELECT, INSERT ON outbox TO domainguard_enforcer;
 GRANT UPDATE (sent_at) ON outbox TO domainguard_enforcer;
 GRANT SELECT, INSERT ON processed_messages TO domainguard_enforcer;
+-- Pruning sent outbox rows and its processed-message ids only through the
+-- owner's functions: the role itself may not delete (an unsent audit event
+-- must never disappear).
+GRANT EXECUTE ON FUNCTION prune_outbox(interval), prune_processed_messages(text, timestamptz) TO domainguard_enforcer;
 GRANT SELECT, INSERT ON holds TO domainguard_enforcer;
 GRANT UPDATE (status, decided_at, decided_by) ON holds TO domainguard_enforcer;
 GRANT SELECT ON breaker TO domainguard_enforcer;
@@ -79,3 +87,22 @@ GRANT UPDATE (open, opened_at, reason, resumed_at, resumed_by) ON breaker TO dom
 
 -- operator (read only) ------------------------------------------------------
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO domainguard_operator;
+
+-- The enforcer only ever unverifies ---------------------------------------
+-- Its column grant on emails.verified would also let it set an address
+-- back to verified; this trigger refuses that for members of the enforcer
+-- role (domainguard never re-verifies: DESIGN.md §3). The producer (a host
+-- verification) and the owner are not affected.
+CREATE OR REPLACE FUNCTION domainguard_enforcer_unverify_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.verified AND NOT OLD.verified AND pg_has_role(current_user, 'domainguard_enforcer', 'USAGE') THEN
+        RAISE EXCEPTION 'the enforcer may only unverify addresses (user %, %)', OLD.user_id, OLD.email
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS emails_enforcer_unverify_only ON emails;
+CREATE TRIGGER emails_enforcer_unverify_only BEFORE UPDATE OF verified ON emails
+    FOR EACH ROW EXECUTE FUNCTION domainguard_enforcer_unverify_only();

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -36,6 +38,16 @@ func (t Topology) DeadLetter(ctx context.Context, js jetstream.JetStream, msg je
 	}
 	if h := msg.Headers(); len(h) > 0 {
 		dl.Headers = map[string][]string(h)
+	}
+	if len(dl.Payload) > schemas.MaxDeadLetterPayload {
+		// The letter must fit a NATS message, or the message could never
+		// be dead-lettered (and would be retried, then dropped).
+		sum := sha256.Sum256(dl.Payload)
+		dl.PayloadBytes, dl.PayloadSHA256 = len(dl.Payload), hex.EncodeToString(sum[:])
+		dl.Payload = dl.Payload[:schemas.MaxDeadLetterPayload]
+	}
+	if len(dl.Error) > 4096 {
+		dl.Error = dl.Error[:4096]
 	}
 	meta, err := msg.Metadata()
 	if err != nil {

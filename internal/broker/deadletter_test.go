@@ -1,8 +1,11 @@
 package broker_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +141,47 @@ func TestPublishEventDeduplicates(t *testing.T) {
 	}
 	if _, err := broker.PublishEvent(ctx, js, subj, schemas.Event{}); err == nil {
 		t.Error("event without id published")
+	}
+}
+
+// A message too big to carry whole in a dead letter (≈780 KB and more no
+// longer fit the 1 MB max payload once base64-encoded) is dead-lettered
+// with its first MaxDeadLetterPayload bytes, its size and its SHA-256,
+// instead of failing to dead-letter and being dropped (#14 item 10).
+func TestDeadLetterTruncatesHugePayload(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			js, _, topo := srv.setup(t, nil)
+			ctx := testContext(t)
+			body := []byte(`{"user_id":"` + strings.Repeat("x", 900_000) + `"}`)
+			if _, err := js.Publish(ctx, topo.Namespace.Subject(schemas.SubjectEmailVerified), body); err != nil {
+				t.Fatal(err)
+			}
+			c, err := topo.Consumer(ctx, js, schemas.StreamAccounts, broker.ConsumerIntake)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fetchOne(t, c)
+			if err := topo.DeadLetter(ctx, js, got, schemas.StreamAccounts, broker.ConsumerIntake, errors.New(strings.Repeat("e", 10_000))); err != nil {
+				t.Fatalf("DeadLetter of a %d-byte message: %v", len(body), err)
+			}
+			dlq, err := js.Stream(ctx, topo.Namespace.Stream(schemas.StreamDLQ))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := dlq.GetLastMsgForSubject(ctx, topo.Namespace.DeadLetterSubject(schemas.StreamAccounts))
+			if err != nil {
+				t.Fatalf("dead letter not found: %v", err)
+			}
+			var dl schemas.DeadLetter
+			if err := json.Unmarshal(raw.Data, &dl); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(body)
+			if len(dl.Payload) != schemas.MaxDeadLetterPayload || dl.PayloadBytes != len(body) || dl.PayloadSHA256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("dead letter payload %d bytes, payload_bytes %d, sha %q; want the first %d bytes, %d and the digest",
+					len(dl.Payload), dl.PayloadBytes, dl.PayloadSHA256, schemas.MaxDeadLetterPayload, len(body))
+			}
+		})
 	}
 }

@@ -50,3 +50,19 @@ func Escape(s string) string {
 func unsafeRune(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
+
+// EscapeText is Escape for a multi-line report: newlines and tabs (its
+// layout) are kept, everything else Escape escapes is escaped. Use it on a
+// report whose fields were already checked to hold no newlines or tabs of
+// their own (addresses and evidence are).
+func EscapeText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		cells := strings.Split(l, "\t")
+		for j, c := range cells {
+			cells[j] = Escape(c)
+		}
+		lines[i] = strings.Join(cells, "\t")
+	}
+	return strings.Join(lines, "\n")
+}

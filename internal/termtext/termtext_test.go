@@ -42,3 +42,11 @@ func containsReplacement(s string) bool {
 	}
 	return false
 }
+
+func TestEscapeTextKeepsLayout(t *testing.T) {
+	in := "email\ta@x.com\x1b[2J user\u202e1\nnext\tline\n"
+	want := "email\ta@x.com\\x1b[2J user\\u202e1\nnext\tline\n"
+	if got := EscapeText(in); got != want {
+		t.Errorf("EscapeText = %q, want %q", got, want)
+	}
+}
