@@ -360,20 +360,20 @@ const MaxDeadLetterPayload = 256 << 10
 // DeadLetter is published on dlq.<stream> for a message a consumer could
 // not process: bad input, or a message that failed too often.
 type DeadLetter struct {
-	Stream     string              `json:"stream"`
-	Consumer   string              `json:"consumer"`
-	Subject    string              `json:"subject"`
-	Sequence   uint64              `json:"sequence"`
-	Headers    map[string][]string `json:"headers,omitempty"`
-	Payload    []byte              `json:"payload"` // base64 in JSON
+	Stream   string              `json:"stream"`
+	Consumer string              `json:"consumer"`
+	Subject  string              `json:"subject"`
+	Sequence uint64              `json:"sequence"`
+	Headers  map[string][]string `json:"headers,omitempty"`
+	Payload  []byte              `json:"payload"` // base64 in JSON
 	// PayloadBytes and PayloadSHA256 describe the original payload when
 	// Payload holds only its first MaxDeadLetterPayload bytes (a letter
 	// must fit a NATS message); zero and empty otherwise.
-	PayloadBytes  int    `json:"payload_bytes,omitempty"`
-	PayloadSHA256 string `json:"payload_sha256,omitempty"`
-	Error      string              `json:"error"`
-	Deliveries uint64              `json:"deliveries"`
-	At         time.Time           `json:"at"`
+	PayloadBytes  int       `json:"payload_bytes,omitempty"`
+	PayloadSHA256 string    `json:"payload_sha256,omitempty"`
+	Error         string    `json:"error"`
+	Deliveries    uint64    `json:"deliveries"`
+	At            time.Time `json:"at"`
 }
 
 // Validate checks the required fields.

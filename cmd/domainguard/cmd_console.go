@@ -100,7 +100,7 @@ func addConsoleUser(cfg config.Config, args []string, inv invocation) error {
 
 func newProducer(a *app) (*producer.Producer, error) {
 	return producer.New(producer.Config{
-		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: a.log.With("role", "producer"),
+		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: a.log, // producer.New adds role=producer
 		Registerer: a.reg, DailyBudget: a.cfg.DailyLookupBudget, SweepInterval: a.cfg.SweepInterval,
 	})
 }
@@ -146,7 +146,7 @@ func runAPI(ctx context.Context, inv invocation) error {
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = config.DefaultAPIAddr
 	}
-	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, nats: true, metrics: true})
+	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, nats: true, metrics: true, serve: true})
 	if err != nil {
 		return err
 	}
