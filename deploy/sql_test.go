@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/domainguard/domainguard/internal/postgres"
 	"github.com/domainguard/domainguard/internal/testdb"
 	"github.com/domainguard/domainguard/internal/testroles"
 )
@@ -272,7 +273,7 @@ func TestPruningUnderTheShippedRoles(t *testing.T) {
 	defer cancel()
 	roles := testroles.ApplySQLRoles(t, pool, dbURL)
 	login := func(role string) *pgxpool.Pool {
-		p, err := pgxpool.New(ctx, roles.LoginURL(t, role))
+		p, err := postgres.Open(ctx, roles.LoginURL(t, role)) // search_path domainguard, as the roles run
 		if err != nil {
 			t.Fatal(err)
 		}
