@@ -459,15 +459,12 @@ func TestRateExemptLookupsSkipTheLimiter(t *testing.T) {
 	cfg := e.baseConfig(t, p)
 	cfg.LookupsPerSecond, cfg.Burst = 1, 1
 	w := startWorker(t, cfg)
-	start := time.Now()
 	for i := range 5 {
 		e.publishCheck(t, "x"+strconv.Itoa(i)+".eu", nil)
 	}
 	e.waitEvents(t, 5, 0)
-	// At 1/s through the limiter, 5 lookups would take 4s.
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("5 exempt lookups took %s", took)
-	}
+	// No lookup went through the limiter (at 1/s it would also have
+	// spaced them by a second each).
 	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 0 {
 		t.Errorf("rate limit wait observations = %g, want 0", got)
 	}

@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
@@ -69,11 +70,11 @@ func TestEveryDeployFileParses(t *testing.T) {
 }
 
 // commandsKnown returns the commands cmd/domainguard registers (read from
-// the register("name", ...) calls; "help" is built in) and the commands
+// the register("name", ...) calls; "help" and "version" are built in) and the commands
 // DESIGN.md §5 promises.
 func commandsKnown(t *testing.T) (registered, designed map[string]bool) {
 	t.Helper()
-	registered = map[string]bool{"help": true}
+	registered = map[string]bool{"help": true, "version": true}
 	files, err := filepath.Glob(repoPath(t, "cmd/domainguard/*.go"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("cmd/domainguard sources: %v", err)
@@ -175,6 +176,7 @@ type k8sObjects struct {
 	configMaps    map[string]*corev1.ConfigMap
 	secrets       map[string]*corev1.Secret
 	scaledObjects []*scaledObject
+	netpols       []*networkingv1.NetworkPolicy
 	namespaces    int
 }
 
@@ -213,6 +215,10 @@ func decodeManifest(t *testing.T, file string, doc []byte, objs *k8sObjects) {
 		s := &scaledObject{}
 		obj = s
 		defer func() { objs.scaledObjects = append(objs.scaledObjects, s) }()
+	case "networking.k8s.io/v1 NetworkPolicy":
+		p := &networkingv1.NetworkPolicy{}
+		obj = p
+		defer func() { objs.netpols = append(objs.netpols, p) }()
 	default:
 		t.Fatalf("%s: unexpected object %s %s", file, tm.APIVersion, tm.Kind)
 	}
@@ -584,7 +590,9 @@ func TestDockerfile(t *testing.T) {
 	registered, designed := commandsKnown(t)
 	checkCommand(t, "Dockerfile HEALTHCHECK", "healthcheck", registered, designed)
 	ignore := string(readRepoFile(t, ".dockerignore"))
-	for _, want := range []string{".git", "/domainguard", "data"} {
+	// **/*.csv: address lists (the quick start's users.csv) hold personal
+	// data and must never reach an image layer or a build cache.
+	for _, want := range []string{".git", "/domainguard", "data", "**/*.csv", "dist"} {
 		if !strings.Contains(ignore, want+"\n") {
 			t.Errorf(".dockerignore lacks %s", want)
 		}
@@ -594,5 +602,66 @@ func TestDockerfile(t *testing.T) {
 		if strings.Contains(ignore, keep) {
 			t.Errorf(".dockerignore excludes %s, which the build embeds or needs", keep)
 		}
+	}
+}
+
+// The network policies: domainguard's pods take traffic only on the metrics
+// port and reach NATS's client port; the NATS cluster's route port is open
+// only between NATS pods (deploy/nats/cluster.conf points at that file).
+func TestNetworkPolicies(t *testing.T) {
+	_, objs := loadKubernetes(t)
+	if len(objs.netpols) != 1 {
+		t.Fatalf("deploy/kubernetes has %d NetworkPolicies, want 1", len(objs.netpols))
+	}
+	dg := objs.netpols[0]
+	if len(dg.Spec.Ingress) != 1 || len(dg.Spec.Ingress[0].Ports) != 1 || dg.Spec.Ingress[0].Ports[0].Port.IntValue() != 9090 {
+		t.Errorf("domainguard ingress %+v, want only port 9090", dg.Spec.Ingress)
+	}
+	reachesNATS := false
+	for _, e := range dg.Spec.Egress {
+		for _, p := range e.Ports {
+			if p.Port.IntValue() == 4222 && len(e.To) > 0 {
+				reachesNATS = true
+			}
+		}
+	}
+	if !reachesNATS {
+		t.Error("domainguard egress does not allow NATS (4222)")
+	}
+	nats := &k8sObjects{}
+	for _, doc := range yamlDocs(readRepoFile(t, "deploy/nats/networkpolicy.yaml")) {
+		decodeManifest(t, "deploy/nats/networkpolicy.yaml", doc, nats)
+	}
+	if len(nats.netpols) != 1 {
+		t.Fatalf("deploy/nats/networkpolicy.yaml: %d policies", len(nats.netpols))
+	}
+	for _, in := range nats.netpols[0].Spec.Ingress {
+		for _, p := range in.Ports {
+			if p.Port.IntValue() != 6222 {
+				continue
+			}
+			if len(in.From) != 1 || in.From[0].PodSelector == nil || in.From[0].NamespaceSelector != nil {
+				t.Errorf("route port 6222 open to %+v, want the NATS pods only", in.From)
+			}
+		}
+	}
+	if !strings.Contains(string(readRepoFile(t, "deploy/nats/cluster.conf")), "deploy/nats/networkpolicy.yaml") {
+		t.Error("cluster.conf does not point at deploy/nats/networkpolicy.yaml")
+	}
+}
+
+// compose pins the NATS server the tests embed (the nats-server module's
+// major.minor in go.mod), not an older one.
+func TestComposeNATSVersion(t *testing.T) {
+	var c composeFile
+	if err := yaml.UnmarshalStrict(readRepoFile(t, "deploy/compose/compose.yaml"), &c); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	m := regexp.MustCompile(`github.com/nats-io/nats-server/v2 v(\d+\.\d+)\.`).FindStringSubmatch(string(readRepoFile(t, "go.mod")))
+	if m == nil {
+		t.Fatal("go.mod has no nats-server/v2 requirement")
+	}
+	if want := "nats:" + m[1] + "-alpine"; c.Services["nats"].Image != want {
+		t.Errorf("compose nats image %q, want %q (the version the tests embed)", c.Services["nats"].Image, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/domainguard/domainguard/internal/postgres"
 	"github.com/domainguard/domainguard/internal/testdb"
 	"github.com/domainguard/domainguard/internal/testroles"
 )
@@ -234,7 +235,7 @@ ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 	// Every table of the schema is readable by the operator and reachable
 	// by at least one role: a table a migration adds must be listed in
 	// roles.sql (the operator's grant covers tables existing when it ran).
-	rows, err := pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)
+	rows, err := pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'domainguard'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,12 +245,19 @@ ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 	}
 	for _, table := range tables {
 		var ok bool
-		if err := pool.QueryRow(ctx, `SELECT has_table_privilege($1, $2, 'SELECT')`, roles["operator"], "public."+table).Scan(&ok); err != nil {
+		if err := pool.QueryRow(ctx, `SELECT has_table_privilege($1, $2, 'SELECT')`, roles["operator"], "domainguard."+table).Scan(&ok); err != nil {
 			t.Fatal(err)
 		}
 		if !ok {
 			t.Errorf("operator cannot read table %s", table)
 		}
+	}
+	if len(tables) < 5 {
+		t.Errorf("schema domainguard holds %d tables, want every table there", len(tables))
+	}
+	var public int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&public); err != nil || public != 0 {
+		t.Errorf("schema public holds %d tables (err %v), want none: domainguard keeps to its own schema", public, err)
 	}
 }
 
@@ -265,7 +273,7 @@ func TestPruningUnderTheShippedRoles(t *testing.T) {
 	defer cancel()
 	roles := testroles.ApplySQLRoles(t, pool, dbURL)
 	login := func(role string) *pgxpool.Pool {
-		p, err := pgxpool.New(ctx, roles.LoginURL(t, role))
+		p, err := postgres.Open(ctx, roles.LoginURL(t, role)) // search_path domainguard, as the roles run
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,7 @@ FROM domains WHERE name = ANY($1)`, names)
 			upFailed        []bool
 			upNext          []time.Time
 			upFailures      []int32
+			upErrors        []string
 			upUnmonitored   []bool
 			checked, failed int
 		)
@@ -92,6 +94,7 @@ FROM domains WHERE name = ANY($1)`, names)
 				upNext = append(upNext, lifecycle.NextUnmonitoredCheck(now, s.random))
 				upFailures = append(upFailures, 0)
 				upUnmonitored = append(upUnmonitored, true)
+				upErrors = append(upErrors, "")
 				res.Unmonitored++
 				continue
 			}
@@ -102,6 +105,7 @@ FROM domains WHERE name = ANY($1)`, names)
 				upFailed = append(upFailed, true)
 				upNext = append(upNext, lifecycle.RetryAfterFailure(failures+1, now, s.random))
 				upFailures = append(upFailures, int32(failures+1))
+				upErrors = append(upErrors, lookupError(hb))
 				failed++
 				continue
 			}
@@ -119,6 +123,7 @@ FROM domains WHERE name = ANY($1)`, names)
 			upFailed = append(upFailed, false)
 			upNext = append(upNext, lifecycle.NextCheck(name, lifecycle.Phase(phase), ev, releasedSince, now, s.schedule(), s.random))
 			upFailures = append(upFailures, 0)
+			upErrors = append(upErrors, "")
 			checked++
 		}
 		rows.Close()
@@ -133,11 +138,13 @@ UPDATE domains d SET
   last_checked_at = CASE WHEN v.failed THEN d.last_checked_at ELSE v.checked END,
   next_check_at = v.next, check_failures = v.failures,
   unmonitored_since = CASE WHEN v.unmonitored THEN COALESCE(d.unmonitored_since, v.checked)
-                           WHEN v.failed THEN d.unmonitored_since END
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::bool[], $6::bool[])
-  AS v(name, checked, next, failures, failed, unmonitored)
+                           WHEN v.failed THEN d.unmonitored_since END,
+  last_error = CASE WHEN v.failed THEN v.error ELSE d.last_error END,
+  last_error_at = CASE WHEN v.failed THEN v.checked ELSE d.last_error_at END
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::bool[], $6::bool[], $7::text[])
+  AS v(name, checked, next, failures, failed, unmonitored, error)
 WHERE d.name = v.name AND (d.last_checked_at IS NULL OR d.last_checked_at < v.checked)`,
-				upNames, upChecked, upNext, upFailures, upFailed, upUnmonitored); err != nil {
+				upNames, upChecked, upNext, upFailures, upFailed, upUnmonitored, upErrors); err != nil {
 				return fmt.Errorf("update domains: %w", err)
 			}
 		}
@@ -153,4 +160,13 @@ WHERE d.name = v.name AND (d.last_checked_at IS NULL OR d.last_checked_at < v.ch
 	s.metrics.heartbeats.WithLabelValues("stale").Add(float64(res.Stale))
 	s.metrics.heartbeats.WithLabelValues("unmonitored").Add(float64(res.Unmonitored))
 	return res, nil
+}
+
+// lookupError is what status shows of a failed lookup: the checker's
+// detail, or the phase when it gave none.
+func lookupError(hb schemas.DomainChecked) string {
+	if d := strings.TrimSpace(hb.Detail); d != "" {
+		return d
+	}
+	return "lookup failed (phase " + string(hb.Phase) + ")"
 }

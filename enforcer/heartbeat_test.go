@@ -278,3 +278,35 @@ func metricValue(t *testing.T, c prometheus.Metric) float64 {
 	t.Fatal("not a counter or gauge")
 	return 0
 }
+
+// A failed lookup's reason is stored and shown by status (text and JSON),
+// and kept after a later success, with its time.
+func TestStatusShowsLastLookupError(t *testing.T) {
+	f := newFixture(t, nil)
+	f.activate("offline.com", t0.Add(-48*time.Hour))
+	const reason = "rdap bootstrap: dial tcp: lookup data.iana.org: no such host"
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{
+		{Domain: "offline.com", Phase: lifecycle.PhaseUnknown, ObservedAt: t0.Add(-time.Hour), Failed: true, Detail: reason},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.ApplyHeartbeats(f.ctx, []schemas.DomainChecked{
+		{Domain: "offline.com", Phase: lifecycle.PhaseActive, ObservedAt: t0},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.store.Status(f.ctx, "offline.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Domain == nil || rep.Domain.LastError != reason || rep.Domain.LastErrorAt == nil || !rep.Domain.LastErrorAt.Equal(t0.Add(-time.Hour)) {
+		t.Fatalf("status domain %+v, want the last lookup error and its time", rep.Domain)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "last lookup error") || !strings.Contains(text.String(), "no such host") {
+		t.Errorf("status text lacks the last lookup error:\n%s", text.String())
+	}
+}

@@ -41,6 +41,10 @@ type DomainStatus struct {
 	LastCheckedAt *time.Time          `json:"last_checked_at,omitempty"`
 	NextCheckAt   *time.Time          `json:"next_check_at,omitempty"`
 	CheckFailures int                 `json:"check_failures"`
+	// LastError is the last failed lookup's reason and LastErrorAt when
+	// it happened (kept after a later success).
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 	// UnmonitoredSince is set while no source of evidence covers the TLD.
 	UnmonitoredSince *time.Time `json:"unmonitored_since,omitempty"`
 	Protected        bool       `json:"protected"`
@@ -94,9 +98,10 @@ const (
 	statusAudit        = 100
 )
 
-// Status reports on an email address (query contains "@") or a domain (any
+// Status reports on an email address (query contains "@", looked up in the
+// stored form, domainname.StoredEmail, then in any case) or a domain (any
 // host name; its registrable domain is shown). It returns ErrNotFound when
-// nothing at all is known.
+// the address is unknown, or nothing at all is known about the domain.
 func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) {
 	q := strings.TrimSpace(query)
 	rep := StatusReport{Query: q, Emails: []EmailStatus{}, Observations: []ObservationRecord{}, Holds: []Hold{}, Audit: []AuditRecord{}}
@@ -107,17 +112,28 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 		var domain string
 		if strings.Contains(q, "@") {
 			rep.Kind = "email"
-			emails, err := queryEmails(ctx, tx, `WHERE email = $1 OR email = lower($1) ORDER BY user_id`, q)
+			// The stored form (domain part lower-cased, as intake and
+			// import store it) first; then any case, for a local part
+			// typed in another case than the host sent it.
+			stored := domainname.StoredEmail(q)
+			emails, err := queryEmails(ctx, tx, `WHERE email = $1 ORDER BY user_id`, stored)
+			if err == nil && len(emails) == 0 {
+				emails, err = queryEmails(ctx, tx, `WHERE lower(email) = lower($1) ORDER BY user_id, email`, stored)
+			}
 			if err != nil {
 				return err
 			}
 			rep.Emails = emails
+			addrs := []string{stored}
+			for _, e := range emails {
+				addrs = append(addrs, e.Email)
+			}
 			if len(emails) > 0 {
 				domain = emails[0].Domain
 			} else if d, err := domainname.RegistrableFromEmail(q); err == nil {
 				domain = d
 			}
-			if err := queryAudit(ctx, tx, &rep.Audit, `WHERE email = $1 OR email = lower($1) OR (email IS NULL AND domain = $2)`, q, domain); err != nil {
+			if err := queryAudit(ctx, tx, &rep.Audit, `WHERE email = ANY($1) OR (email IS NULL AND domain = $2)`, addrs, domain); err != nil {
 				return err
 			}
 		} else {
@@ -165,6 +181,10 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 	if err != nil {
 		return StatusReport{}, fmt.Errorf("status %s: %w", q, err)
 	}
+	if rep.Kind == "email" && len(rep.Emails) == 0 {
+		// Its domain may be known through other addresses; this one is not.
+		return rep, fmt.Errorf("status %s: address %w (domainguard has no such address; addresses are stored with the domain in lower case)", q, ErrNotFound)
+	}
 	if (rep.Domain == nil || !rep.Domain.Known) && len(rep.Emails) == 0 && len(rep.Audit) == 0 {
 		return rep, fmt.Errorf("status %s: %w", q, ErrNotFound)
 	}
@@ -174,13 +194,18 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 func (s *Store) domainStatus(ctx context.Context, tx pgx.Tx, domain string) (*DomainStatus, error) {
 	ds := &DomainStatus{Name: domain, Phase: lifecycle.PhaseUnknown, Protected: s.Protected(domain)}
 	var (
-		phase    string
-		evidence []byte
-		next     time.Time
+		phase     string
+		evidence  []byte
+		next      time.Time
+		lastError *string
 	)
 	err := tx.QueryRow(ctx, `
-SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures, unmonitored_since
-FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures, &ds.UnmonitoredSince)
+SELECT phase, evidence, observed_at, phase_since, last_checked_at, next_check_at, check_failures, unmonitored_since, last_error, last_error_at
+FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &ds.PhaseSince, &ds.LastCheckedAt, &next, &ds.CheckFailures, &ds.UnmonitoredSince,
+		&lastError, &ds.LastErrorAt)
+	if lastError != nil {
+		ds.LastError = *lastError
+	}
 	switch {
 	case err == pgx.ErrNoRows:
 	case err != nil:
@@ -293,6 +318,9 @@ func (r StatusReport) writeText(w io.Writer) error {
 		} else {
 			fmt.Fprintf(tw, "phase\t%s (since %s, observed %s)\n", d.Phase, ts(d.PhaseSince), ts(d.ObservedAt))
 			fmt.Fprintf(tw, "checked\tlast %s, next %s, failures %d\n", ts(d.LastCheckedAt), ts(d.NextCheckAt), d.CheckFailures)
+			if d.LastError != "" {
+				fmt.Fprintf(tw, "last lookup error\t%s: %s\n", ts(d.LastErrorAt), d.LastError)
+			}
 			if ev := d.Evidence; ev != nil {
 				fmt.Fprintf(tw, "evidence\tprovider %s, statuses [%s], registered %s, expires %s, handle %q\n",
 					ev.Provider, strings.Join(ev.Statuses, ", "), ts(ev.RegisteredAt), ts(ev.ExpiresAt), ev.Handle)

@@ -293,7 +293,7 @@ func CombineRDAPAndDNS(rdapObs Observation, d *DNSEvidence, prev *Observation, n
 		return obs, false
 	}
 	ns, mx := DNSBaseline(prev)
-	if (obs.Phase == PhaseActive || obs.Phase == PhaseGrace) && InDNSLapseWindow(obs.Evidence.ExpiresAt, now) {
+	if (obs.Phase == PhaseActive || obs.Phase == PhaseGrace) && inLapseWindow(&obs.Evidence, prev, now) {
 		if sign := DNSLapseSign(d, ns, mx); sign != "" {
 			obs.Phase = PhaseExpired
 			obs.Evidence.Detail = joinReason(obs.Evidence.Detail, sign+" near the expiration date")
@@ -301,6 +301,26 @@ func CombineRDAPAndDNS(rdapObs Observation, d *DNSEvidence, prev *Observation, n
 	}
 	obs.Evidence.DNS = WithDNSBaseline(d, obs.Phase, prev)
 	return obs, false
+}
+
+// inLapseWindow reports whether now lies in the lapse window of the
+// expiration date that matters: the one ev shows, or the one its grace-sale
+// baseline (or prev's) recorded before expiry. During an auto-renew grace a
+// registry such as Verisign already shows next year's date, so the shown
+// date alone would close the window exactly when sales happen.
+func inLapseWindow(ev *Evidence, prev *Observation, now time.Time) bool {
+	if InDNSLapseWindow(ev.ExpiresAt, now) {
+		return true
+	}
+	if b := ev.Baseline; b != nil && InDNSLapseWindow(&b.ExpiresAt, now) {
+		return true
+	}
+	if prev != nil {
+		if b := prev.Evidence.Baseline; b != nil && InDNSLapseWindow(&b.ExpiresAt, now) {
+			return true
+		}
+	}
+	return false
 }
 
 func joinReason(a, b string) string {

@@ -165,6 +165,11 @@ func TestCombineRDAPAndDNS(t *testing.T) {
 		{"after the window: no sign", rdapObs(PhaseGrace, false, at(-61*day)), parked, baseline, PhaseGrace, false},
 		{"no baseline: no sign", rdapObs(PhaseGrace, false, &expiry), parked, nil, PhaseGrace, false},
 		{"redemption unchanged", rdapObs(PhaseRedemption, false, &expiry), parked, baseline, PhaseRedemption, false},
+		// Auto-renew grace: the registry already shows next year's date; the
+		// baseline's date (the one before expiry) keeps the window open.
+		{"renewed date shown, baseline in window, NS parked: expired", withBaseline(rdapObs(PhaseGrace, false, at(360*day)), expiry), parked, baseline, PhaseExpired, false},
+		{"renewed date shown, prev's baseline in window, MX moved: expired", rdapObs(PhaseGrace, false, at(360*day)), otherMX, withBaselineObs(baseline, expiry), PhaseExpired, false},
+		{"renewed date shown, no baseline: no sign", rdapObs(PhaseGrace, false, at(360*day)), parked, baseline, PhaseGrace, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,4 +245,17 @@ func TestPendingUndelegationIsCheckedDaily(t *testing.T) {
 	if next := NextCheck("example.eu", PhaseActive, &Evidence{Provider: ProviderDNS, DNS: delegated("ns1.x"), ObservedAt: now}, nil, now, ScheduleConfig{}, nil); next.Sub(now) < 7*day {
 		t.Fatalf("delegated DNS-only domain next check %s", next.Sub(now))
 	}
+}
+
+// withBaseline returns o carrying a grace-sale baseline recorded before
+// expires.
+func withBaseline(o Observation, expires time.Time) Observation {
+	o.Evidence.Baseline = &Baseline{ExpiresAt: expires, ObservedAt: expires.Add(-10 * day)}
+	return o
+}
+
+// withBaselineObs returns a copy of prev carrying a grace-sale baseline.
+func withBaselineObs(prev *Observation, expires time.Time) *Observation {
+	c := withBaseline(*prev, expires)
+	return &c
 }

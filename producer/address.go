@@ -31,12 +31,7 @@ func NormalizeAddress(userID, email string) (Address, error) {
 	if err != nil {
 		return Address{}, err
 	}
-	at := strings.LastIndexByte(email, '@') // present: RegistrableFromEmail checked
-	return Address{
-		UserID: userID,
-		Email:  email[:at] + "@" + strings.ToLower(email[at+1:]),
-		Domain: domain,
-	}, nil
+	return Address{UserID: userID, Email: domainname.StoredEmail(email), Domain: domain}, nil
 }
 
 func checkText(field, v string, max int) error {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
@@ -136,11 +138,16 @@ func intakeAddress(userID, email string) (Address, error) {
 }
 
 // intakeMessageID identifies a host event across redeliveries: the
-// CloudEvent id (with its source: ids are unique per source), else the
+// CloudEvent id (with its source: ids are unique per source), from the
+// structured envelope or, in binary mode, from the ce-id and ce-source
+// headers (the same event sent both ways is one event); else the
 // Nats-Msg-Id the host published with, else the stream position.
 func intakeMessageID(ev schemas.Event, msg jetstream.Msg) (string, error) {
 	if ev.ID != "" {
 		return "ce:" + ev.Source + " " + ev.ID, nil
+	}
+	if id := ceHeader(msg.Headers(), "id"); id != "" {
+		return "ce:" + ceHeader(msg.Headers(), "source") + " " + id, nil
 	}
 	if h := msg.Headers().Get(schemas.HeaderMsgID); h != "" {
 		return "msgid:" + h, nil
@@ -151,6 +158,15 @@ func intakeMessageID(ev schemas.Event, msg jetstream.Msg) (string, error) {
 		return "", fmt.Errorf("%w: no message id and no stream metadata: %w", schemas.ErrInvalid, err)
 	}
 	return "seq:" + meta.Stream + "/" + strconv.FormatUint(meta.Sequence.Stream, 10), nil
+}
+
+// ceHeader returns the binary-mode CloudEvents attribute attr from the
+// ce-<attr> header (the NATS binding's lower case, or canonical case).
+func ceHeader(h nats.Header, attr string) string {
+	if v := h.Get("ce-" + attr); v != "" {
+		return strings.TrimSpace(v)
+	}
+	return strings.TrimSpace(h.Get("Ce-" + strings.ToUpper(attr[:1]) + attr[1:]))
 }
 
 // verifiedEventTime orders a verified event against removals of the same

@@ -368,3 +368,49 @@ func TestIntakeRemovalTombstone(t *testing.T) {
 		t.Fatal("a newer removal did not delete the address")
 	}
 }
+
+// A binary-mode CloudEvent (attributes in ce-* headers, the bare payload
+// in the body) is de-duplicated by its ce-id, like the structured envelope's
+// id: the same event at two stream positions is applied once, and the same
+// event sent structured is the same event.
+func TestIntakeBinaryModeCEID(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	subject := e.topo.Namespace.Subject(schemas.SubjectEmailVerified)
+	body := hostEvent(t, "", verified("u1", "a@example.com", t0.Add(-time.Hour)))
+	header := func(id string) nats.Header {
+		return nats.Header{"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-source": {"host/test"}, "ce-type": {"com.example.email"}}
+	}
+	msgs := []*fakeMsg{
+		{subject: subject, stream: "ACCOUNTS", seq: 1, data: body, header: header("ev-1")},
+		{subject: subject, stream: "ACCOUNTS", seq: 2, data: body, header: header("ev-1")},                                              // resent: duplicate
+		{subject: subject, stream: "ACCOUNTS", seq: 3, data: hostEvent(t, "ev-1", verified("u1", "a@example.com", t0.Add(-time.Hour)))}, // structured, same id
+		{subject: subject, stream: "ACCOUNTS", seq: 4, data: body, header: header("ev-2")},                                              // another event
+	}
+	for _, m := range msgs {
+		if m.header == nil {
+			m.header = nats.Header{}
+		}
+		if s := e.deliver(ctx, m); s != broker.Acked {
+			t.Fatalf("settled as %s, want acked", s)
+		}
+	}
+	if got := counterValue(t, e.p.m.intakeDuplicates); got != 2 {
+		t.Errorf("duplicates %v, want 2 (the resent binary event and its structured twin)", got)
+	}
+	var ids []string
+	rows, err := e.pool.Query(ctx, `SELECT message_id FROM processed_messages WHERE consumer = 'producer-intake' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if strings.Join(ids, ",") != "ce:host/test ev-1,ce:host/test ev-2" {
+		t.Errorf("processed message ids %q", ids)
+	}
+}

@@ -138,6 +138,17 @@ func (bc *bootstrapCache) get(ctx context.Context) (*Bootstrap, error) {
 
 func (bc *bootstrapCache) fetch(ctx context.Context) (*Bootstrap, []byte, error) {
 	cfg := bc.c.cfg
+	if path, ok := seededBootstrapPath(cfg.BootstrapURL); ok {
+		body, err := readBootstrapFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", cfg.BootstrapURL, err)
+		}
+		b, err := ParseBootstrap(body)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", cfg.BootstrapURL, err)
+		}
+		return &b, body, nil
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.BootstrapURL, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rdap bootstrap: %w", err)
@@ -227,6 +238,24 @@ func (bc *bootstrapCache) loaded() *Bootstrap {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	return bc.current
+}
+
+// readBootstrapFile reads a seeded bootstrap file, at most
+// maxBootstrapBytes.
+func readBootstrapFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, maxBootstrapBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxBootstrapBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxBootstrapBytes)
+	}
+	return body, nil
 }
 
 // BootstrapLoaded reports whether a bootstrap is in memory, so RateKey

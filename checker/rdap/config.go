@@ -31,7 +31,8 @@ const (
 // Config configures a Client. The zero value is usable: WithDefaults fills
 // every unset field.
 type Config struct {
-	// BootstrapURL is the IANA DNS bootstrap file (RFC 9224).
+	// BootstrapURL is the IANA DNS bootstrap file (RFC 9224): http(s), or
+	// file:///path for a copy seeded by hand (air-gapped installations).
 	// Default DefaultBootstrapURL.
 	BootstrapURL string
 	// CacheDir is where the bootstrap file is cached as dns.json;
@@ -97,7 +98,7 @@ func (cfg Config) WithDefaults() Config {
 // Validate checks a configuration after WithDefaults.
 func (cfg Config) Validate() error {
 	var errs []error
-	if err := checkBaseURL(cfg.BootstrapURL); err != nil {
+	if err := checkBootstrapURL(cfg.BootstrapURL); err != nil {
 		errs = append(errs, fmt.Errorf("bootstrap URL: %w", err))
 	}
 	for tld, base := range cfg.Overrides {
@@ -135,6 +136,27 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 
 // checkBaseURL accepts http and https URLs; configured URLs are the
 // operator's choice (bootstrap entries are held to https separately).
+// checkBootstrapURL accepts what checkBaseURL accepts and file:///path
+// (a seeded copy of IANA's dns.json, for air-gapped installations).
+func checkBootstrapURL(raw string) error {
+	if path, ok := seededBootstrapPath(raw); ok {
+		if path == "" {
+			return fmt.Errorf("%q: no file path", raw)
+		}
+		return nil
+	}
+	return checkBaseURL(raw)
+}
+
+// seededBootstrapPath returns the path of a file:// bootstrap URL.
+func seededBootstrapPath(raw string) (path string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "file" {
+		return "", false
+	}
+	return u.Path, true
+}
+
 func checkBaseURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {

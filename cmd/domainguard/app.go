@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/buildinfo"
 	"github.com/domainguard/domainguard/internal/config"
 	"github.com/domainguard/domainguard/internal/postgres"
 	"github.com/domainguard/domainguard/internal/telemetry"
@@ -37,7 +38,25 @@ type needs struct {
 	migrate bool
 	// metrics serves /metrics, /healthz and /readyz.
 	metrics bool
+	// serve marks a long-running command (a role): it waits for NATS as
+	// long as it takes (an orchestrator may start it first). Other
+	// commands give up after natsConnectTimeout.
+	serve bool
+	// createTopology marks the `topology` command: it creates the streams
+	// and consumers, and refuses to on a server nobody named.
+	createTopology bool
+	// streams, when set, limits the topology check to these (unprefixed)
+	// streams and never creates anything: for clients of one stream, such
+	// as the reference notifier on AUDIT.
+	streams []string
 }
+
+// natsConnectTimeout bounds how long a one-shot command waits for NATS.
+const natsConnectTimeout = 10 * time.Second
+
+// natsURLFile is the file under the data dir where `run` writes the URL of
+// its embedded NATS server, so other commands find it when NATS_URL is unset.
+const natsURLFile = "nats.url"
 
 // app holds what a command wired up; close releases it in reverse order.
 type app struct {
@@ -49,13 +68,27 @@ type app struct {
 	topo broker.Topology
 	reg  *prometheus.Registry
 
+	// ctx is openApp's context, cancelled with the denial as its cause
+	// when the NATS server denies this user a publish or subscribe: a
+	// denied request would otherwise wait for its timeout. Roles run
+	// under it, so a wrong permission stops the process at once.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
 	closers []func()
 }
+
+// errNATSDenied marks the cause of app.ctx when NATS denied a publish or
+// subscribe.
+var errNATSDenied = errors.New("nats denied a publish or subscribe")
 
 // loadConfig parses the configuration flags (plus the command's own, already
 // defined on fs) and returns the config, the remaining arguments and a logger.
 func loadConfig(inv invocation, fs *flag.FlagSet) (config.Config, []string, *slog.Logger, error) {
 	fs.SetOutput(inv.stderr)
+	own := map[string]bool{} // the command's own flags, defined before the settings
+	fs.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
+	fs.Usage = func() { printCommandHelp(fs.Output(), fs, own) }
 	cfg, rest, err := config.Load(flagsFirst(inv.args, fs), inv.getenv, fs)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -67,7 +100,12 @@ func loadConfig(inv invocation, fs *flag.FlagSet) (config.Config, []string, *slo
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return cfg, rest, cfg.Logger(inv.stderr), nil
+	log := cfg.Logger(inv.stderr)
+	// One logger everywhere: whatever logs through slog.Default() or the
+	// standard log package (libraries, a part not handed a logger) writes
+	// the same format to the same place.
+	slog.SetDefault(log)
+	return cfg, rest, log, nil
 }
 
 // flagsFirst moves flags ahead of positional arguments, so that
@@ -121,6 +159,11 @@ func flagsFirst(args []string, fs *flag.FlagSet) []string {
 
 func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) (_ *app, err error) {
 	a := &app{cfg: cfg, log: log, reg: telemetry.NewRegistry()}
+	if err := buildinfo.Register(a.reg, buildinfo.Get()); err != nil {
+		return nil, err
+	}
+	a.ctx, a.cancel = context.WithCancelCause(ctx)
+	a.closers = append(a.closers, func() { a.cancel(nil) })
 	defer func() {
 		if err != nil {
 			a.close()
@@ -131,6 +174,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) 
 		Replicas:     cfg.StreamReplicas,
 		CheckAckWait: cfg.CheckAckWait,
 		EventAckWait: cfg.EventAckWait,
+		Logger:       log, // dead-letter and topology warnings in the same log
 	}.WithDefaults()
 	if err := a.topo.Validate(); err != nil {
 		return nil, err
@@ -141,7 +185,10 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) 
 		}
 	}
 	if n.nats {
-		if err := a.openNATS(ctx, n); err != nil {
+		if err := a.openNATS(a.ctx, n); err != nil {
+			if cause := a.denied(); cause != nil {
+				return nil, cause
+			}
 			return nil, err
 		}
 	}
@@ -202,23 +249,9 @@ func (a *app) openDB(ctx context.Context, n needs) error {
 }
 
 func (a *app) openNATS(ctx context.Context, n needs) error {
-	natsURL := a.cfg.NATSURL
-	if natsURL == "" {
-		if !n.embedded {
-			natsURL = nats.DefaultURL
-		} else {
-			dir := filepath.Join(a.cfg.DataDir, "nats")
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return fmt.Errorf("embedded nats: %w", err)
-			}
-			srv, err := broker.StartEmbedded(ctx, broker.EmbeddedOptions{StoreDir: dir, Logger: a.log})
-			if err != nil {
-				return err
-			}
-			a.closers = append(a.closers, srv.Shutdown)
-			natsURL = srv.URL()
-			a.log.Info("embedded NATS JetStream server started; other roles and tools can use it", "url", natsURL, "store_dir", dir)
-		}
+	natsURL, named, err := a.natsURL(ctx, n)
+	if err != nil {
+		return err
 	}
 	inbox := ""
 	if a.cfg.NATSUser != "" {
@@ -226,11 +259,23 @@ func (a *app) openNATS(ctx context.Context, n needs) error {
 		// role cannot read another's replies.
 		inbox = "_INBOX_" + a.cfg.NATSUser
 	}
-	nc, js, err := broker.Connect(ctx, broker.ConnectOptions{
+	connectCtx := ctx
+	if !n.serve {
+		var cancel context.CancelFunc
+		connectCtx, cancel = context.WithTimeout(ctx, natsConnectTimeout)
+		defer cancel()
+	}
+	nc, js, err := broker.Connect(connectCtx, broker.ConnectOptions{
 		URL: natsURL, Name: "domainguard", User: a.cfg.NATSUser, Password: a.cfg.NATSPassword,
 		CredsFile: a.cfg.NATSCreds, InboxPrefix: inbox, Logger: a.log,
+		OnPermissionDenied: func(err error) {
+			a.cancel(fmt.Errorf("%w: %v (NATS user %q; see deploy/nats/auth.conf)", errNATSDenied, err, a.cfg.NATSUser))
+		},
 	})
 	if err != nil {
+		if ctx.Err() == nil && connectCtx.Err() != nil {
+			return fmt.Errorf("no NATS server answered at %s within %s (%v)\n%s", broker.RedactURL(natsURL), natsConnectTimeout, err, natsHint)
+		}
 		return err
 	}
 	a.nc, a.js = nc, js
@@ -242,16 +287,79 @@ func (a *app) openNATS(ctx context.Context, n needs) error {
 	})
 	ctxEnsure, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if !a.cfg.ManageTopology && !n.embedded {
-		// Least privilege: the topology is the operator's (`domainguard
-		// topology`); this user may only look.
-		if err := a.topo.Verify(ctxEnsure, js); err != nil {
+	switch {
+	case n.createTopology && !named:
+		return fmt.Errorf("refusing to create the topology on %s, which nobody named: set NATS_URL (--nats-url) to the server to create it on", broker.RedactURL(natsURL))
+	case len(n.streams) > 0:
+		a.topo.VerifyOnly = true
+		if err := a.topo.Verify(ctxEnsure, js, n.streams...); err != nil {
 			return fmt.Errorf("jetstream topology: %w", err)
 		}
 		return nil
+	case n.createTopology:
+	case !named:
+		// Never create streams on a server the user did not name (it may
+		// belong to something else): only look.
+		a.topo.VerifyOnly = true
+	case !a.cfg.ManageTopology && !n.embedded:
+		// Least privilege: the topology is the operator's (`domainguard
+		// topology`); this user may only look, here and in the roles.
+		a.topo.VerifyOnly = true
 	}
-	if err := a.topo.Ensure(ctxEnsure, js); err != nil {
-		return fmt.Errorf("jetstream topology: %w", err)
+	if err := a.topo.Prepare(ctxEnsure, js); err != nil {
+		return fmt.Errorf("jetstream topology on %s: %w", broker.RedactURL(natsURL), err)
+	}
+	return nil
+}
+
+// natsHint says how a command finds NATS when the one it tried is not there.
+const natsHint = "start one with `domainguard run` in another shell (it writes DOMAINGUARD_DATA_DIR/nats.url, which the other commands read from the same directory), or set NATS_URL (--nats-url) to your server"
+
+// natsURL picks the NATS server: NATS_URL when set; else the embedded
+// server `run` starts (and announces in DATA_DIR/nats.url); else the URL a
+// running `run` wrote there; else the default local address. named reports
+// whether the user chose the server (only then may the topology be created).
+func (a *app) natsURL(ctx context.Context, n needs) (url string, named bool, err error) {
+	if a.cfg.NATSURL != "" {
+		return a.cfg.NATSURL, true, nil
+	}
+	file := filepath.Join(a.cfg.DataDir, natsURLFile)
+	if n.embedded {
+		dir := filepath.Join(a.cfg.DataDir, "nats")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return "", false, fmt.Errorf("embedded nats: %w", err)
+		}
+		srv, err := broker.StartEmbedded(ctx, broker.EmbeddedOptions{StoreDir: dir, Logger: a.log})
+		if err != nil {
+			return "", false, err
+		}
+		a.closers = append(a.closers, srv.Shutdown)
+		url := srv.URL()
+		if err := os.WriteFile(file, []byte(url+"\n"), 0o644); err != nil {
+			return "", false, fmt.Errorf("embedded nats: write %s: %w", file, err)
+		}
+		a.closers = append(a.closers, func() { _ = os.Remove(file) })
+		a.log.Info("embedded NATS JetStream server started; other commands run from this directory find it in "+file,
+			"url", url, "store_dir", dir, "url_file", file)
+		return url, true, nil
+	}
+	if b, err := os.ReadFile(file); err == nil {
+		if url := strings.TrimSpace(string(b)); url != "" {
+			a.log.Debug("using the NATS server `run` announced", "url", url, "url_file", file)
+			return url, true, nil
+		}
+	}
+	return defaultNATSURL, false, nil
+}
+
+// defaultNATSURL is tried when nothing names a server (a variable so tests
+// can point it at a private server).
+var defaultNATSURL = nats.DefaultURL
+
+// denied returns the NATS permission denial that ended a.ctx, or nil.
+func (a *app) denied() error {
+	if cause := context.Cause(a.ctx); errors.Is(cause, errNATSDenied) {
+		return cause
 	}
 	return nil
 }

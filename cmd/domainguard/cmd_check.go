@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -48,7 +49,7 @@ func runCheck(ctx context.Context, inv invocation) error {
 	prev, note := storedPrevious(ctx, cfg, log, name)
 	obs, err := checker.CheckOnce(ctx, p, name, prev, time.Now().UTC())
 	if err != nil {
-		return err
+		return withOfflineHint(err)
 	}
 	if *asJSON {
 		log.Info("check: previous observation", "previous", note)
@@ -126,4 +127,20 @@ func printObservation(inv invocation, obs lifecycle.Observation, previous string
 	row("observed", ev.ObservedAt.UTC().Format(time.RFC3339))
 	row("previous", previous)
 	tw.Flush()
+}
+
+// offlineHint is added to lookup errors that show no network path to the
+// provider (no DNS, connection refused, no route).
+const offlineHint = "no network path to the lookup provider. Without internet access, seed the RDAP bootstrap " +
+	"(RDAP_BOOTSTRAP_URL=file:///path/dns.json, a copy of https://data.iana.org/rdap/dns.json) and point " +
+	"DOMAINGUARD_RDAP_OVERRIDES at RDAP servers you can reach (docs/OPERATING.md, \"Air-gapped installations\")"
+
+// withOfflineHint explains a network error; other errors pass unchanged.
+func withOfflineHint(err error) error {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	if errors.As(err, &dnsErr) || errors.As(err, &opErr) {
+		return fmt.Errorf("%w\n%s", err, offlineHint)
+	}
+	return err
 }

@@ -143,7 +143,7 @@ func runAPI(ctx context.Context, inv invocation) error {
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = config.DefaultAPIAddr
 	}
-	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, nats: true, metrics: true})
+	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, nats: true, metrics: true, serve: true})
 	if err != nil {
 		return err
 	}

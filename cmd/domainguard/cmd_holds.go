@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +24,15 @@ func runHolds(ctx context.Context, inv invocation) error {
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
 	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
 	note := fs.String("note", "", "why: stored with the decision and published in audit.operator.action")
-	a, st, rest, err := openStore(ctx, inv, fs, checkHoldsArgs)
+	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
+		if err := checkHoldsArgs(rest); err != nil {
+			return err
+		}
+		if rest[0] == "list" && !slices.Contains([]string{"pending", "approved", "rejected", "all"}, *status) {
+			return usageErr("holds list --status %q: want pending, approved, rejected or all", *status)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -39,6 +48,9 @@ func runHolds(ctx context.Context, inv invocation) error {
 			return err
 		}
 		if *asJSON {
+			if holds == nil {
+				holds = []enforcer.Hold{} // [] for none, never null
+			}
 			return writeJSON(inv.stdout, holds)
 		}
 		w := tabwriter.NewWriter(inv.stdout, 2, 4, 2, ' ', 0)

@@ -12,7 +12,7 @@ import (
 
 func init() {
 	register("import", command{
-		usage: "FILE.csv: bulk load user_id,email,verified_at rows (header optional); safe to re-run",
+		usage: "FILE.csv: bulk load user_id,email,verified_at rows (header optional); safe to re-run; exits 1 when any row is bad",
 		run:   runImport,
 	})
 }
@@ -60,11 +60,12 @@ func runImport(ctx context.Context, inv invocation) error {
 		}
 		fmt.Fprintf(inv.stderr, "bad row %s\n", b)
 	}
-	fmt.Fprintf(inv.stdout, "imported %d rows in %s: %d new addresses, %d re-verified, %d unchanged, %d new domains, %d bad rows\n",
-		res.Rows, res.Elapsed.Round(time.Millisecond), res.Inserted, res.Updated, res.Unchanged, res.NewDomains, res.BadCount)
+	fmt.Fprintf(inv.stdout, "read %d rows in %s, imported %d, bad %d: %d new addresses, %d re-verified, %d unchanged, %d new domains\n",
+		res.Rows, res.Elapsed.Round(time.Millisecond), res.Rows-res.BadCount, res.BadCount, res.Inserted, res.Updated, res.Unchanged, res.NewDomains)
 	if res.BadCount > 0 {
-		// Nothing is lost silently: a script running the import sees it.
-		return fmt.Errorf("import: %d bad rows were not imported (listed above); fix them and import the file again (re-importing is safe)", res.BadCount)
+		// The good rows are in; the exit status tells a script that some
+		// were not. Fix them and re-run: the import is idempotent.
+		return fmt.Errorf("%d of %d rows were bad and not imported (listed above); fix them and re-run (safe: rows already imported are unchanged)", res.BadCount, res.Rows)
 	}
 	return nil
 }

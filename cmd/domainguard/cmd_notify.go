@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,7 +20,7 @@ import (
 
 func init() {
 	register("notify-example", command{
-		usage: "[--webhook URL] [--durable NAME]: reference notifier: turns audit events into messages for users on stdout or a webhook",
+		usage: "[--webhook URL] [--durable NAME]: reference notifier: turns audit events into messages for users on stdout or a webhook (NATS user `notifier`, AUDIT only)",
 		run:   runNotify,
 	})
 }
@@ -39,7 +40,7 @@ const notifyMaxDeliver = 20
 func runNotify(ctx context.Context, inv invocation) error {
 	fs := flag.NewFlagSet("notify-example", flag.ContinueOnError)
 	webhook := fs.String("webhook", "", "POST each notice as JSON to this URL instead of printing it")
-	durable := fs.String("durable", "notify-example", "durable consumer name on the AUDIT stream")
+	durable := fs.String("durable", "notifier", "durable consumer name on the AUDIT stream (deploy/nats/auth.conf allows the user notifier only this one)")
 	cfg, rest, log, err := loadConfig(inv, fs)
 	if err != nil {
 		return err
@@ -47,7 +48,9 @@ func runNotify(ctx context.Context, inv invocation) error {
 	if len(rest) > 0 {
 		return usageErr("notify-example takes no arguments")
 	}
-	a, err := openApp(ctx, cfg, log, needs{nats: true})
+	// AUDIT only: the notifier user may look at no other stream and never
+	// manages the topology.
+	a, err := openApp(ctx, cfg, log, needs{nats: true, serve: true, streams: []string{schemas.StreamAudit}})
 	if err != nil {
 		return err
 	}
@@ -55,7 +58,7 @@ func runNotify(ctx context.Context, inv invocation) error {
 	stream := a.topo.Namespace.Stream(schemas.StreamAudit)
 	// A durable consumer of its own: the notifier resumes where it stopped
 	// and never shares acks with another subscriber.
-	_, err = a.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+	_, err = a.js.CreateOrUpdateConsumer(a.ctx, stream, jetstream.ConsumerConfig{
 		Durable: *durable, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: a.topo.Namespace.Subject(schemas.SubjectAuditAll), AckWait: 30 * time.Second, MaxDeliver: notifyMaxDeliver,
 	})
@@ -85,7 +88,7 @@ func runNotify(ctx context.Context, inv invocation) error {
 		}
 		return nil
 	}
-	return a.topo.Run(ctx, a.js, broker.ConsumeOptions{Stream: schemas.StreamAudit, Durable: *durable, MaxDeliver: notifyMaxDeliver, Logger: log},
+	err = a.topo.Run(a.ctx, a.js, broker.ConsumeOptions{Stream: schemas.StreamAudit, Durable: *durable, MaxDeliver: notifyMaxDeliver, Logger: log},
 		func(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 			notices, err := noticesFor(msg.Data())
 			if err != nil {
@@ -100,6 +103,13 @@ func runNotify(ctx context.Context, inv invocation) error {
 			}
 			return broker.Done()
 		})
+	if denied := a.denied(); denied != nil {
+		return denied
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // noticesFor turns one audit event into the user messages it calls for.

@@ -23,15 +23,15 @@ func init() {
 		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "run", roleAll) },
 	})
 	register("producer", command{
-		usage: "the producer role: intake of account events and the budgeted check sweep",
+		usage: "the producer role alone (intake of account events and the budgeted check sweep)",
 		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "producer", roleProducer) },
 	})
 	register("checker", command{
-		usage: "the checker role: provider lookups for queued checks",
+		usage: "the checker role alone (provider lookups for queued checks)",
 		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "checker", roleChecker) },
 	})
 	register("enforcer", command{
-		usage: "the enforcer role: decisions, unverifications, holds, breaker and the outbox relay",
+		usage: "the enforcer role alone (decisions, unverifications, holds, breaker and the outbox relay)",
 		run:   func(ctx context.Context, inv invocation) error { return runRoles(ctx, inv, "enforcer", roleEnforcer) },
 	})
 }
@@ -56,7 +56,7 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 	if len(rest) > 0 {
 		return usageErr("%s takes no arguments, got %q", name, rest)
 	}
-	n := needs{nats: true, metrics: true, db: roles&(roleProducer|roleEnforcer) != 0}
+	n := needs{nats: true, metrics: true, serve: true, db: roles&(roleProducer|roleEnforcer) != 0}
 	if roles == roleAll {
 		// `run` is the one-command start: it may start the embedded broker
 		// and a private database, and it migrates.
@@ -114,7 +114,10 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 		})
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
+	// a.ctx ends at once when NATS denies this user something: a role
+	// with a wrong permission stops with the subject in the error instead
+	// of retrying a timeout forever.
+	runCtx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
 	if roles == roleAll {
 		// The console and the host API, when their addresses are set,
@@ -151,6 +154,9 @@ func runRoles(ctx context.Context, inv invocation, name string, roles roleSet) e
 	<-runCtx.Done()
 	log.Info("shutting down: draining in-flight work", "command", name)
 	wg.Wait()
+	if denied := a.denied(); denied != nil {
+		errs = append(errs, denied)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

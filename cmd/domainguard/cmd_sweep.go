@@ -34,7 +34,7 @@ func runSweep(ctx context.Context, inv invocation) error {
 		return err
 	}
 	progress := newProgressLine(inv.stderr)
-	res, err := p.Sweep(ctx, func(sp producer.SweepProgress) { progress.update("sweep: "+sp.String(), false) })
+	res, err := p.Sweep(ctx, func(sp producer.SweepProgress) { progress.update(sp.String(), false) })
 	progress.done()
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ func runTopology(ctx context.Context, inv invocation) error {
 		return usageErr("topology takes no arguments")
 	}
 	cfg.ManageTopology = true // this command is how the topology gets managed
-	a, err := openApp(ctx, cfg, log, needs{nats: true})
+	a, err := openApp(ctx, cfg, log, needs{nats: true, createTopology: true})
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/domainguard/domainguard/internal/buildinfo"
 )
 
 // invocation is what a command gets from main: its arguments and the
@@ -29,8 +32,32 @@ type invocation struct {
 }
 
 type command struct {
-	usage string // one line: arguments and what it does
+	// usage is "ARGS: what it does" (or only "what it does" for a command
+	// without arguments), one line.
+	usage string
 	run   func(ctx context.Context, inv invocation) error
+	// synopsis (the arguments after the command name) and summary (one
+	// line: what it does) override what parts derives from usage.
+	// Optional.
+	synopsis, summary string
+}
+
+// parts returns the command's synopsis and one-line summary: the fields
+// when set, else usage split at its first ": " (the arguments never hold
+// one).
+func (c command) parts() (synopsis, summary string) {
+	synopsis, summary = c.synopsis, c.summary
+	args, desc, found := strings.Cut(c.usage, ": ")
+	if !found {
+		args, desc = "", c.usage
+	}
+	if synopsis == "" {
+		synopsis = args
+	}
+	if summary == "" {
+		summary = desc
+	}
+	return synopsis, summary
 }
 
 // commands is filled by the cmd_*.go files' init functions.
@@ -53,12 +80,28 @@ func main() {
 }
 
 func runMain(ctx context.Context, inv invocation) int {
-	if len(inv.args) == 0 || inv.args[0] == "help" || inv.args[0] == "-h" || inv.args[0] == "--help" {
-		printUsage(inv.stdout)
-		if len(inv.args) == 0 {
+	if len(inv.args) == 0 {
+		printUsage(inv.stderr)
+		return 2
+	}
+	switch inv.args[0] {
+	case "version", "--version", "-version":
+		fmt.Fprintln(inv.stdout, buildinfo.Get())
+		return 0
+	case "help", "-h", "--help", "-help":
+		if len(inv.args) < 2 {
+			printUsage(inv.stdout)
+			return 0
+		}
+		// `domainguard help CMD` is `domainguard CMD -h` on stdout.
+		name := inv.args[1]
+		if _, ok := commands[name]; !ok {
+			fmt.Fprintf(inv.stderr, "domainguard help: unknown command %q\n\n", name)
+			printUsage(inv.stderr)
 			return 2
 		}
-		return 0
+		inv.args = []string{name, "-h"}
+		inv.stderr = inv.stdout
 	}
 	name := inv.args[0]
 	c, ok := commands[name]
@@ -82,7 +125,9 @@ func runMain(ctx context.Context, inv invocation) int {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: domainguard COMMAND [flags] [args]")
+	fmt.Fprintln(w, "usage: domainguard COMMAND [ARGS] [flags]")
+	fmt.Fprintln(w, "       domainguard help COMMAND   the command's arguments, flags and settings")
+	fmt.Fprintln(w, "       domainguard version        which build this is")
 	fmt.Fprintln(w, "\ncommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
@@ -90,8 +135,40 @@ func printUsage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-15s %s\n", n, commands[n].usage)
+		synopsis, summary := commands[n].parts()
+		fmt.Fprintf(w, "  %s\n", strings.TrimSpace(n+" "+synopsis))
+		fmt.Fprintf(w, "      %s\n", summary)
 	}
-	fmt.Fprintln(w, "\nEvery command takes the configuration flags (see `domainguard COMMAND -h`);")
-	fmt.Fprintln(w, "each mirrors an environment variable (DESIGN.md §5).")
+	fmt.Fprintln(w, "\nEvery command also takes the settings (`domainguard help COMMAND` lists them);")
+	fmt.Fprintln(w, "each is a flag and an environment variable (DESIGN.md §5), the flag winning.")
+}
+
+// printCommandHelp is a command's -h: synopsis and summary, the command's
+// own flags, then the settings every command shares under their own
+// heading. own names the command's own flags.
+func printCommandHelp(w io.Writer, fs *flag.FlagSet, own map[string]bool) {
+	name := fs.Name()
+	if c, ok := commands[name]; ok {
+		synopsis, summary := c.parts()
+		fmt.Fprintf(w, "usage: domainguard %s [flags]\n\n%s\n", strings.TrimSpace(name+" "+synopsis), summary)
+	} else {
+		fmt.Fprintf(w, "usage: domainguard %s [flags]\n", name)
+	}
+	subset := func(mine bool) *flag.FlagSet {
+		sub := flag.NewFlagSet(name, flag.ContinueOnError)
+		sub.SetOutput(w)
+		fs.VisitAll(func(f *flag.Flag) {
+			if own[f.Name] == mine {
+				sub.Var(f.Value, f.Name, f.Usage)
+				sub.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		return sub
+	}
+	if len(own) > 0 {
+		fmt.Fprintf(w, "\nflags of %s:\n", name)
+		subset(true).PrintDefaults()
+	}
+	fmt.Fprintln(w, "\nsettings (every command; each flag mirrors the environment variable named, and wins over it):")
+	subset(false).PrintDefaults()
 }

@@ -238,6 +238,11 @@ func TestDLQListAndReplay(t *testing.T) {
 	if entries[0].Letter.Subject != schemas.SubjectEmailVerified {
 		t.Fatalf("dead letter subject %q", entries[0].Letter.Subject)
 	}
+	// The payload readable, not only as base64.
+	var payload struct{ Email string }
+	if err := json.Unmarshal(entries[0].PayloadJSON, &payload); err != nil || payload.Email != "replay-me@example.com" {
+		t.Errorf("dlq list --json payload_json = %s, want the decoded payload", entries[0].PayloadJSON)
+	}
 	out, err = testbin.Run(ctx, t, env, "dlq", "replay", "--all")
 	if err != nil {
 		t.Fatalf("dlq replay: %v\n%s", err, out)
@@ -253,6 +258,9 @@ func TestDLQListAndReplay(t *testing.T) {
 	out, err = testbin.Run(ctx, t, env, "dlq", "list", "--json")
 	if err != nil || strings.Contains(out, "replay-me@example.com") {
 		t.Fatalf("dead letter still listed after replay: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(stdoutJSON(out)); got != "[]" {
+		t.Errorf("dlq list --json with no dead letters printed %q, want []", got)
 	}
 }
 

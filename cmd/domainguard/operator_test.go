@@ -73,3 +73,34 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("breaker status: %v\n%s", err, got)
 	}
 }
+
+// `status EMAIL` finds an address however its domain part is typed (the
+// shape docs/INTEGRATION.md uses), and says "not found" with exit status 1
+// for an address it does not know, even when it knows the domain.
+func TestStatusEmailNormalised(t *testing.T) {
+	testbin.Path(t) // build before the timeouts below start
+	pool, dbURL := testdb.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Stored as intake stores Alice@Lapsed-Shop.ORG.
+	if _, err := pool.Exec(ctx, `INSERT INTO emails (user_id, email, domain, verified, verified_at)
+		VALUES ('u1', 'Alice@lapsed-shop.org', 'lapsed-shop.org', true, now());
+		INSERT INTO domains (name, next_check_at) VALUES ('lapsed-shop.org', now())`); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DATABASE_URL=" + dbURL, "DOMAINGUARD_METRICS_ADDR=off"}
+	for _, q := range []string{"Alice@Lapsed-Shop.ORG", "alice@lapsed-shop.org", " Alice@lapsed-shop.org "} {
+		out, err := testbin.Run(ctx, t, env, "status", "--json", q)
+		if err != nil {
+			t.Errorf("status %q: %v\n%s", q, err, out)
+			continue
+		}
+		if !strings.Contains(out, `"email": "Alice@lapsed-shop.org"`) {
+			t.Errorf("status %q does not show the address:\n%s", q, out)
+		}
+	}
+	out, err := testbin.Run(ctx, t, env, "status", "bob@lapsed-shop.org")
+	if err == nil || !strings.Contains(out, "not found") {
+		t.Errorf("status of an unknown address on a known domain: %v\n%s", err, out)
+	}
+}

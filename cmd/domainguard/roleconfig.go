@@ -14,7 +14,7 @@ import (
 // producerConfig is the producer configuration of the app.
 func (a *app) producerConfig() producer.Config {
 	return producer.Config{
-		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: a.log.With("role", "producer"), Registerer: a.reg,
+		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: a.log, Registerer: a.reg, // producer.New adds role=producer
 		DailyBudget: a.cfg.DailyLookupBudget, SweepInterval: a.cfg.SweepInterval,
 	}
 }

@@ -21,6 +21,13 @@
 -- the schema's tables, then grants exactly what is listed here (and
 -- replaces the enforcer's unverify-only trigger at the end). A table a
 -- later migration adds is reachable by no role until it is listed here.
+--
+-- Every domainguard table lives in the schema "domainguard" (created by
+-- `domainguard migrate`), never in public, so the host's own tables are
+-- neither touched nor shadowed; domainguard sets that search_path on every
+-- connection it opens, and this script sets it for the grants below.
+
+SET search_path TO domainguard;
 
 DO $$
 DECLARE
@@ -31,9 +38,9 @@ BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         END IF;
         EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
-        EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
-        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', r);
-        EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM %I', r);
+        EXECUTE format('GRANT USAGE ON SCHEMA domainguard TO %I', r);
+        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA domainguard FROM %I', r);
+        EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA domainguard FROM %I', r);
     END LOOP;
     -- The CSV import loads batches through a temporary table.
     EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO domainguard_producer', current_database());
@@ -86,7 +93,7 @@ GRANT SELECT ON breaker TO domainguard_enforcer;
 GRANT UPDATE (open, opened_at, reason, resumed_at, resumed_by) ON breaker TO domainguard_enforcer;
 
 -- operator (read only) ------------------------------------------------------
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO domainguard_operator;
+GRANT SELECT ON ALL TABLES IN SCHEMA domainguard TO domainguard_operator;
 
 -- The enforcer only ever unverifies ---------------------------------------
 -- Its column grant on emails.verified would also let it set an address

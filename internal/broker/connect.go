@@ -30,6 +30,12 @@ type ConnectOptions struct {
 	InboxPrefix string
 	// Logger receives connection events. Default slog.Default().
 	Logger *slog.Logger
+	// OnPermissionDenied, when set, is called (from the connection's
+	// callback goroutine) with every permissions violation the server
+	// reports; the error names the denied subject. The server answers a
+	// denied request with nothing, so without this a denied JetStream API
+	// call shows only as a timeout. Optional.
+	OnPermissionDenied func(error)
 }
 
 // reconnectWait is the pause between reconnect attempts (nats.go adds
@@ -82,6 +88,9 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, jetstream.JetSt
 			switch {
 			case errors.Is(err, nats.ErrPermissionViolation):
 				log.Error("nats permissions violation: the server denied a publish or subscribe; check the user's permissions", attrs...)
+				if o.OnPermissionDenied != nil {
+					o.OnPermissionDenied(err)
+				}
 			case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
 				log.Error("nats authorization error", attrs...)
 			case errors.Is(err, nats.ErrSlowConsumer):
@@ -102,11 +111,11 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, jetstream.JetSt
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", redactURL(o.URL), err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", RedactURL(o.URL), err)
 	}
-	if err := waitConnected(ctx, nc, log); err != nil {
+	if err := waitConnected(ctx, nc, log.With("url", RedactURL(o.URL))); err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", redactURL(o.URL), err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", RedactURL(o.URL), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -126,7 +135,11 @@ func waitConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
 			return nats.ErrConnectionClosed
 		}
 		if time.Since(warned) > 10*time.Second {
-			log.Warn("still waiting for nats", "error", nc.LastError())
+			if err := nc.LastError(); err != nil {
+				log.Warn("still waiting for nats", "error", err)
+			} else {
+				log.Warn("still waiting for nats: no answer yet")
+			}
 			warned = time.Now()
 		}
 		select {
@@ -141,8 +154,8 @@ func waitConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
 	return nil
 }
 
-// redactURL hides passwords in a (comma separated) server URL list.
-func redactURL(urls string) string {
+// RedactURL hides passwords in a (comma separated) server URL list.
+func RedactURL(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,12 @@ type Topology struct {
 	Logger *slog.Logger
 	// Clock stamps dead letters. Default clock.System.
 	Clock clock.Clock
+	// VerifyOnly says the topology belongs to an operator (`domainguard
+	// topology`; DOMAINGUARD_MANAGE_TOPOLOGY=false): Prepare only checks
+	// that the streams exist and Consumer never creates or updates a stream
+	// or consumer, so the role's NATS user needs no permission to manage
+	// them. Default false: Prepare and Consumer create what is missing.
+	VerifyOnly bool
 }
 
 // WithDefaults returns t with every unset field at its documented default.
@@ -247,14 +254,18 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 // manage the topology (DOMAINGUARD_MANAGE_TOPOLOGY=false), so that its NATS
 // user needs no stream create/update permission. An operator creates the
 // topology with `domainguard topology`. Each role's own durable consumer is
-// looked up when it starts consuming.
-func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
+// looked up when it starts consuming. With streams (unprefixed names) it
+// checks only those: a client of one stream needs permission for no other.
+func (t Topology) Verify(ctx context.Context, js jetstream.JetStream, streams ...string) error {
 	t = t.WithDefaults()
 	if err := t.Validate(); err != nil {
 		return err
 	}
 	var missing []string
 	for _, cfg := range t.Streams() {
+		if len(streams) > 0 && !slices.ContainsFunc(streams, func(s string) bool { return t.Namespace.Stream(s) == cfg.Name }) {
+			continue
+		}
 		_, err := js.Stream(ctx, cfg.Name)
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -267,6 +278,15 @@ func (t Topology) Verify(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("streams %s do not exist: create the topology with `domainguard topology` (as a NATS user allowed to manage streams), or let this role manage it (DOMAINGUARD_MANAGE_TOPOLOGY=true)", strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// Prepare readies the topology for a role: Verify when VerifyOnly is set,
+// Ensure otherwise.
+func (t Topology) Prepare(ctx context.Context, js jetstream.JetStream) error {
+	if t.VerifyOnly {
+		return t.Verify(ctx, js)
+	}
+	return t.Ensure(ctx, js)
 }
 
 func (t Topology) ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
@@ -295,7 +315,9 @@ func (t Topology) ensureStream(ctx context.Context, js jetstream.JetStream, cfg 
 }
 
 // Consumer returns the durable consumer of the (unprefixed) stream,
-// recreating it, and the stream if need be, when it was deleted.
+// recreating it, and the stream if need be, when it was deleted. With
+// VerifyOnly it recreates nothing: a missing consumer or stream is an error
+// that says how the operator creates it.
 func (t Topology) Consumer(ctx context.Context, js jetstream.JetStream, stream, durable string) (jetstream.Consumer, error) {
 	t = t.WithDefaults()
 	name := t.Namespace.Stream(stream)
@@ -314,6 +336,9 @@ func (t Topology) Consumer(ctx context.Context, js jetstream.JetStream, stream, 
 	}
 	if cfg == nil {
 		return nil, fmt.Errorf("consumer %s on stream %s is not part of the topology", durable, name)
+	}
+	if t.VerifyOnly {
+		return nil, fmt.Errorf("consumer %s on stream %s: %w: create the topology with `domainguard topology` (as a NATS user allowed to manage streams), or let this role manage it (DOMAINGUARD_MANAGE_TOPOLOGY=true)", durable, name, err)
 	}
 	t.Logger.Warn("consumer or stream missing; recreating the topology", "stream", name, "consumer", durable, "error", err)
 	if err := t.Ensure(ctx, js); err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -203,6 +204,10 @@ type Config struct {
 	// LogLevel (DOMAINGUARD_LOG_LEVEL): debug|info|warn|error. Default info;
 	// WithDefaults fills it.
 	LogLevel string
+	// LogFormat (DOMAINGUARD_LOG_FORMAT): json|text. Default "": text when
+	// the log goes to a terminal, JSON otherwise (files, containers, log
+	// shippers).
+	LogFormat string
 
 	// ConsoleAddr (DOMAINGUARD_CONSOLE_ADDR): listen address of the
 	// operator console. Default "": `run` starts no console; the `console`
@@ -385,14 +390,42 @@ func (c Config) Redacted() map[string]string {
 	return out
 }
 
-// Logger returns a JSON slog logger writing to w at c.LogLevel (info when
-// the level is invalid; Validate reports that).
+// Logger returns the slog logger writing to w at c.LogLevel (info when the
+// level is invalid; Validate reports that) in c.LogFormat: JSON, or text
+// when asked or, by default, when w is a terminal. Durations are written
+// as text ("1.5s"), not nanoseconds.
 func (c Config) Logger(w io.Writer) *slog.Logger {
 	level, err := ParseLogLevel(c.LogLevel)
 	if err != nil {
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}}
+	format := c.LogFormat
+	if format == "" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // ParseLogLevel parses debug|info|warn|error (case-insensitive; "" is info).

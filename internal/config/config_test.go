@@ -255,7 +255,7 @@ func TestValidate(t *testing.T) {
 		{"nats password alone", func(c *Config) { c.NATSPassword = "p" }, "NATS_PASSWORD"},
 		{"subject prefix wildcard", func(c *Config) { c.SubjectPrefix = "a.>" }, "DOMAINGUARD_SUBJECT_PREFIX"},
 		{"subject prefix dotted", func(c *Config) { c.SubjectPrefix = "test-1.run_2" }, ""},
-		{"bootstrap url", func(c *Config) { c.RDAPBootstrapURL = "file:///dns.json" }, "RDAP_BOOTSTRAP_URL"},
+		{"bootstrap url", func(c *Config) { c.RDAPBootstrapURL = "ftp://example.org/dns.json" }, "RDAP_BOOTSTRAP_URL"},
 		{"protected", func(c *Config) { c.ProtectedDomains = []string{"a b"} }, "DOMAINGUARD_PROTECTED_DOMAINS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -388,5 +388,48 @@ func TestManageTopologyCanBeTurnedOff(t *testing.T) {
 	c, _, err = Load([]string{"--manage-topology=false"}, envOf(nil), quietFlags())
 	if err != nil || c.ManageTopology {
 		t.Fatalf("flag false: ManageTopology=%v err=%v", c.ManageTopology, err)
+	}
+}
+
+// DOMAINGUARD_LOG_FORMAT picks text or JSON (JSON when the log is not a
+// terminal); durations are written as text in both, never as nanoseconds.
+func TestLogFormat(t *testing.T) {
+	for _, tc := range []struct {
+		format string
+		want   string
+	}{
+		{"", `{"time":`},
+		{"json", `"took":"1.5s"`},
+		{"text", `took=1.5s`},
+	} {
+		c, _, err := Load(nil, envOf(map[string]string{"DOMAINGUARD_LOG_FORMAT": tc.format}), quietFlags())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = c.WithDefaults()
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%q: %v", tc.format, err)
+		}
+		var buf bytes.Buffer
+		c.Logger(&buf).Info("done", "took", 1500*time.Millisecond)
+		if !strings.Contains(buf.String(), tc.want) || strings.Contains(buf.String(), "1500000000") {
+			t.Errorf("format %q: %s, want it to contain %s", tc.format, buf.String(), tc.want)
+		}
+	}
+	c := Defaults().WithDefaults()
+	c.LogFormat = "xml"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "DOMAINGUARD_LOG_FORMAT") {
+		t.Errorf("log format xml: %v", err)
+	}
+}
+
+// RDAP_BOOTSTRAP_URL accepts a seeded file (air-gapped installations).
+func TestBootstrapURLFile(t *testing.T) {
+	for v, ok := range map[string]bool{"file:///etc/domainguard/dns.json": true, "file://": false, "ftp://x/dns.json": false} {
+		c := Defaults().WithDefaults()
+		c.RDAPBootstrapURL = v
+		if err := c.Validate(); (err == nil) != ok {
+			t.Errorf("RDAP_BOOTSTRAP_URL=%s: %v, want ok=%v", v, err, ok)
+		}
 	}
 }

@@ -94,7 +94,15 @@ func (c Config) Validate() error {
 		{"DOMAINR_API_URL", c.DomainrAPIURL},
 	} {
 		env, v := f.env, f.v
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		u, err := url.Parse(v)
+		if err == nil && env == "RDAP_BOOTSTRAP_URL" && u.Scheme == "file" && u.Path != "" {
+			continue // a seeded copy of IANA's dns.json (air-gapped)
+		}
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			if env == "RDAP_BOOTSTRAP_URL" {
+				bad(env, "%q is not an http(s) or file:///path URL", redactURLs(v))
+				continue
+			}
 			bad(env, "%q is not an http(s) URL", redactURLs(v))
 		}
 	}
@@ -156,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		bad("DOMAINGUARD_LOG_LEVEL", "%v", err)
+	}
+	if c.LogFormat != "" && c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("DOMAINGUARD_LOG_FORMAT", "%q: want json or text", c.LogFormat)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)

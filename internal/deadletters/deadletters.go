@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,11 @@ type Entry struct {
 	DLQSubject string             `json:"dlq_subject"`
 	Letter     schemas.DeadLetter `json:"letter"`
 	Unreadable string             `json:"unreadable,omitempty"`
+	// PayloadJSON is letter.payload (base64 in JSON) decoded, when it is
+	// JSON; PayloadText when it is other UTF-8 text. For reading only:
+	// Replay sends letter.payload.
+	PayloadJSON json.RawMessage `json:"payload_json,omitempty"`
+	PayloadText string          `json:"payload_text,omitempty"`
 }
 
 // Stream opens the namespace's DLQ stream.
@@ -92,6 +98,12 @@ func Get(ctx context.Context, stream jetstream.Stream, seq uint64) (Entry, error
 		return e, fmt.Errorf("%w: dlq message %d (%d bytes) is %w: %v", schemas.ErrInvalid, seq, len(raw.Data), errNotADeadLetter, err)
 	}
 	e.Letter.At = e.Letter.At.UTC()
+	switch {
+	case json.Valid(e.Letter.Payload):
+		e.PayloadJSON = e.Letter.Payload
+	case utf8.Valid(e.Letter.Payload):
+		e.PayloadText = string(e.Letter.Payload)
+	}
 	return e, nil
 }
 

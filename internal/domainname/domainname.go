@@ -88,6 +88,19 @@ func FromEmail(email string) (local, domain string, err error) {
 	return local, domain, nil
 }
 
+// StoredEmail returns an address in the form domainguard stores and looks
+// it up by: surrounding space trimmed, the local part as given (it may be
+// case-sensitive), the part after the last "@" lower-cased. An address
+// without "@" is returned trimmed.
+func StoredEmail(email string) string {
+	email = strings.TrimSpace(email)
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return email
+	}
+	return email[:at] + "@" + strings.ToLower(email[at+1:])
+}
+
 // registration is the strict IDNA2008 profile for names (no mapping: the
 // input is lower-cased before conversion).
 var registration = idna.Registration

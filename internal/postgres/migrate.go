@@ -7,10 +7,12 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -69,8 +71,10 @@ func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 }
 
 // Migrate applies the migrations in fsys (see LoadMigrations) that the
-// database has not seen yet, recording each in schema_migrations, and
-// returns the versions it applied (none when the schema is current).
+// database has not seen yet, in the schema Schema (created if missing),
+// recording each in Schema.schema_migrations, and returns the versions it
+// applied (none when the schema is current). An installation from before
+// the schema (its tables in public) is moved into it first (adoptPublic).
 //
 // A session-level advisory lock, held on one dedicated connection for the
 // whole run, makes concurrent Migrate calls from several processes wait for
@@ -102,6 +106,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) (applied
 		}
 	}()
 
+	// Everything lives in Schema; the files name tables without it.
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+Schema+`; SET search_path TO `+Schema); err != nil {
+		return nil, fmt.Errorf("postgres: migrate: create schema %s: %w", Schema, err)
+	}
+	if err := adoptPublic(ctx, conn.Conn(), files); err != nil {
+		return nil, err
+	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    text        PRIMARY KEY,
 		applied_at timestamptz NOT NULL DEFAULT now()
@@ -151,4 +162,75 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) (applied
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+// createdTable finds the tables a migration file creates.
+var createdTable = regexp.MustCompile(`(?i)\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([a-z_][a-z0-9_]*)\b`)
+
+// adoptPublic moves an installation from before Schema existed into it:
+// when public.schema_migrations exists and Schema.schema_migrations does
+// not, every table the recorded migrations created (found in their CREATE
+// TABLE statements), and schema_migrations itself, move from public to
+// Schema with ALTER TABLE ... SET SCHEMA, which takes their indexes,
+// constraints and owned sequences along and keeps every row. One
+// transaction: all or nothing. Tables of the host's in public that no
+// applied migration created are left alone.
+func adoptPublic(ctx context.Context, conn *pgx.Conn, files []Migration) error {
+	var legacy bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('public.schema_migrations') IS NOT NULL
+		AND to_regclass($1) IS NULL`, Schema+".schema_migrations").Scan(&legacy); err != nil {
+		return fmt.Errorf("postgres: migrate: look for a legacy installation: %w", err)
+	}
+	if !legacy {
+		return nil
+	}
+	applied := map[string]bool{}
+	rows, err := conn.Query(ctx, `SELECT version FROM public.schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: read public.schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: migrate: read public.schema_migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: migrate: read public.schema_migrations: %w", err)
+	}
+	tables := []string{"schema_migrations"}
+	for _, m := range files {
+		if !applied[m.Version] {
+			continue
+		}
+		for _, match := range createdTable.FindAllStringSubmatch(m.SQL, -1) {
+			if name := strings.ToLower(match[1]); !slices.Contains(tables, name) {
+				tables = append(tables, name)
+			}
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: move into schema %s: %w", Schema, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	for _, name := range tables {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, "public."+name).Scan(&exists); err != nil {
+			return fmt.Errorf("postgres: migrate: look up public.%s: %w", name, err)
+		}
+		if !exists {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `ALTER TABLE public.`+pgx.Identifier{name}.Sanitize()+` SET SCHEMA `+Schema); err != nil {
+			return fmt.Errorf("postgres: migrate: move public.%s into schema %s: %w", name, Schema, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: move into schema %s: commit: %w", Schema, err)
+	}
+	return nil
 }

@@ -13,6 +13,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// Schema is the PostgreSQL schema that holds every domainguard table,
+// the migrations table included, so that domainguard can share a database
+// with a host application whose own tables (emails, domains, ...) live in
+// public. Open sets it as the search_path of every connection, so queries
+// name tables without it.
+const Schema = "domainguard"
+
 // Defaults used by Open and EnsureDatabase unless an Option changes them.
 const (
 	// DefaultMaxConns is the pool size.
@@ -61,7 +68,8 @@ func buildOptions(opts []Option) options {
 	return o
 }
 
-// Open returns a connection pool for url and pings the server, retrying with
+// Open returns a connection pool for url, with search_path set to Schema on
+// every connection, and pings the server, retrying with
 // exponential backoff for up to the max wait (DefaultMaxWait) so that a role
 // started together with its database survives the database's start-up.
 // Authentication failures and a missing database fail at once.
@@ -83,6 +91,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*pgxpool.Pool, error
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
+	// Only domainguard's schema: a table of the host's in public must never
+	// be read or written by mistake. (Temporary tables and pg_catalog are
+	// always searched.)
+	cfg.ConnConfig.RuntimeParams["search_path"] = Schema
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: new pool for %s: %w", Redact(url), err)

@@ -73,7 +73,7 @@ func TestStartPrivateStopRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `CREATE TABLE kept (v text); INSERT INTO kept VALUES ('first run')`); err != nil {
+	if _, err := pool.Exec(ctx, `CREATE TABLE public.kept (v text); INSERT INTO public.kept VALUES ('first run')`); err != nil {
 		t.Fatal(err)
 	}
 	var listen string
@@ -112,7 +112,7 @@ func TestStartPrivateStopRestart(t *testing.T) {
 	}
 	defer pool.Close()
 	var v string
-	if err := pool.QueryRow(ctx, `SELECT v FROM kept`).Scan(&v); err != nil || v != "first run" {
+	if err := pool.QueryRow(ctx, `SELECT v FROM public.kept`).Scan(&v); err != nil || v != "first run" {
 		t.Fatalf("data from the first run: %q, %v", v, err)
 	}
 }

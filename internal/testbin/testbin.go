@@ -92,7 +92,7 @@ func Start(t testing.TB, o Options, args ...string) *Process {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = o.Dir
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, o.Env...)
+	cmd.Env = append(baseEnv(), o.Env...)
 	buf := &OutputBuffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf
 	// Own process group, so a kill reaches nothing else.
@@ -120,7 +120,7 @@ func Run(ctx context.Context, t testing.TB, env []string, args ...string) (strin
 	t.Helper()
 	cmd := exec.CommandContext(ctx, Path(t), args...)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	cmd.Env = append(baseEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -224,4 +224,19 @@ func Tail(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// noDNS is a loopback address where nothing answers DNS (the discard
+// port): queries fail at once.
+const noDNS = "127.0.0.1:9"
+
+// baseEnv is the minimal environment every process starts with. Tests never
+// query the machine's DNS: the resolver and every TLD's servers point at
+// noDNS unless the test's own environment (which comes later and wins)
+// names a fake.
+func baseEnv() []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"DOMAINGUARD_DNS_RESOLVER=" + noDNS, "DOMAINGUARD_DNS_TLD_SERVERS=*=" + noDNS,
+	}
 }
