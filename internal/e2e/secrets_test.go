@@ -47,6 +47,7 @@ func plantSecrets(t *testing.T) plantedSecrets {
 		"RDAP override (dead) password":   "deadsecret-" + tag,
 		"DATABASE_URL (dead) password":    "pgdeadsecret-" + tag,
 		"NATS_URL (dead server) password": "natsdeadsecret-" + tag,
+		"webhook URL token":               "webhooksecret-" + tag,
 	}
 }
 
@@ -144,6 +145,10 @@ func TestNoSecretLeaks(t *testing.T) {
 	consoleAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	api := testbin.Start(t, testbin.Options{Name: "api", Env: append(append([]string(nil), c.env...), "DOMAINGUARD_API_ADDR="+apiAddr)}, "api")
 	console := testbin.Start(t, testbin.Options{Name: "console", Env: append(append([]string(nil), c.env...), "DOMAINGUARD_CONSOLE_ADDR="+consoleAddr)}, "console", "--insecure-local")
+	// The reference notifier posts to a webhook whose path is its token,
+	// where nothing listens.
+	notifier := testbin.Start(t, testbin.Options{Name: "notify-example", Env: c.env}, "notify-example",
+		"--webhook", fmt.Sprintf("http://127.0.0.1:%d/hooks/%s", deadPort, secrets["webhook URL token"]))
 
 	// Intake: addresses at a .com that lapses, a .com that stays, a .net
 	// whose RDAP server is down and a .org only Fastly covers; and a
@@ -315,11 +320,15 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 
 	// Every line every process printed.
+	if !notifier.WaitOutput("webhook", 30*time.Second) {
+		t.Errorf("the notifier never reported its failing webhook")
+	}
 	c.stopAll()
 	_ = api.Stop(15 * time.Second)
 	_ = console.Stop(15 * time.Second)
+	_ = notifier.Stop(15 * time.Second)
 	c.mu.Lock()
-	procs := map[string]*testbin.Process{"api": api, "console": console}
+	procs := map[string]*testbin.Process{"api": api, "console": console, "notify-example": notifier}
 	for r, p := range c.procs {
 		procs[r] = p
 	}

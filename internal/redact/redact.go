@@ -9,7 +9,8 @@
 // URL, List and ConnString render configured values for logs; Text and
 // Error clean free text that may quote a URL (a *url.Error, a driver
 // error); WithoutCredentials gives a URL fit to be stored (evidence names
-// the server that answered, never how the process logged in to it).
+// the server that answered, never how the process logged in to it);
+// Origin keeps only scheme and host, for URLs that are secrets as a whole.
 package redact
 
 import (
@@ -64,6 +65,17 @@ func WithoutCredentials(raw string) string {
 	u.User = nil
 	u.RawQuery = redactQuery(u.RawQuery, true)
 	return u.String()
+}
+
+// Origin returns only scheme://host[:port] of raw ("" when raw does not
+// parse), for URLs whose path may itself be the secret, as a webhook's
+// often is.
+func Origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // redactQuery hides (or, with drop, removes) secret parameters, keeping

@@ -120,3 +120,15 @@ func TestError(t *testing.T) {
 		t.Errorf("Error changed an error without credentials")
 	}
 }
+
+func TestOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.example/services/T0/B0/s3cr3t?x=1": "https://hooks.example",
+		"http://u:s3cr3t@127.0.0.1:8080/hook":             "http://127.0.0.1:8080",
+		"not a url":                                       "",
+	} {
+		if got := Origin(in); got != want {
+			t.Errorf("Origin(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
