@@ -114,6 +114,12 @@ type Config struct {
 	// suffix, in addition to (and before) the registry profiles' canaries
 	// (keys lower case, no leading dot: "com", "gc.ca"). Default none.
 	RDAPCanaries map[string]string
+	// AllowPrivateLookups (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS): let RDAP
+	// lookups connect to loopback, private and link-local addresses found
+	// in the bootstrap or a redirect. Default false: such a lookup is
+	// refused (the bootstrap, the overrides, the API URLs and the DNS
+	// variables are the operator's and always allowed).
+	AllowPrivateLookups bool
 	// FastlyAPIURL (FASTLY_API_URL): default "https://api.fastly.com";
 	// WithDefaults fills it. FastlyAPIKey (FASTLY_API_KEY): secret.
 	FastlyAPIURL string
