@@ -96,7 +96,6 @@ func loadConfig(inv invocation, fs *flag.FlagSet) (config.Config, []string, *slo
 		}
 		return cfg, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}

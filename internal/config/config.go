@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/checker/dnsevidence"
 	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/producer"
 )
@@ -41,14 +43,14 @@ const (
 	DefaultMaxUnverifyPerDomain = lifecycle.DefaultMaxUnverifyPerDomain
 	DefaultBreakerPct           = enforcer.DefaultBreakerPct
 	DefaultBreakerMinDomains    = enforcer.DefaultBreakerMinDomains
-	DefaultStreamReplicas       = 1
+	DefaultStreamReplicas       = broker.DefaultReplicas
 	DefaultCheckConcurrency     = checker.DefaultConcurrency
 	DefaultSweepInterval        = producer.DefaultSweepInterval
-	DefaultCheckAckWait         = 2 * time.Minute
-	DefaultEventAckWait         = time.Minute
+	DefaultCheckAckWait         = broker.DefaultCheckAckWait
+	DefaultEventAckWait         = broker.DefaultEventAckWait
 	DefaultLogLevel             = "info"
-	DefaultDNSQueriesPerSecond  = 20.0
-	DefaultUndelegatedConfirm   = 24 * time.Hour
+	DefaultDNSQueriesPerSecond  = dnsevidence.DefaultQueriesPerSecond
+	DefaultUndelegatedConfirm   = lifecycle.DefaultUndelegatedConfirm
 )
 
 // Lookup providers (DOMAINGUARD_PROVIDER).
@@ -313,9 +315,11 @@ func (c Config) WithDefaults() Config {
 // Load returns Defaults overridden by the environment (read through getenv;
 // empty values count as unset) and then by flags parsed from args (so a
 // flag wins over its variable), plus the arguments left after the flags.
-// The config flags are registered on fs, which may already hold a
-// command's own flags; nil means a new FlagSet. Errors name the variable
-// or flag at fault. Load does not Validate.
+// The result has WithDefaults applied, so an explicitly empty or zero flag
+// (--data-dir=) takes the default like an unset one: Validate then sees no
+// empty field WithDefaults fills. The config flags are registered on fs,
+// which may already hold a command's own flags; nil means a new FlagSet.
+// Errors name the variable or flag at fault. Load does not Validate.
 func Load(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, []string, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
@@ -344,7 +348,7 @@ func Load(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, 
 		}
 		return c, nil, fmt.Errorf("config: %w", err)
 	}
-	return c, fs.Args(), nil
+	return c.WithDefaults(), fs.Args(), nil
 }
 
 func displayValue(s setting, v string) string {
