@@ -193,11 +193,13 @@ type Config struct {
 	// WithDefaults fills it.
 	MaxUnverifyPerDomain int
 	// BreakerPct (DOMAINGUARD_BREAKER_PCT): enforcement pauses when more than
-	// this percent of the domains observed in the last hour turn non-active.
+	// this percent of the domains observed in the last hour (or, when fewer
+	// than BreakerMinDomains were, in the last BreakerMinDomains looked at)
+	// turn non-active.
 	// Default 5; WithDefaults fills it.
 	BreakerPct float64
 	// BreakerMinDomains (DOMAINGUARD_BREAKER_MIN_DOMAINS): ... and at least
-	// this many of them. Default 20; WithDefaults fills it.
+	// this many of them; also the size of the window by count. Default 20; WithDefaults fills it.
 	BreakerMinDomains int
 	// ProtectedDomains (DOMAINGUARD_PROTECTED_DOMAINS, comma list): held
 	// like large mailbox providers, in addition to the built-in list.

@@ -146,7 +146,7 @@ var settings = []setting{
 	{env: "DOMAINGUARD_BREAKER_PCT", help: "pause enforcement when more than this `percent` of recently observed domains turn non-active",
 		parse:  floatParser(func(c *Config) *float64 { return &c.BreakerPct }),
 		format: func(c Config) string { return strconv.FormatFloat(c.BreakerPct, 'g', -1, 64) }},
-	{env: "DOMAINGUARD_BREAKER_MIN_DOMAINS", help: "least `number` of non-active domains that can trip the breaker",
+	{env: "DOMAINGUARD_BREAKER_MIN_DOMAINS", help: "least `number` of domains looked at that the breaker counts over: the last hour's, or the last this many looked at when the hour saw fewer",
 		parse:  intParser(func(c *Config) *int { return &c.BreakerMinDomains }),
 		format: func(c Config) string { return strconv.Itoa(c.BreakerMinDomains) }},
 	{env: "DOMAINGUARD_PROTECTED_DOMAINS", help: "extra protected `domains`, comma separated",
