@@ -23,6 +23,7 @@ import (
 	"github.com/domainguard/domainguard/checker/dnsevidence"
 	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/producer"
 )
@@ -358,7 +359,7 @@ func displayValue(s setting, v string) string {
 		return "REDACTED"
 	}
 	if s.url {
-		return redactURLs(v)
+		return redact.List(v)
 	}
 	return v
 }
@@ -386,7 +387,8 @@ func FlagName(env string) string {
 
 // Redacted returns the configuration by variable name, for logs and
 // `--print-config`: secrets (API keys, passwords, credentials paths are
-// kept) read "REDACTED" when set and passwords inside URLs are replaced.
+// kept) read "REDACTED" when set, and URLs lose their userinfo and secret
+// query parameters (redact.List).
 func (c Config) Redacted() map[string]string {
 	out := make(map[string]string, len(settings))
 	for _, s := range settings {
@@ -395,7 +397,7 @@ func (c Config) Redacted() map[string]string {
 		case s.secret && v != "":
 			v = "REDACTED"
 		case s.url:
-			v = redactURLs(v)
+			v = redact.List(v)
 		}
 		out[s.env] = v
 	}
@@ -405,15 +407,25 @@ func (c Config) Redacted() map[string]string {
 // Logger returns the slog logger writing to w at c.LogLevel (info when the
 // level is invalid; Validate reports that) in c.LogFormat: JSON, or text
 // when asked or, by default, when w is a terminal. Durations are written
-// as text ("1.5s"), not nanoseconds.
+// as text ("1.5s"), not nanoseconds, and credentials quoted in string and
+// error values are hidden (redact.Text).
 func (c Config) Logger(w io.Writer) *slog.Logger {
 	level, err := ParseLogLevel(c.LogLevel)
 	if err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Value.Kind() == slog.KindDuration {
+		switch a.Value.Kind() {
+		case slog.KindDuration:
 			a.Value = slog.StringValue(a.Value.Duration().String())
+		case slog.KindString:
+			// A library's message may quote a URL with credentials
+			// (DESIGN.md §5 "Secrets"): the last line of defence.
+			a.Value = slog.StringValue(redact.Text(a.Value.String()))
+		case slog.KindAny:
+			if err, ok := a.Value.Any().(error); ok {
+				a.Value = slog.StringValue(redact.Text(err.Error()))
+			}
 		}
 		return a
 	}}
@@ -471,7 +483,7 @@ func (f *flagValue) String() string {
 		return "REDACTED"
 	}
 	if f.s.url {
-		return redactURLs(v)
+		return redact.List(v)
 	}
 	return v
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -27,7 +28,7 @@ func (c Config) Validate() error {
 
 	if strings.Contains(c.DatabaseURL, "://") {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			bad("DATABASE_URL", "%q is not a postgres:// URL", redactURLs(c.DatabaseURL))
+			bad("DATABASE_URL", "%q is not a postgres:// URL", redact.List(c.DatabaseURL))
 		}
 	}
 	if c.NATSURL != "" {
@@ -38,13 +39,13 @@ func (c Config) Validate() error {
 			}
 			u, err := url.Parse(raw)
 			if err != nil || u.Host == "" {
-				bad("NATS_URL", "%q is not a URL", redactURLs(raw))
+				bad("NATS_URL", "%q is not a URL", redact.List(raw))
 				continue
 			}
 			switch u.Scheme {
 			case "nats", "tls", "ws", "wss":
 			default:
-				bad("NATS_URL", "%q: scheme must be nats, tls, ws or wss", redactURLs(raw))
+				bad("NATS_URL", "%q: scheme must be nats, tls, ws or wss", redact.List(raw))
 			}
 		}
 	}
@@ -97,10 +98,10 @@ func (c Config) Validate() error {
 		}
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			if env == "RDAP_BOOTSTRAP_URL" {
-				bad(env, "%q is not an http(s) or file:///path URL", redactURLs(v))
+				bad(env, "%q is not an http(s) or file:///path URL", redact.List(v))
 				continue
 			}
-			bad(env, "%q is not an http(s) URL", redactURLs(v))
+			bad(env, "%q is not an http(s) URL", redact.List(v))
 		}
 	}
 
