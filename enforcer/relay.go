@@ -52,14 +52,7 @@ type relayCursor struct {
 
 // NewRelay checks cfg (Pool and JS are required) and returns a Relay.
 func NewRelay(cfg Config) (*Relay, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.JS == nil {
-		return nil, errors.New("enforcer relay: JS is required")
-	}
-	m, err := newMetrics(cfg.Registerer)
+	cfg, m, err := cfg.prepare("enforcer relay", true)
 	if err != nil {
 		return nil, err
 	}

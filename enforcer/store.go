@@ -38,11 +38,7 @@ type Store struct {
 
 // NewStore checks cfg (JS is not needed) and returns a Store.
 func NewStore(cfg Config) (*Store, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	m, err := newMetrics(cfg.Registerer)
+	cfg, m, err := cfg.prepare("enforcer store", false)
 	if err != nil {
 		return nil, err
 	}
