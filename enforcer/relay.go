@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
@@ -26,13 +25,20 @@ import (
 type Relay struct {
 	cfg     Config
 	pool    *pgxpool.Pool
-	js      jetstream.JetStream
+	js      outboxJetStream
 	topo    broker.Topology
 	metrics *metrics
 	log     *slog.Logger
 
 	// cursor is where Run's next round claims from (Run's goroutine only).
 	cursor relayCursor
+}
+
+// outboxJetStream is what the relay uses of JetStream: publishing, and the
+// DLQ stream's depth for its gauge.
+type outboxJetStream interface {
+	jetstream.Publisher
+	Stream(ctx context.Context, name string) (jetstream.Stream, error)
 }
 
 // relayCursor is the last row a full round claimed. The next round claims
@@ -229,10 +235,9 @@ ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.RelayBatch, afte
 		if rd.pubErr != nil {
 			continue // published again in a later round
 		}
-		msg := &nats.Msg{Subject: r.topo.Namespace.Subject(subject), Data: payload, Header: nats.Header{}}
-		msg.Header.Set(schemas.HeaderMsgID, id)
-		msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-		f, err := r.js.PublishMsgAsync(msg)
+		// The payload is the event; the row id is its id.
+		msg := broker.Message{Subject: r.topo.Namespace.Subject(subject), Data: payload, ID: id, ContentType: broker.ContentTypeCloudEvent}
+		f, err := r.js.PublishMsgAsync(msg.Msg())
 		if err != nil {
 			rd.pubErr = fmt.Errorf("outbox: publish %s: %w", id, err)
 			continue
