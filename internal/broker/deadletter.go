@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -25,7 +26,7 @@ func (t Topology) DeadLetter(ctx context.Context, js jetstream.Publisher, msg je
 	t = t.WithDefaults()
 	errText := "dead-lettered without a cause"
 	if cause != nil && cause.Error() != "" {
-		errText = cause.Error()
+		errText = redact.Text(cause.Error())
 	}
 	dl := schemas.DeadLetter{
 		Stream:   stream,

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/domainguard/domainguard/internal/postgres"
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // EnvServerURL names the variable that overrides the test server URL.
@@ -54,12 +55,12 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	tmpl, err := migratedTemplate(ctx, ServerURL())
 	if err != nil {
 		t.Fatalf("testdb: template database on %s: %v (is PostgreSQL running? set %s to point elsewhere)",
-			postgres.Redact(ServerURL()), err, EnvServerURL)
+			redact.ConnString(ServerURL()), err, EnvServerURL)
 	}
 	dbURL := create(t, tmpl)
 	pool, err := postgres.Open(ctx, dbURL, postgres.WithMaxWait(5*time.Second))
 	if err != nil {
-		t.Fatalf("testdb: open %s: %v", postgres.Redact(dbURL), err)
+		t.Fatalf("testdb: open %s: %v", redact.ConnString(dbURL), err)
 	}
 	// Registered after create's drop, so it runs before it.
 	t.Cleanup(pool.Close)
@@ -82,7 +83,7 @@ func create(t testing.TB, template string) string {
 	name := databaseName(t.Name())
 	dbURL, err := withDatabase(server, name)
 	if err != nil {
-		t.Fatalf("testdb: %s=%s: %v", EnvServerURL, postgres.Redact(server), err)
+		t.Fatalf("testdb: %s=%s: %v", EnvServerURL, redact.ConnString(server), err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -91,7 +92,7 @@ func create(t testing.TB, template string) string {
 		return postgres.CreateDatabaseFrom(ctx, conn, name, template)
 	}); err != nil {
 		t.Fatalf("testdb: create database %s on %s: %v (is PostgreSQL running? set %s to point elsewhere)",
-			name, postgres.Redact(server), err, EnvServerURL)
+			name, redact.ConnString(server), err, EnvServerURL)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
