@@ -244,7 +244,7 @@ ON CONFLICT (name) DO NOTHING`, names, now)
 SELECT name, phase, evidence, observed_at, expiry_warned_for, released_since, check_failures
 FROM domains WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, names)
 	b.Queue(`
-SELECT domain, user_id, email, verified, verified_at FROM emails
+SELECT domain, user_id, email, COALESCE(email_as_sent, ''), verified, verified_at FROM emails
 WHERE domain = ANY($1::text[]) AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
 ORDER BY domain, user_id, email`, names)
 	b.Queue(sqlBreakerOpen)
@@ -309,7 +309,7 @@ ORDER BY domain, user_id, email`, names)
 			a      lifecycle.Address
 			ok     bool
 		)
-		if err := rows.Scan(&domain, &a.UserID, &a.Email, &ok, &a.VerifiedAt); err != nil {
+		if err := rows.Scan(&domain, &a.UserID, &a.Email, &a.EmailAsSent, &ok, &a.VerifiedAt); err != nil {
 			rows.Close()
 			return false, fmt.Errorf("load addresses: %w", err)
 		}
@@ -553,20 +553,20 @@ func (s *Store) auditEvents(c *change, now time.Time) ([]auditEvent, error) {
 			return nil, err
 		}
 	}
-	emailEvent := func(userID, email string) error {
-		return add(schemas.SubjectEmailUnverified, userID, email, schemas.EmailUnverified{
-			UserID: userID, Email: email, Domain: c.ch.Domain, Reason: c.d.Reason, Phase: c.obs.Phase,
+	emailEvent := func(r unverifiedRow) error {
+		return add(schemas.SubjectEmailUnverified, r.UserID, r.Email, schemas.EmailUnverified{
+			UserID: r.UserID, Email: r.Email, EmailAsSent: r.EmailAsSent, Domain: c.ch.Domain, Reason: c.d.Reason, Phase: c.obs.Phase,
 			PreviousPhase: c.row.phase, Evidence: c.obs.Evidence, UnverifiedAt: now,
 		})
 	}
 	for _, r := range c.unverifiedNow {
-		if err := emailEvent(r.UserID, r.Email); err != nil {
+		if err := emailEvent(r); err != nil {
 			return nil, err
 		}
 	}
 	if s.cfg.DryRun && c.out.HoldID == "" {
 		for _, a := range c.d.Unverify {
-			if err := emailEvent(a.UserID, a.Email); err != nil {
+			if err := emailEvent(unverifiedRow{a.UserID, a.Email, a.EmailAsSent}); err != nil {
 				return nil, err
 			}
 		}

@@ -35,7 +35,11 @@ type Address struct {
 
 // AddressUser is one user holding the address.
 type AddressUser struct {
-	UserID       string     `json:"user_id"`
+	UserID string `json:"user_id"`
+	// EmailAsSent is the address as the host sent it for this user ("" for
+	// addresses stored before domainguard kept it); Email above is the
+	// normalised key it was looked up by.
+	EmailAsSent  string     `json:"email_as_sent"`
 	Verified     bool       `json:"verified"`
 	VerifiedAt   time.Time  `json:"verified_at"`
 	UnverifiedAt *time.Time `json:"unverified_at"`
@@ -45,7 +49,7 @@ type AddressUser struct {
 // addressSQL is the one indexed query (emails_email_idx, domains pkey); it
 // lists at most 100 users of one address.
 const addressSQL = `
-SELECT e.user_id, e.domain, e.verified, e.verified_at, e.unverified_at, COALESCE(e.unverify_reason, ''),
+SELECT e.user_id, COALESCE(e.email_as_sent, ''), e.domain, e.verified, e.verified_at, e.unverified_at, COALESCE(e.unverify_reason, ''),
        COALESCE(d.phase, 'unknown'), d.last_checked_at
   FROM emails e LEFT JOIN domains d ON d.name = e.domain
  WHERE e.email = $1 AND ($2 = '' OR e.user_id = $2)
@@ -84,7 +88,7 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 		phase string
 		check *time.Time
 	)
-	_, err = pgx.ForEachRow(rows, []any{&u.UserID, &dom, &u.Verified, &u.VerifiedAt, &u.UnverifiedAt, &u.Reason, &phase, &check}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&u.UserID, &u.EmailAsSent, &dom, &u.Verified, &u.VerifiedAt, &u.UnverifiedAt, &u.Reason, &phase, &check}, func() error {
 		out.Domain, out.Phase, out.CheckedAt = dom, lifecycle.Phase(phase), check
 		if !u.Verified {
 			out.Verified = false
