@@ -375,14 +375,11 @@ func eventMsg(subject, kind, about string, now time.Time, data schemas.Payload) 
 	if err != nil {
 		return nil, err
 	}
-	body, err := ev.Marshal()
+	m, err := broker.EventMessage(subject, ev)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", kind, err)
+		return nil, fmt.Errorf("%s event: %w", kind, err)
 	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	msg.Header.Set(schemas.HeaderMsgID, ev.ID)
-	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-	return msg, nil
+	return m.Msg(), nil
 }
 
 // subscribeAudit subscribes to the audit events the phase waits for, with

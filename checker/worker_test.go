@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,9 +16,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/dialguard"
+	"github.com/domainguard/domainguard/internal/testmetrics"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
@@ -321,13 +322,13 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 	if n := e.pendingChecks(t); n != 0 {
 		t.Errorf("%d checks left in the work queue", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_events_published_total", kindChanged); got != 5 {
+	if got := testutil.ToFloat64(w.metrics.published.WithLabelValues(kindChanged)); got != 5 {
 		t.Errorf("changed events metric = %g, want 5", got)
 	}
-	if got := metricValue(t, w, "domainguard_checker_released_without_lapse_total"); got != 1 {
+	if got := testutil.ToFloat64(w.metrics.releasedJumps); got != 1 {
 		t.Errorf("released without lapse metric = %g, want 1", got)
 	}
-	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", outcomeUnknown); got != 1 {
+	if got := testutil.ToFloat64(w.metrics.lookups.WithLabelValues("fake", outcomeUnknown)); got != 1 {
 		t.Errorf("unknown lookups metric = %g, want 1", got)
 	}
 }
@@ -360,10 +361,10 @@ func TestTransientFailuresRetriedThenOneEvent(t *testing.T) {
 	if n := len(p.callTimes("flaky.com")); n != 4 {
 		t.Errorf("%d lookups, want 4 (3 failures + 1 answer)", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_retries_total"); got != 3 {
+	if got := testutil.ToFloat64(w.metrics.retries); got != 3 {
 		t.Errorf("retries metric = %g, want 3", got)
 	}
-	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", outcomeTemporary); got != 3 {
+	if got := testutil.ToFloat64(w.metrics.lookups.WithLabelValues("fake", outcomeTemporary)); got != 3 {
 		t.Errorf("temporary_error lookups = %g, want 3", got)
 	}
 	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
@@ -443,7 +444,7 @@ func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
 	if n := len(p.callTimes("none.zz")); n != 1 {
 		t.Errorf("%d lookups, want 1 (no retries)", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_events_published_total", "unmonitored"); got != 1 {
+	if got := testutil.ToFloat64(w.metrics.published.WithLabelValues(kindUnmonitored)); got != 1 {
 		t.Errorf("unmonitored events = %g", got)
 	}
 	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
@@ -479,10 +480,10 @@ func TestRefusedLookupPublishesFailedHeartbeatWithoutRetries(t *testing.T) {
 	if n := len(p.callTimes("internal.com")); n != 1 {
 		t.Errorf("%d lookups, want 1 (a refusal is not retried)", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", "refused"); got != 1 {
+	if got := testutil.ToFloat64(w.metrics.lookups.WithLabelValues("fake", "refused")); got != 1 {
 		t.Errorf("refused lookups counted = %g, want 1", got)
 	}
-	if got := metricValue(t, w, "domainguard_checker_dead_letters_total"); got != 0 {
+	if got := testutil.ToFloat64(w.metrics.deadLetters); got != 0 {
 		t.Errorf("dead letters = %g, want 0", got)
 	}
 	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
@@ -506,8 +507,8 @@ func TestRateExemptLookupsSkipTheLimiter(t *testing.T) {
 	e.waitEvents(t, 5, 0)
 	// No lookup went through the limiter (at 1/s it would also have
 	// spaced them by a second each).
-	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 0 {
-		t.Errorf("rate limit wait observations = %g, want 0", got)
+	if got := rateLimitWaits(t, w); got != 0 {
+		t.Errorf("rate limit wait observations = %d, want 0", got)
 	}
 }
 
@@ -554,7 +555,7 @@ func TestPermanentFailureAndBadInputDeadLettered(t *testing.T) {
 	// The dead-lettered check no longer blocks the domain.
 	e.publishCheck(t, "nozone.com", nil)
 	e.waitEvents(t, 1, 100*time.Millisecond)
-	if got := metricValue(t, w, "domainguard_checker_dead_letters_total"); got != 3 {
+	if got := testutil.ToFloat64(w.metrics.deadLetters); got != 3 {
 		t.Errorf("dead letters metric = %g, want 3", got)
 	}
 }
@@ -692,8 +693,8 @@ func TestRateLimitPerKey(t *testing.T) {
 			t.Errorf("host %s: 6 lookups spanned %s, want about 500ms", host, span)
 		}
 	}
-	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 12 {
-		t.Errorf("rate limit wait observations = %g, want 12", got)
+	if got := rateLimitWaits(t, w); got != 12 {
+		t.Errorf("rate limit wait observations = %d, want 12", got)
 	}
 }
 
@@ -718,39 +719,14 @@ func TestRecoversFromDeletedConsumer(t *testing.T) {
 	e.waitEvents(t, 2, 0)
 }
 
-// metricValue returns a counter's value, or a histogram's sample count,
-// for the series whose label values are labels (in any order).
-func metricValue(t *testing.T, w *Worker, name string, labels ...string) float64 {
+// rateLimitWaits returns how many lookups waited for the rate limiter.
+func rateLimitWaits(t *testing.T, w *Worker) uint64 {
 	t.Helper()
-	g, ok := w.cfg.Registerer.(prometheus.Gatherer)
-	if !ok {
-		t.Fatal("registerer is not a gatherer")
-	}
-	families, err := g.Gather()
+	n, err := testmetrics.Observations(w.cfg.Registerer.(prometheus.Gatherer), "domainguard_checker_rate_limit_wait_seconds", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if !slices.Contains(labels, l.GetValue()) {
-					continue series
-				}
-			}
-			if h := m.GetHistogram(); h != nil {
-				return float64(h.GetSampleCount())
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return n
 }
 
 // Evidence is capped at the source (#14 item 6): an answer with 5,000

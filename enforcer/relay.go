@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
@@ -27,13 +26,20 @@ import (
 type Relay struct {
 	cfg     Config
 	pool    *pgxpool.Pool
-	js      jetstream.JetStream
+	js      outboxJetStream
 	topo    broker.Topology
 	metrics *metrics
 	log     *slog.Logger
 
 	// cursor is where Run's next round claims from (Run's goroutine only).
 	cursor relayCursor
+}
+
+// outboxJetStream is what the relay uses of JetStream: publishing, and the
+// DLQ stream's depth for its gauge.
+type outboxJetStream interface {
+	jetstream.Publisher
+	Stream(ctx context.Context, name string) (jetstream.Stream, error)
 }
 
 // relayCursor is the last row a full round claimed. The next round claims
@@ -287,10 +293,9 @@ ORDER BY l.n`, ids)
 // publish publishes one outbox event asynchronously to AUDIT with
 // Nats-Msg-Id = its id.
 func (r *Relay) publish(ev outboxEvent) (jetstream.PubAckFuture, error) {
-	msg := &nats.Msg{Subject: r.topo.Namespace.Subject(ev.subject), Data: ev.payload, Header: nats.Header{}}
-	msg.Header.Set(schemas.HeaderMsgID, ev.id)
-	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-	f, err := r.js.PublishMsgAsync(msg)
+	// The payload is the event; ev.id is its id.
+	msg := broker.Message{Subject: r.topo.Namespace.Subject(ev.subject), Data: ev.payload, ID: ev.id, ContentType: broker.ContentTypeCloudEvent}
+	f, err := r.js.PublishMsgAsync(msg.Msg())
 	if err != nil {
 		return nil, fmt.Errorf("outbox: publish %s: %w", ev.id, err)
 	}
