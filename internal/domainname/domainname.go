@@ -274,6 +274,52 @@ func PrivateSuffix(host string) string {
 	return suffix
 }
 
+// WatchName returns the name a user holds under a private PSL suffix: the
+// label just below the suffix and the suffix ("mail.acme.us.com" →
+// "acme.us.com", "foo.github.io" → "foo.github.io"), or "" when host lies
+// under no private suffix (PrivateSuffix). No registry holds this name, so
+// only the DNS can watch it (DESIGN.md §2 "Private suffixes").
+func WatchName(host string) string {
+	suffix := PrivateSuffix(host)
+	if suffix == "" {
+		return ""
+	}
+	name, _ := Normalize(host) // PrivateSuffix normalised it already
+	rest := strings.TrimSuffix(name, "."+suffix)
+	if i := strings.LastIndexByte(rest, '.'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest + "." + suffix
+}
+
+// WatchNameFromEmail returns WatchName of the address's domain ("" for an
+// invalid address or one under no private suffix).
+func WatchNameFromEmail(email string) string {
+	_, domain, err := FromEmail(email)
+	if err != nil {
+		return ""
+	}
+	return WatchName(domain)
+}
+
+// IsWatchName reports whether name is itself a name held under a private
+// suffix (WatchName(name) == name): such a name is checked through the DNS
+// alone and never reduced to its registrable domain.
+func IsWatchName(name string) bool {
+	w := WatchName(name)
+	return w != "" && w == strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
+}
+
+// CheckName returns the name a check of host looks up: host's own name
+// when it is held under a private suffix (IsWatchName), else its
+// registrable domain.
+func CheckName(host string) (string, error) {
+	if IsWatchName(host) {
+		return WatchName(host), nil
+	}
+	return Registrable(host)
+}
+
 // Covered reports whether watching the registrable domain of email covers
 // a lapse of the address's own domain; when it does not (the domain lies
 // under a private PSL suffix, see PrivateSuffix) why says so. Invalid
