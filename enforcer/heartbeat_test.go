@@ -216,6 +216,12 @@ func TestStatusMarksPrivateSuffixAddressesNotCovered(t *testing.T) {
 	if rep, err := f.store.Status(f.ctx, "me@dark.github.io"); err != nil || len(rep.Emails) != 1 || rep.Emails[0].Covered {
 		t.Fatalf("unmonitored watch name: %+v %v", rep, err)
 	}
+	// status NAME of a watched name shows its own row and its addresses.
+	rep, err = f.store.Status(f.ctx, "pages.github.io")
+	if err != nil || rep.Domain == nil || rep.Domain.Name != "pages.github.io" || !rep.Domain.Known || rep.Domain.VerifiedCount != 1 ||
+		len(rep.Emails) != 1 || rep.Emails[0].Email != "me@pages.github.io" {
+		t.Fatalf("status of a watched name: %+v %v", rep, err)
+	}
 }
 
 func TestConfigDefaultsAndValidate(t *testing.T) {

@@ -145,8 +145,8 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 		} else {
 			rep.Kind = "domain"
 			domain = strings.TrimSuffix(strings.ToLower(q), ".")
-			if d, err := domainname.Registrable(q); err == nil {
-				domain = d
+			if d, err := domainname.CheckName(q); err == nil {
+				domain = d // a name under a private suffix is its own row
 			}
 			if err := queryAudit(ctx, tx, &rep.Audit, `WHERE domain = $1`, domain); err != nil {
 				return err
@@ -161,7 +161,7 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 		}
 		rep.Domain = ds
 		if rep.Kind == "domain" {
-			emails, err := queryEmails(ctx, tx, `WHERE domain = $1 AND (verified OR unverify_reason IS NOT NULL) ORDER BY verified, user_id, email LIMIT 200`, domain)
+			emails, err := queryEmails(ctx, tx, `WHERE `+addressColumn(domain)+` = $1 AND (verified OR unverify_reason IS NOT NULL) ORDER BY verified, user_id, email LIMIT 200`, domain)
 			if err != nil {
 				return err
 			}
@@ -227,10 +227,19 @@ FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &
 	}
 	if err := tx.QueryRow(ctx, `
 SELECT count(*) FILTER (WHERE verified), count(*) FILTER (WHERE NOT verified AND unverify_reason IS NOT NULL)
-FROM emails WHERE domain = $1`, domain).Scan(&ds.VerifiedCount, &ds.UnverifiedCount); err != nil {
+FROM emails WHERE `+addressColumn(domain)+` = $1`, domain).Scan(&ds.VerifiedCount, &ds.UnverifiedCount); err != nil {
 		return nil, fmt.Errorf("count addresses of %s: %w", domain, err)
 	}
 	return ds, nil
+}
+
+// addressColumn is the emails column that names the addresses of a watched
+// name: watch_name for a name under a private suffix, else domain.
+func addressColumn(name string) string {
+	if domainname.IsWatchName(name) {
+		return "watch_name"
+	}
+	return "domain"
 }
 
 func queryEmails(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]EmailStatus, error) {
