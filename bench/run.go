@@ -19,6 +19,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/postgres"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -124,7 +125,7 @@ func (e *env) openNATS(ctx context.Context, info *Env) error {
 func (e *env) openDB(ctx context.Context, info *Env) (func() error, error) {
 	u, err := url.Parse(e.o.DatabaseURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return nil, fmt.Errorf("bench: database url %s: want a postgres:// URL of the server", postgres.Redact(e.o.DatabaseURL))
+		return nil, fmt.Errorf("bench: database url %s: want a postgres:// URL of the server", redact.ConnString(e.o.DatabaseURL))
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])

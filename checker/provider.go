@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/domainguard/domainguard/internal/domainname"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -46,10 +47,12 @@ func (e *LookupError) Error() string {
 	if e.Temporary {
 		kind = "temporary"
 	}
+	// A provider's error may quote the URL it asked, credentials and all
+	// (net/http keeps the user name); this text is logged and published.
 	if e.StatusCode != 0 {
-		return fmt.Sprintf("%s lookup %s: %s failure (HTTP %d): %v", e.Provider, e.Domain, kind, e.StatusCode, e.Err)
+		return redact.Text(fmt.Sprintf("%s lookup %s: %s failure (HTTP %d): %v", e.Provider, e.Domain, kind, e.StatusCode, e.Err))
 	}
-	return fmt.Sprintf("%s lookup %s: %s failure: %v", e.Provider, e.Domain, kind, e.Err)
+	return redact.Text(fmt.Sprintf("%s lookup %s: %s failure: %v", e.Provider, e.Domain, kind, e.Err))
 }
 
 func (e *LookupError) Unwrap() error { return e.Err }

@@ -46,16 +46,22 @@ type change struct {
 // events apply in the order given: its first event goes in the first
 // round, its second in the second, and so on; a round reads what the
 // previous one wrote. A failure fails the whole call (the caller isolates
-// events with savepoints).
-func (s *Store) enforceChanges(ctx context.Context, tx pgx.Tx, items []ChangeItem) ([]Outcome, error) {
+// events with savepoints). While the enforcer publishes directly
+// (Store.direct), the audit events go to the outbox as outbox batches,
+// returned for the caller to publish once tx commits.
+func (s *Store) enforceChanges(ctx context.Context, tx pgx.Tx, items []ChangeItem) ([]Outcome, []outboxBatch, error) {
 	now := s.cfg.Clock.Now().UTC()
+	var batches *[]outboxBatch
+	if s.direct.Load() != nil {
+		batches = &[]outboxBatch{}
+	}
 	var rounds [][]*change
 	seen := map[string]int{}
 	all := make([]*change, len(items))
 	for i, it := range items {
 		c, err := newChange(it)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		all[i] = c
 		r := seen[c.ch.Domain]
@@ -66,15 +72,18 @@ func (s *Store) enforceChanges(ctx context.Context, tx pgx.Tx, items []ChangeIte
 		rounds[r] = append(rounds[r], c)
 	}
 	for _, round := range rounds {
-		if err := s.enforceRound(ctx, tx, round, now); err != nil {
-			return nil, err
+		if err := s.enforceRound(ctx, tx, round, now, batches); err != nil {
+			return nil, nil, err
 		}
 	}
 	outs := make([]Outcome, len(all))
 	for i, c := range all {
 		outs[i] = c.out
 	}
-	return outs, nil
+	if batches == nil {
+		return outs, nil, nil
+	}
+	return outs, *batches, nil
 }
 
 func newChange(it ChangeItem) (*change, error) {
@@ -89,8 +98,8 @@ func newChange(it ChangeItem) (*change, error) {
 
 // enforceRound applies changes of distinct domains: open them (record the
 // message ids, lock the domains, load the addresses), decide each, then
-// apply the decisions segment by segment.
-func (s *Store) enforceRound(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) error {
+// apply the decisions segment by segment (batches: see queueAudit).
+func (s *Store) enforceRound(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time, batches *[]outboxBatch) error {
 	breakerOpen, err := openChanges(ctx, tx, cs, now)
 	if err != nil {
 		return err
@@ -105,7 +114,7 @@ func (s *Store) enforceRound(ctx context.Context, tx pgx.Tx, cs []*change, now t
 		live = append(live, c)
 	}
 	for _, seg := range s.segments(live) {
-		if breakerOpen, err = s.applyDecisions(ctx, tx, seg, breakerOpen, now); err != nil {
+		if breakerOpen, err = s.applyDecisions(ctx, tx, seg, breakerOpen, now, batches); err != nil {
 			return err
 		}
 	}
@@ -158,8 +167,8 @@ func (s *Store) segments(cs []*change) [][]*change {
 // addresses, and write the domain updates and the audit events — in two
 // round trips when the breaker has no say (it was closed when the domains
 // were locked and no change in cs is one it counts). It returns whether
-// the breaker is open now.
-func (s *Store) applyDecisions(ctx context.Context, tx pgx.Tx, cs []*change, breakerOpen bool, now time.Time) (bool, error) {
+// the breaker is open now (batches: see queueAudit).
+func (s *Store) applyDecisions(ctx context.Context, tx pgx.Tx, cs []*change, breakerOpen bool, now time.Time, batches *[]outboxBatch) (bool, error) {
 	writes := &pgx.Batch{}
 	queueObservations(writes, cs, now)
 	for _, c := range cs {
@@ -198,7 +207,7 @@ func (s *Store) applyDecisions(ctx context.Context, tx pgx.Tx, cs []*change, bre
 		}
 		evs = append(evs, ce...)
 	}
-	if err := queueAudit(writes, evs, s.cfg.DryRun, now); err != nil {
+	if err := queueAudit(writes, evs, s.cfg.DryRun, now, batches); err != nil {
 		return false, err
 	}
 	if err := sendBatch(ctx, tx, writes); err != nil {

@@ -66,8 +66,10 @@ type Config struct {
 	DryRun bool
 	// MaxUnverifyPerDomain holds a change that would unverify more addresses
 	// than this. Default lifecycle.DefaultMaxUnverifyPerDomain (50);
-	// negative: no cap (lifecycle.Policy; for benchmarks: the binary's
-	// DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN must be at least 1).
+	// negative: no cap (lifecycle.Policy), for callers of this package such
+	// as the benchmarks. The binary refuses a
+	// DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN below 1: an operator cannot
+	// switch the guard off.
 	MaxUnverifyPerDomain int
 	// ProtectedDomains are added to BuiltinProtectedDomains.
 	ProtectedDomains []string

@@ -70,9 +70,12 @@ func (s *Store) EnforceChangedGroup(ctx context.Context, items []ChangeItem) (ou
 	// The whole group at once; only if that fails, again event by event
 	// (bisected in savepoints) in a new transaction. The group's own error
 	// then comes back on the failing events.
-	var failed error
+	var (
+		failed  error
+		batches []outboxBatch
+	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res, err := s.enforceChanges(ctx, tx, pick(items, valid))
+		res, bs, err := s.enforceChanges(ctx, tx, pick(items, valid))
 		if err != nil {
 			failed = err
 			return err
@@ -80,12 +83,17 @@ func (s *Store) EnforceChangedGroup(ctx context.Context, items []ChangeItem) (ou
 		for i, k := range valid {
 			outs[k] = res[i]
 		}
+		batches = bs
 		return nil
 	})
 	if failed != nil && ctx.Err() == nil {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			return s.enforceIsolated(ctx, tx, items, valid, outs, errs)
+			batches = nil
+			return s.enforceIsolated(ctx, tx, items, valid, outs, errs, &batches)
 		})
+	}
+	if err == nil {
+		s.handOff(batches)
 	}
 	for i := range items {
 		switch {
@@ -101,13 +109,16 @@ func (s *Store) EnforceChangedGroup(ctx context.Context, items []ChangeItem) (ou
 // enforceIsolated applies items[idx...] in a savepoint of tx (pgx runs a
 // nested Begin as one). If that fails, it retries the two halves, each in
 // its own savepoint, until the failing events stand alone: their errors go
-// to errs, the others' outcomes to outs. It returns an error only when ctx
-// ended.
-func (s *Store) enforceIsolated(ctx context.Context, tx pgx.Tx, items []ChangeItem, idx []int, outs []Outcome, errs []error) error {
-	var res []Outcome
+// to errs, the others' outcomes to outs and their outbox batches to
+// *batches. It returns an error only when ctx ended.
+func (s *Store) enforceIsolated(ctx context.Context, tx pgx.Tx, items []ChangeItem, idx []int, outs []Outcome, errs []error, batches *[]outboxBatch) error {
+	var (
+		res []Outcome
+		bs  []outboxBatch
+	)
 	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
 		var err error
-		res, err = s.enforceChanges(ctx, sp, pick(items, idx))
+		res, bs, err = s.enforceChanges(ctx, sp, pick(items, idx))
 		return err
 	})
 	switch {
@@ -115,6 +126,7 @@ func (s *Store) enforceIsolated(ctx context.Context, tx pgx.Tx, items []ChangeIt
 		for i, k := range idx {
 			outs[k] = res[i]
 		}
+		*batches = append(*batches, bs...)
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -124,10 +136,10 @@ func (s *Store) enforceIsolated(ctx context.Context, tx pgx.Tx, items []ChangeIt
 		return nil
 	}
 	half := len(idx) / 2
-	if err := s.enforceIsolated(ctx, tx, items, idx[:half], outs, errs); err != nil {
+	if err := s.enforceIsolated(ctx, tx, items, idx[:half], outs, errs, batches); err != nil {
 		return err
 	}
-	return s.enforceIsolated(ctx, tx, items, idx[half:], outs, errs)
+	return s.enforceIsolated(ctx, tx, items, idx[half:], outs, errs, batches)
 }
 
 // pick returns items[k] for each k in idx.

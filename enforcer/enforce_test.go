@@ -209,6 +209,20 @@ func TestRedeliveredEventChangesNothing(t *testing.T) {
 	}
 }
 
+// A negative cap (Config and lifecycle.Policy; the benchmarks and the
+// simulator use it, the binary refuses it) holds nothing, however many
+// addresses a change unverifies.
+func TestNegativeCapHoldsNothing(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxUnverifyPerDomain = -1 })
+	domain := "huge.com"
+	f.addEmails(domain, lifecycle.DefaultMaxUnverifyPerDomain+10, t0.Add(-48*time.Hour))
+	f.activate(domain, t0.Add(-time.Hour))
+	out := f.observe(domain, lifecycle.PhaseActive, lifecycle.PhaseReleased, evidence(t0, reg, "", nil))
+	if out.HoldCause != "" || out.Unverified != lifecycle.DefaultMaxUnverifyPerDomain+10 {
+		t.Fatalf("outcome %+v, want no hold and all %d addresses unverified", out, lifecycle.DefaultMaxUnverifyPerDomain+10)
+	}
+}
+
 func TestCapHoldAppliedOnlyOnApprove(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.MaxUnverifyPerDomain = 5 })
 	domain := "big.com"

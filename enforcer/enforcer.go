@@ -60,11 +60,20 @@ func (e *Enforcer) Run(ctx context.Context) error {
 	defer stopRelay()
 	var wg sync.WaitGroup
 	var relayErr error
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		relayErr = e.relay.Run(relayCtx)
 	}()
+	// Enforcing transactions hand their audit events to the direct
+	// publisher, which publishes them straight after the commit; the relay
+	// picks up whatever it could not (see outboxBatch).
+	direct := newDirectPublisher(e.cfg.Workers)
+	go func() {
+		defer wg.Done()
+		e.relay.runDirect(relayCtx, direct)
+	}()
+	e.direct.Store(direct)
 	err := e.cfg.Topology.RunBatch(ctx, e.cfg.JS, broker.ConsumeOptions{
 		Stream:  schemas.StreamDomainEvents,
 		Durable: broker.ConsumerEnforcer,
@@ -73,6 +82,7 @@ func (e *Enforcer) Run(ctx context.Context) error {
 		MaxWait: 2 * time.Second,
 		Logger:  e.cfg.Logger,
 	}, e.HandleBatch)
+	e.direct.Store(nil)
 	stopRelay()
 	wg.Wait()
 	return errors.Join(err, relayErr)

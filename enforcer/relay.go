@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,18 +188,27 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 // its transaction holds the claimed rows, whose publishes are in flight.
 type relayRound struct {
 	tx      pgx.Tx
-	last    relayCursor // the last row claimed
-	n       int         // rows claimed
-	ids     []string    // rows published
-	futures []jetstream.PubAckFuture
+	last    relayCursor  // the last row claimed
+	n       int          // rows claimed
+	entries []relayEntry // rows published
 	pubErr  error
+}
+
+// relayEntry is one claimed outbox row and the publishes that must be
+// acknowledged before it is marked sent: its own, or those of the events an
+// outbox batch row lists.
+type relayEntry struct {
+	id      string
+	futures []jetstream.PubAckFuture
 }
 
 // startRound claims at most RelayBatch unsent outbox rows, oldest first
 // (FOR UPDATE SKIP LOCKED: rows another round or replica holds are
 // skipped), and publishes them asynchronously, in order, with Nats-Msg-Id
-// = row id. It does not wait for the acks: Run starts the next round while
-// this one's are on their way.
+// = row id; for an outbox batch row, the events it lists, in their order.
+// A batch row younger than directGrace is left to the direct publisher of
+// the enforcer that wrote it. It does not wait for the acks: Run starts the
+// next round while this one's are on their way.
 func (r *Relay) startRound(ctx context.Context, after relayCursor) (*relayRound, error) {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
@@ -209,76 +219,144 @@ func (r *Relay) startRound(ctx context.Context, after relayCursor) (*relayRound,
 	rows, err := tx.Query(ctx, `
 SELECT id::text AS id, subject, payload, created_at FROM outbox
 WHERE sent_at IS NULL AND created_at >= $2 AND (created_at > $2 OR id::text > $3)
-ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.RelayBatch, after.createdAt, after.id)
+  AND (subject <> $4 OR created_at < now() - $5::interval)
+ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.RelayBatch, after.createdAt, after.id, outboxBatchSubject, r.directGrace())
 	if err != nil {
 		rd.rollback(ctx)
 		return nil, fmt.Errorf("outbox: claim: %w", err)
 	}
+	var claimed []outboxEvent
 	for rows.Next() {
-		var (
-			id, subject string
-			payload     []byte
-		)
-		if err := rows.Scan(&id, &subject, &payload, &rd.last.createdAt); err != nil {
+		var row outboxEvent
+		if err := rows.Scan(&row.id, &row.subject, &row.payload, &rd.last.createdAt); err != nil {
 			rows.Close()
 			rd.rollback(ctx)
 			return nil, fmt.Errorf("outbox: claim: %w", err)
 		}
-		rd.last.id, rd.last.set = id, true
-		rd.n++
-		if rd.pubErr != nil {
-			continue // published again in a later round
-		}
-		msg := &nats.Msg{Subject: r.topo.Namespace.Subject(subject), Data: payload, Header: nats.Header{}}
-		msg.Header.Set(schemas.HeaderMsgID, id)
-		msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-		f, err := r.js.PublishMsgAsync(msg)
-		if err != nil {
-			rd.pubErr = fmt.Errorf("outbox: publish %s: %w", id, err)
-			continue
-		}
-		rd.ids = append(rd.ids, id)
-		rd.futures = append(rd.futures, f)
+		rd.last.id, rd.last.set = row.id, true
+		claimed = append(claimed, row)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		rd.rollback(ctx)
 		return nil, fmt.Errorf("outbox: claim: %w", err)
 	}
+	rd.n = len(claimed)
+	for _, row := range claimed {
+		evs := []outboxEvent{row}
+		if row.subject == outboxBatchSubject {
+			if evs, err = batchEvents(ctx, tx, row); err != nil {
+				rd.pubErr = err
+				break // published again in a later round
+			}
+		}
+		e := relayEntry{id: row.id}
+		for _, ev := range evs {
+			f, err := r.publish(ev)
+			if err != nil {
+				rd.pubErr = err
+				break
+			}
+			e.futures = append(e.futures, f)
+		}
+		if rd.pubErr != nil {
+			break // published again in a later round
+		}
+		rd.entries = append(rd.entries, e)
+	}
 	return rd, nil
+}
+
+// batchEvents reads the events an outbox batch row lists, in its order.
+func batchEvents(ctx context.Context, tx pgx.Tx, batch outboxEvent) ([]outboxEvent, error) {
+	var ids []string
+	if err := json.Unmarshal(batch.payload, &ids); err != nil {
+		return nil, fmt.Errorf("outbox: batch %s: %w", batch.id, err)
+	}
+	rows, err := tx.Query(ctx, `
+SELECT o.id::text, o.subject, o.payload
+FROM unnest($1::uuid[]) WITH ORDINALITY AS l(id, n) JOIN outbox o ON o.id = l.id
+ORDER BY l.n`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: batch %s: %w", batch.id, err)
+	}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxEvent, error) {
+		var ev outboxEvent
+		err := row.Scan(&ev.id, &ev.subject, &ev.payload)
+		return ev, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: batch %s: %w", batch.id, err)
+	}
+	return evs, nil
+}
+
+// publish publishes one outbox event asynchronously to AUDIT with
+// Nats-Msg-Id = its id.
+func (r *Relay) publish(ev outboxEvent) (jetstream.PubAckFuture, error) {
+	msg := &nats.Msg{Subject: r.topo.Namespace.Subject(ev.subject), Data: ev.payload, Header: nats.Header{}}
+	msg.Header.Set(schemas.HeaderMsgID, ev.id)
+	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
+	f, err := r.js.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: publish %s: %w", ev.id, err)
+	}
+	return f, nil
+}
+
+// ackTimeout bounds the wait for a round's publish acks.
+const ackTimeout = 30 * time.Second
+
+var errAckTimeout = fmt.Errorf("outbox: acks outstanding after %s", ackTimeout)
+
+// awaitAck waits for f's ack until timeout fires or ctx ends.
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture, timeout <-chan time.Time) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return fmt.Errorf("outbox: publish %s: %w", f.Msg().Header.Get(schemas.HeaderMsgID), err)
+	case <-timeout:
+		return errAckTimeout
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (rd *relayRound) rollback(ctx context.Context) {
 	_ = rd.tx.Rollback(context.WithoutCancel(ctx)) // after commit a no-op
 }
 
-// finishRound waits for the round's acks, in order, marks the acknowledged
-// rows sent and commits. A row whose publish failed stays unsent (its
-// lock ends with the transaction) and is published again later under the
-// same id. It returns how many rows the round claimed.
+// finishRound waits for the round's acks, in order, marks the rows whose
+// publishes were all acknowledged sent and commits. A row whose publish
+// failed stays unsent (its lock ends with the transaction) and is
+// published again later under the same id. It returns how many rows the
+// round claimed.
 func (r *Relay) finishRound(ctx context.Context, rd *relayRound) (int, error) {
 	defer rd.rollback(ctx)
 	pubErr := rd.pubErr
-	sent := make([]string, 0, len(rd.futures))
-	timeout := time.NewTimer(30 * time.Second)
+	sent := make([]string, 0, len(rd.entries))
+	published := 0
+	timeout := time.NewTimer(ackTimeout)
 	defer timeout.Stop()
 wait:
-	for i, f := range rd.futures {
-		select {
-		case <-f.Ok():
-			sent = append(sent, rd.ids[i])
-		case err := <-f.Err():
-			if pubErr == nil {
-				pubErr = fmt.Errorf("outbox: publish %s: %w", rd.ids[i], err)
+	for _, e := range rd.entries {
+		for _, f := range e.futures {
+			if err := awaitAck(ctx, f, timeout.C); err != nil {
+				if ctx.Err() != nil {
+					return 0, ctx.Err()
+				}
+				if pubErr == nil {
+					pubErr = err
+				}
+				if errors.Is(err, errAckTimeout) {
+					break wait
+				}
+				continue wait
 			}
-		case <-timeout.C:
-			if pubErr == nil {
-				pubErr = fmt.Errorf("outbox: %d acks outstanding after 30s", len(rd.futures)-i)
-			}
-			break wait
-		case <-ctx.Done():
-			return 0, ctx.Err()
 		}
+		sent = append(sent, e.id)
+		published += len(e.futures)
 	}
 	if len(sent) > 0 {
 		if _, err := rd.tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1::text[]::uuid[])`, sent); err != nil {
@@ -287,7 +365,7 @@ wait:
 		if err := rd.tx.Commit(ctx); err != nil {
 			return 0, fmt.Errorf("outbox: commit: %w", err)
 		}
-		r.metrics.published.Add(float64(len(sent)))
+		r.metrics.published.Add(float64(published))
 	}
 	return rd.n, pubErr
 }
@@ -375,5 +453,125 @@ func (r *Relay) Prune(ctx context.Context) error {
 	if _, err := r.pool.Exec(ctx, `SELECT prune_processed_messages($1, $2)`, consumerName, now.Add(-r.cfg.ProcessedRetention)); err != nil {
 		return fmt.Errorf("prune processed messages: %w", err)
 	}
+	return nil
+}
+
+// directPublisher carries the outbox batches of committed enforcing
+// transactions to the relay's runDirect.
+type directPublisher struct {
+	queue chan []outboxBatch
+	done  chan struct{} // closed when runDirect stops taking batches
+}
+
+func newDirectPublisher(workers int) *directPublisher {
+	return &directPublisher{queue: make(chan []outboxBatch, 2*workers), done: make(chan struct{})}
+}
+
+// directGrace is how long the relay leaves an unsent outbox batch row to
+// the direct publisher before it publishes the batch itself (the enforcer
+// that wrote it crashed, or its publish failed).
+func (r *Relay) directGrace() time.Duration { return 10 * r.cfg.RelayInterval }
+
+// runDirect publishes the outbox batches handed to d, straight from
+// memory, until ctx ends: whatever is queued, up to RelayBatch events per
+// round (publishBatches). A batch it could not publish is left to the
+// relay.
+func (r *Relay) runDirect(ctx context.Context, d *directPublisher) {
+	defer close(d.done)
+	for {
+		var batches []outboxBatch
+		select {
+		case <-ctx.Done():
+			return
+		case batches = <-d.queue:
+		}
+		n := countEvents(batches)
+	more:
+		for n < r.cfg.RelayBatch {
+			select {
+			case bs := <-d.queue:
+				batches = append(batches, bs...)
+				n += countEvents(bs)
+			default:
+				break more
+			}
+		}
+		if err := r.publishBatches(ctx, batches); err != nil && ctx.Err() == nil {
+			r.log.Warn("direct publish failed; the relay publishes these events", "error", err, "events", n)
+		}
+	}
+}
+
+func countEvents(batches []outboxBatch) int {
+	n := 0
+	for _, b := range batches {
+		n += len(b.events)
+	}
+	return n
+}
+
+// publishBatches claims the batch rows of batches (a batch the relay holds
+// or already published is skipped: nothing is published twice), publishes
+// their events in order with Nats-Msg-Id = event id, and once every ack is
+// in marks the batch rows sent: one small row per batch instead of one
+// UPDATE per event. On any failure the transaction rolls back and the
+// relay publishes the batches again later (JetStream drops the ids it
+// already has).
+func (r *Relay) publishBatches(ctx context.Context, batches []outboxBatch) error {
+	ids := make([]string, len(batches))
+	for i, b := range batches {
+		ids[i] = b.id
+	}
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // after commit a no-op
+	claimed := map[string]bool{}
+	b := &pgx.Batch{}
+	// A commit lost in a database crash only makes the relay publish the
+	// batch again, which JetStream de-duplicates: no need to wait for the
+	// WAL flush.
+	b.Queue(`SET LOCAL synchronous_commit = off`)
+	b.Queue(`
+UPDATE outbox SET sent_at = now()
+WHERE id IN (SELECT id FROM outbox WHERE id = ANY($1::uuid[]) AND sent_at IS NULL FOR UPDATE SKIP LOCKED)
+RETURNING id::text`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			claimed[id] = true
+		}
+		return rows.Err()
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("outbox: claim batches: %w", err)
+	}
+	var futures []jetstream.PubAckFuture
+	for _, b := range batches {
+		if !claimed[b.id] {
+			continue
+		}
+		for _, ev := range b.events {
+			f, err := r.publish(ev)
+			if err != nil {
+				return err
+			}
+			futures = append(futures, f)
+		}
+	}
+	timeout := time.NewTimer(ackTimeout)
+	defer timeout.Stop()
+	for _, f := range futures {
+		if err := awaitAck(ctx, f, timeout.C); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("outbox: commit batches: %w", err)
+	}
+	r.metrics.published.Add(float64(len(futures)))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,10 @@ type Store struct {
 
 	rndMu sync.Mutex
 	rnd   *rand.Rand
+
+	// direct is set while Enforcer.Run's direct publisher runs: enforcing
+	// transactions then write outbox batches and hand them to it.
+	direct atomic.Pointer[directPublisher]
 }
 
 // NewStore checks cfg (JS is not needed) and returns a Store.
@@ -206,3 +211,17 @@ RETURNING t.change, e.user_id, e.email`, now, changes, users, emails, reasons, p
 // ErrNotFound is returned by the operator API for an unknown hold, email or
 // domain.
 var ErrNotFound = errors.New("not found")
+
+// handOff gives the outbox batches of a committed transaction to the direct
+// publisher. Without one (it stopped meanwhile) their batch rows stay
+// unsent and the relay publishes them.
+func (s *Store) handOff(batches []outboxBatch) {
+	d := s.direct.Load()
+	if d == nil || len(batches) == 0 {
+		return
+	}
+	select {
+	case d.queue <- batches:
+	case <-d.done:
+	}
+}

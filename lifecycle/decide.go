@@ -47,7 +47,8 @@ type Policy struct {
 	Strict bool
 	// MaxUnverifyPerDomain holds a decision that would unverify more
 	// addresses than this (DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN). Default 50
-	// when 0; negative: no cap.
+	// when 0; negative: no cap (the simulator's DNS-only model and the
+	// benchmarks; the binary's configuration refuses it).
 	MaxUnverifyPerDomain int
 	// Protected holds every unverification on this domain (it is on the
 	// protected list).

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // Phase is the normalised registration phase of a domain (DESIGN.md §2).
@@ -129,13 +131,15 @@ type Observation struct {
 // Clean returns e with control characters (NUL among them) removed from
 // every text field. Provider answers are outside input: PostgreSQL's jsonb
 // refuses a NUL, so one stray byte in an RDAP answer would otherwise make
-// the enforcer fail on the change forever.
+// the enforcer fail on the change forever. It also drops credentials from
+// Server and Detail: evidence is stored and published, and a server's
+// configured URL may carry a password (DOMAINGUARD_RDAP_OVERRIDES).
 func (e Evidence) Clean() Evidence {
 	e.Provider = cleanText(e.Provider)
-	e.Server = cleanText(e.Server)
+	e.Server = redact.WithoutCredentials(cleanText(e.Server))
 	e.Handle = cleanText(e.Handle)
 	e.RegistrarIANAID = cleanText(e.RegistrarIANAID)
-	e.Detail = cleanText(e.Detail)
+	e.Detail = redact.Text(cleanText(e.Detail))
 	e.Statuses = cleanAll(e.Statuses)
 	e.Nameservers = cleanAll(e.Nameservers)
 	e.DNS = e.DNS.clean()

@@ -213,11 +213,10 @@ func markProcessed(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
-// storeVerified upserts the address and its domain (and, with
-// WatchPrivateNames, its private-suffix name) in one transaction. It
-// reports whether the message was new (not a redelivery) and which of
-// those names were seen for the first time.
-func (p *Producer) storeVerified(ctx context.Context, id string, a Address, verifiedAt, eventAt, now time.Time) (applied bool, firstSeen []string, err error) {
+// applyOnce runs apply in one transaction that holds a's lock and records
+// message id: false when the id was applied before (a redelivery), and
+// apply is then not run.
+func (p *Producer) applyOnce(ctx context.Context, id string, a Address, apply func(pgx.Tx) error) (applied bool, err error) {
 	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
 		if err := lockAddress(ctx, tx, a); err != nil {
 			return err
@@ -225,6 +224,17 @@ func (p *Producer) storeVerified(ctx context.Context, id string, a Address, veri
 		if applied, err = markProcessed(ctx, tx, id); err != nil || !applied {
 			return err
 		}
+		return apply(tx)
+	})
+	return applied, err
+}
+
+// storeVerified upserts the address and its domain (and, with
+// WatchPrivateNames, its private-suffix name) in one transaction. It
+// reports whether the message was new (not a redelivery) and which of
+// those names were seen for the first time.
+func (p *Producer) storeVerified(ctx context.Context, id string, a Address, verifiedAt, eventAt, now time.Time) (applied bool, firstSeen []string, err error) {
+	applied, err = p.applyOnce(ctx, id, a, func(tx pgx.Tx) error {
 		// Same rules as Import: a newer verified_at verifies (again); an
 		// older one, or one not after domainguard's unverification, is stale.
 		// A removal at or after the event's time (the tombstone) wins.
@@ -282,13 +292,7 @@ func (p *Producer) domainsOf(a Address) []watchedDomain {
 // addresses may use it, and an unused domain costs one lookup per interval
 // at most.
 func (p *Producer) storeRemoved(ctx context.Context, id string, a Address, removedAt time.Time) (applied bool, err error) {
-	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
-		if err := lockAddress(ctx, tx, a); err != nil {
-			return err
-		}
-		if applied, err = markProcessed(ctx, tx, id); err != nil || !applied {
-			return err
-		}
+	applied, err = p.applyOnce(ctx, id, a, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO email_removals AS r (user_id, email, removed_at) VALUES ($1, $2, $3)
 			ON CONFLICT (user_id, email) DO UPDATE

@@ -52,11 +52,25 @@ func requireTime(field string, t time.Time) error {
 	return nil
 }
 
+// requireDomain checks a domain name field against the DNS length limit
+// (253 bytes); the intake consumer checks the name itself.
+func requireDomain(v string) error {
+	return requireText("domain", v, 253)
+}
+
 func requirePhase(field string, p lifecycle.Phase) error {
 	if !p.Valid() {
 		return invalid("%s %q is not a phase", field, p)
 	}
 	return nil
+}
+
+// optionalPhase checks p unless it is absent ("").
+func optionalPhase(field string, p lifecycle.Phase) error {
+	if p == "" {
+		return nil
+	}
+	return requirePhase(field, p)
 }
 
 // requireEvidence checks what the evidence schema requires: who answered
@@ -66,6 +80,14 @@ func requireEvidence(field string, e lifecycle.Evidence) error {
 		return err
 	}
 	return requireTime(field+".observed_at", e.ObservedAt)
+}
+
+// optionalEvidence checks e unless it is absent (nil).
+func optionalEvidence(field string, e *lifecycle.Evidence) error {
+	if e == nil {
+		return nil
+	}
+	return requireEvidence(field, *e)
 }
 
 func requireReason(r lifecycle.Reason) error {
@@ -131,7 +153,7 @@ type CheckRequest struct {
 
 // Validate checks the required fields.
 func (m CheckRequest) Validate() error {
-	if err := requireText("domain", m.Domain, 253); err != nil {
+	if err := requireDomain(m.Domain); err != nil {
 		return err
 	}
 	switch m.Reason {
@@ -163,7 +185,7 @@ type DomainChanged struct {
 // Validate checks the required fields. A change to unknown is never
 // published, so it is invalid here.
 func (m DomainChanged) Validate() error {
-	if err := requireText("domain", m.Domain, 253); err != nil {
+	if err := requireDomain(m.Domain); err != nil {
 		return err
 	}
 	if err := requirePhase("previous_phase", m.PreviousPhase); err != nil {
@@ -175,10 +197,8 @@ func (m DomainChanged) Validate() error {
 	if m.Phase == lifecycle.PhaseUnknown {
 		return invalid("phase unknown is never a change")
 	}
-	if m.PreviousEvidence != nil {
-		if err := requireEvidence("previous_evidence", *m.PreviousEvidence); err != nil {
-			return err
-		}
+	if err := optionalEvidence("previous_evidence", m.PreviousEvidence); err != nil {
+		return err
 	}
 	return requireEvidence("evidence", m.Evidence)
 }
@@ -206,7 +226,7 @@ type DomainChecked struct {
 
 // Validate checks the required fields.
 func (m DomainChecked) Validate() error {
-	if err := requireText("domain", m.Domain, 253); err != nil {
+	if err := requireDomain(m.Domain); err != nil {
 		return err
 	}
 	if err := requirePhase("phase", m.Phase); err != nil {
@@ -242,10 +262,8 @@ func (m EmailUnverified) Validate() error {
 	if err := requirePhase("phase", m.Phase); err != nil {
 		return err
 	}
-	if m.PreviousPhase != "" {
-		if err := requirePhase("previous_phase", m.PreviousPhase); err != nil {
-			return err
-		}
+	if err := optionalPhase("previous_phase", m.PreviousPhase); err != nil {
+		return err
 	}
 	if err := requireEvidence("evidence", m.Evidence); err != nil {
 		return err
@@ -281,24 +299,20 @@ type DomainEvent struct {
 
 // Validate checks the required fields.
 func (m DomainEvent) Validate() error {
-	if err := requireText("domain", m.Domain, 253); err != nil {
+	if err := requireDomain(m.Domain); err != nil {
 		return err
 	}
 	if err := requirePhase("phase", m.Phase); err != nil {
 		return err
 	}
-	if m.PreviousPhase != "" {
-		if err := requirePhase("previous_phase", m.PreviousPhase); err != nil {
-			return err
-		}
+	if err := optionalPhase("previous_phase", m.PreviousPhase); err != nil {
+		return err
 	}
 	if m.Addresses == nil {
 		return invalid("addresses is required (may be empty)")
 	}
-	if m.PreviousEvidence != nil {
-		if err := requireEvidence("previous_evidence", *m.PreviousEvidence); err != nil {
-			return err
-		}
+	if err := optionalEvidence("previous_evidence", m.PreviousEvidence); err != nil {
+		return err
 	}
 	return requireEvidence("evidence", m.Evidence)
 }

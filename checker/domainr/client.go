@@ -13,6 +13,7 @@ import (
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -102,7 +103,7 @@ func (cfg Config) Validate() error {
 		errs = append(errs, fmt.Errorf("unknown provider kind %q (want %q or %q)", cfg.Kind, KindDomainr, KindFastly))
 	}
 	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("base URL %q is not an http(s) URL", cfg.BaseURL))
+		errs = append(errs, fmt.Errorf("base URL %q is not an http(s) URL", redact.URL(cfg.BaseURL)))
 	}
 	return errors.Join(errs...)
 }
@@ -132,7 +133,7 @@ func (c *Client) Lookup(ctx context.Context, domain string, _ *lifecycle.Observa
 	name := normalizeName(domain)
 	now := c.cfg.Clock.Now()
 	obs := lifecycle.Observation{Domain: name, Phase: lifecycle.PhaseUnknown,
-		Evidence: lifecycle.Evidence{Provider: c.cfg.Kind, Server: c.cfg.BaseURL, ObservedAt: now}}
+		Evidence: lifecycle.Evidence{Provider: c.cfg.Kind, Server: redact.WithoutCredentials(c.cfg.BaseURL), ObservedAt: now}}
 	if !strings.Contains(name, ".") || strings.ContainsAny(name, "/?#%@&= \t\r\n") {
 		return obs, c.lookupErr(name, false, 0, 0, fmt.Errorf("invalid domain name %q", domain))
 	}
@@ -142,12 +143,12 @@ func (c *Client) Lookup(ctx context.Context, domain string, _ *lifecycle.Observa
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return obs, c.lookupErr(name, true, 0, 0, redact(err))
+		return obs, c.lookupErr(name, true, 0, 0, redact.Error(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
-		return obs, c.lookupErr(name, true, resp.StatusCode, 0, fmt.Errorf("read body: %w", redact(err)))
+		return obs, c.lookupErr(name, true, resp.StatusCode, 0, fmt.Errorf("read body: %w", redact.Error(err)))
 	}
 	if len(body) > maxBodyBytes {
 		body = body[:maxBodyBytes]
@@ -215,7 +216,7 @@ func (c *Client) request(ctx context.Context, name string) (*http.Request, error
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"?"+q.Encode(), nil)
 	if err != nil {
-		return nil, redact(err)
+		return nil, redact.Error(err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "domainguard (+https://github.com/domainguard/domainguard)")
@@ -233,20 +234,4 @@ func (c *Client) request(ctx context.Context, name string) (*http.Request, error
 func (c *Client) lookupErr(domain string, temporary bool, status int, wait time.Duration, err error) error {
 	return &checker.LookupError{Provider: c.cfg.Kind, Domain: domain, Temporary: temporary,
 		RetryAfter: wait, StatusCode: status, Err: err}
-}
-
-// redact strips the query (which may hold client_id) from URLs in err.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: stripQuery(ue.URL), Err: ue.Err}
-	}
-	return err
-}
-
-func stripQuery(raw string) string {
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
-		return raw[:i] + "?…"
-	}
-	return raw
 }

@@ -111,12 +111,9 @@ type statusEntry struct {
 // tokens for domain: lower case, deduplicated, in order. Errors reported
 // in the body are returned as *APIError.
 func ParseDomainrStatus(body []byte, domain string) ([]string, error) {
-	body, err := checkObject(body)
+	body, err := openAnswer(body)
 	if err != nil {
 		return nil, err
-	}
-	if e := apiError(body); e != nil {
-		return nil, e
 	}
 	var v struct {
 		Status []json.RawMessage `json:"status"`
@@ -153,12 +150,9 @@ func ParseDomainrStatus(body []byte, domain string) ([]string, error) {
 // ({"domain","zone","status":"undelegated inactive",...}) and returns the
 // status tokens for domain, as ParseDomainrStatus does.
 func ParseFastlyStatus(body []byte, domain string) ([]string, error) {
-	body, err := checkObject(body)
+	body, err := openAnswer(body)
 	if err != nil {
 		return nil, err
-	}
-	if e := apiError(body); e != nil {
-		return nil, e
 	}
 	var v struct {
 		Domain string          `json:"domain"`
@@ -180,12 +174,16 @@ func ParseFastlyStatus(body []byte, domain string) ([]string, error) {
 	return tokens(status)
 }
 
-// checkObject trims white space and a UTF-8 byte order mark and checks
-// that a JSON object remains.
-func checkObject(body []byte) ([]byte, error) {
+// openAnswer trims white space and a UTF-8 byte order mark, checks that a
+// JSON object remains and returns the error list it reports, if any, as
+// *APIError: what both status answers (Domainr and Fastly) start with.
+func openAnswer(body []byte) ([]byte, error) {
 	body = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\ufeff")))
 	if len(body) == 0 || body[0] != '{' {
 		return nil, errors.New("answer is not a JSON object")
+	}
+	if e := apiError(body); e != nil {
+		return nil, e
 	}
 	return body, nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // Bootstrap is a parsed IANA DNS bootstrap file (RFC 9224).
@@ -126,7 +128,7 @@ func (bc *bootstrapCache) get(ctx context.Context) (*Bootstrap, error) {
 		bc.lastAttempt = now
 		if bc.current != nil {
 			bc.c.cfg.Logger.Warn("rdap bootstrap refresh failed; using stale copy",
-				"url", bc.c.cfg.BootstrapURL, "loaded_at", bc.loadedAt, "error", err)
+				"url", redact.URL(bc.c.cfg.BootstrapURL), "loaded_at", bc.loadedAt, "error", err)
 			return bc.current, nil
 		}
 		return nil, err
@@ -141,38 +143,38 @@ func (bc *bootstrapCache) fetch(ctx context.Context) (*Bootstrap, []byte, error)
 	if path, ok := seededBootstrapPath(cfg.BootstrapURL); ok {
 		body, err := readBootstrapFile(path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", cfg.BootstrapURL, err)
+			return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", redact.URL(cfg.BootstrapURL), err)
 		}
 		b, err := ParseBootstrap(body)
 		if err != nil {
-			return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", cfg.BootstrapURL, err)
+			return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", redact.URL(cfg.BootstrapURL), err)
 		}
 		return &b, body, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.BootstrapURL, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rdap bootstrap: %w", err)
+		return nil, nil, fmt.Errorf("rdap bootstrap: %w", redact.Error(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", cfg.UserAgent)
 	resp, err := cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rdap bootstrap: %w", err)
+		return nil, nil, fmt.Errorf("rdap bootstrap: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("rdap bootstrap %s: HTTP %d", cfg.BootstrapURL, resp.StatusCode)
+		return nil, nil, fmt.Errorf("rdap bootstrap %s: HTTP %d", redact.URL(cfg.BootstrapURL), resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBootstrapBytes+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("rdap bootstrap %s: read: %w", cfg.BootstrapURL, err)
+		return nil, nil, fmt.Errorf("rdap bootstrap %s: read: %w", redact.URL(cfg.BootstrapURL), err)
 	}
 	if len(body) > maxBootstrapBytes {
-		return nil, nil, fmt.Errorf("rdap bootstrap %s: larger than %d bytes", cfg.BootstrapURL, maxBootstrapBytes)
+		return nil, nil, fmt.Errorf("rdap bootstrap %s: larger than %d bytes", redact.URL(cfg.BootstrapURL), maxBootstrapBytes)
 	}
 	b, err := ParseBootstrap(body)
 	if err != nil {
-		return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", cfg.BootstrapURL, err)
+		return nil, nil, fmt.Errorf("rdap bootstrap %s: %w", redact.URL(cfg.BootstrapURL), err)
 	}
 	return &b, body, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/internal/domainname"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -93,7 +94,9 @@ func (c *Client) Lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 		obs.Evidence.Detail = fmt.Sprintf("no RDAP service for .%s", tld)
 		return obs, nil
 	}
-	obs.Evidence.Server = base
+	// Evidence names the server, never the credentials in its base URL
+	// (the request below still sends them, as basic auth).
+	obs.Evidence.Server = redact.WithoutCredentials(base)
 
 	res, err := c.get(ctx, base, name)
 	if err != nil {
@@ -105,7 +108,7 @@ func (c *Client) Lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 	case res.status == http.StatusNotFound:
 		return c.observeNotFound(ctx, obs, base, domainname.PublicSuffix(name), prev)
 	default:
-		obs.Evidence.Detail = fmt.Sprintf("unexpected HTTP %d from %s", res.status, base)
+		obs.Evidence.Detail = fmt.Sprintf("unexpected HTTP %d from %s", res.status, obs.Evidence.Server)
 		return obs, nil
 	}
 }
@@ -247,7 +250,7 @@ func (c *Client) get(ctx context.Context, base, name string) (response, error) {
 
 func (c *Client) lookupErr(domain string, temporary bool, status int, wait time.Duration, err error) error {
 	return &checker.LookupError{Provider: ProviderName, Domain: domain, Temporary: temporary,
-		RetryAfter: wait, StatusCode: status, Err: err}
+		RetryAfter: wait, StatusCode: status, Err: redact.Error(err)}
 }
 
 // answerName returns the lower-case ldhName of an answer, "" if none.

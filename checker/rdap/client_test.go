@@ -830,3 +830,42 @@ func TestRateKeyIsTheServerHost(t *testing.T) {
 		t.Errorf("no service: RateKey = %q, want %q", got, ProviderName)
 	}
 }
+
+// TestOverrideCredentials: an override URL with userinfo is used for basic
+// auth, but the credentials appear neither in the evidence (stored and
+// published) nor in the error of a failed lookup.
+func TestOverrideCredentials(t *testing.T) {
+	var gotUser, gotPass string
+	override := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotUser, gotPass, _ = r.BasicAuth()
+		w.Write(readFixture(t, "active-com.json"))
+	}))
+	defer override.Close()
+	withCreds := strings.Replace(override.URL, "http://", "http://ovuser:ovpass@", 1) + "/v1"
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // nothing listens there any more
+	deadWithCreds := strings.Replace(dead.URL, "http://", "http://deaduser:deadpass@", 1)
+	c, err := New(Config{Overrides: map[string]string{"com": withCreds, "net": deadWithCreds}, Clock: clock.NewStub(testNow),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := c.Lookup(context.Background(), "example-active.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotUser != "ovuser" || gotPass != "ovpass" {
+		t.Errorf("override got basic auth %q:%q, want the URL's userinfo", gotUser, gotPass)
+	}
+	blob, _ := json.Marshal(obs)
+	if strings.Contains(string(blob), "ovuser") || strings.Contains(string(blob), "ovpass") {
+		t.Errorf("evidence holds the credentials: %s", blob)
+	}
+	if obs.Evidence.Server != override.URL+"/v1/" {
+		t.Errorf("evidence server %q, want %q", obs.Evidence.Server, override.URL+"/v1/")
+	}
+	_, err = c.Lookup(context.Background(), "example.net", nil)
+	if err == nil || strings.Contains(err.Error(), "deaduser") || strings.Contains(err.Error(), "deadpass") {
+		t.Errorf("lookup error = %v; want one without the credentials", err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/domainguard/domainguard/internal/buildinfo"
 	"github.com/domainguard/domainguard/internal/config"
 	"github.com/domainguard/domainguard/internal/postgres"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/internal/telemetry"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -96,7 +97,6 @@ func loadConfig(inv invocation, fs *flag.FlagSet) (config.Config, []string, *slo
 		}
 		return cfg, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -229,7 +229,7 @@ func (a *app) openDB(ctx context.Context, n needs) error {
 			return err
 		}
 		if created {
-			a.log.Info("created database", "url", postgres.Redact(dbURL))
+			a.log.Info("created database", "url", redact.ConnString(dbURL))
 		}
 	}
 	pool, err := postgres.Open(ctx, dbURL)
@@ -274,7 +274,7 @@ func (a *app) openNATS(ctx context.Context, n needs) error {
 	})
 	if err != nil {
 		if ctx.Err() == nil && connectCtx.Err() != nil {
-			return fmt.Errorf("no NATS server answered at %s within %s (%v)\n%s", broker.RedactURL(natsURL), natsConnectTimeout, err, natsHint)
+			return fmt.Errorf("no NATS server answered at %s within %s (%v)\n%s", redact.List(natsURL), natsConnectTimeout, err, natsHint)
 		}
 		return err
 	}
@@ -289,7 +289,7 @@ func (a *app) openNATS(ctx context.Context, n needs) error {
 	defer cancel()
 	switch {
 	case n.createTopology && !named:
-		return fmt.Errorf("refusing to create the topology on %s, which nobody named: set NATS_URL (--nats-url) to the server to create it on", broker.RedactURL(natsURL))
+		return fmt.Errorf("refusing to create the topology on %s, which nobody named: set NATS_URL (--nats-url) to the server to create it on", redact.List(natsURL))
 	case len(n.streams) > 0:
 		a.topo.VerifyOnly = true
 		if err := a.topo.Verify(ctxEnsure, js, n.streams...); err != nil {
@@ -307,7 +307,7 @@ func (a *app) openNATS(ctx context.Context, n needs) error {
 		a.topo.VerifyOnly = true
 	}
 	if err := a.topo.Prepare(ctxEnsure, js); err != nil {
-		return fmt.Errorf("jetstream topology on %s: %w", broker.RedactURL(natsURL), err)
+		return fmt.Errorf("jetstream topology on %s: %w", redact.List(natsURL), err)
 	}
 	return nil
 }

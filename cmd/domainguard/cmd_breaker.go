@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"time"
-
-	"github.com/domainguard/domainguard/enforcer"
 )
 
 func init() {
@@ -19,8 +17,7 @@ func init() {
 func runBreaker(ctx context.Context, inv invocation) error {
 	fs := flag.NewFlagSet("breaker", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	by := fs.String("by", "", "operator name recorded with the resume (default: the OS user)")
-	note := fs.String("note", "", "why: stored with the resume and published in audit.operator.action")
+	decision := decisionFlags(fs, "resume")
 	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
 		if len(rest) != 1 || (rest[0] != "status" && rest[0] != "resume") {
 			return usageErr("breaker status | breaker resume")
@@ -48,7 +45,7 @@ func runBreaker(ctx context.Context, inv invocation) error {
 			state, time.Since(s.Since).Round(time.Minute), s.Observed, s.NonActive, s.Percent, s.ThresholdPct, s.MinDomains, s.PendingHolds)
 		return nil
 	case "resume":
-		res, err := st.Resume(ctx, enforcer.Decision{By: operatorName(*by), Note: *note})
+		res, err := st.Resume(ctx, decision())
 		if err != nil {
 			return err
 		}

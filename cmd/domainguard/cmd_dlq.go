@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/domainguard/domainguard/internal/deadletters"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/internal/termtext"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -45,7 +46,7 @@ func runDLQ(ctx context.Context, inv invocation) error {
 	if err == nil {
 		if _, err = a.js.AccountInfo(octx); err != nil {
 			a.close()
-			err = fmt.Errorf("nats at %s: %w", cfg.NATSURL, err)
+			err = fmt.Errorf("nats at %s: %w", redact.List(cfg.NATSURL), err)
 		}
 	}
 	ocancel()

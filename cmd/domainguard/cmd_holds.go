@@ -22,8 +22,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 	fs := flag.NewFlagSet("holds", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
 	status := fs.String("status", "pending", "list holds in this status (pending, approved, rejected, all)")
-	by := fs.String("by", "", "operator name recorded with the decision (default: the OS user)")
-	note := fs.String("note", "", "why: stored with the decision and published in audit.operator.action")
+	decision := decisionFlags(fs, "decision")
 	a, st, rest, err := openStore(ctx, inv, fs, func(rest []string) error {
 		if err := checkHoldsArgs(rest); err != nil {
 			return err
@@ -60,7 +59,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		}
 		return w.Flush()
 	case "approve":
-		res, err := st.Approve(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
+		res, err := st.Approve(ctx, rest[1], decision())
 		if err != nil {
 			return err
 		}
@@ -70,7 +69,7 @@ func runHolds(ctx context.Context, inv invocation) error {
 		fmt.Fprintf(inv.stdout, "hold %s approved: %d addresses on %s unverified (%s)\n", res.Hold.ID, res.Unverified, res.Hold.Domain, res.Hold.Reason)
 		return nil
 	case "reject":
-		h, err := st.Reject(ctx, rest[1], enforcer.Decision{By: operatorName(*by), Note: *note})
+		h, err := st.Reject(ctx, rest[1], decision())
 		if err != nil {
 			return err
 		}

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -72,19 +74,25 @@ func runNotify(ctx context.Context, inv invocation) error {
 			return nil
 		}
 		body, _ := json.Marshal(n)
+		// A webhook URL often is a secret as a whole (a token in its
+		// path): errors, logged and dead-lettered, name only its origin.
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, *webhook, bytes.NewReader(body))
 		if err != nil {
-			return err
+			return fmt.Errorf("webhook %s: not a usable URL", redact.Origin(*webhook))
 		}
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
-			return fmt.Errorf("webhook: %w", err)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // without the URL
+			}
+			return fmt.Errorf("webhook %s: %w", redact.Origin(*webhook), err)
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		resp.Body.Close()
 		if resp.StatusCode >= 300 {
-			return fmt.Errorf("webhook: %s", resp.Status)
+			return fmt.Errorf("webhook %s: %s", redact.Origin(*webhook), resp.Status)
 		}
 		return nil
 	}

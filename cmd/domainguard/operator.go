@@ -35,6 +35,15 @@ func openStore(ctx context.Context, inv invocation, fs *flag.FlagSet, checkArgs 
 	return a, st, rest, nil
 }
 
+// decisionFlags adds --by and --note to an operator command: who took the
+// decision (what names it in the help: "resume", "decision") and why. The
+// function returned reads them once the flags are parsed.
+func decisionFlags(fs *flag.FlagSet, what string) func() enforcer.Decision {
+	by := fs.String("by", "", "operator name recorded with the "+what+" (default: the OS user)")
+	note := fs.String("note", "", "why: stored with the "+what+" and published in audit.operator.action")
+	return func() enforcer.Decision { return enforcer.Decision{By: operatorName(*by), Note: *note} }
+}
+
 // operatorName is who approves, rejects or resumes: --by, else the OS user.
 func operatorName(by string) string {
 	if by != "" {

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // ConnectOptions says where and how to connect.
@@ -72,10 +72,10 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, jetstream.JetSt
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			log.Info("nats reconnected", "url", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+			log.Info("nats connected", "url", redact.URL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
 			log.Debug("nats connection closed")
@@ -111,16 +111,16 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, jetstream.JetSt
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", RedactURL(o.URL), err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", redact.List(o.URL), err)
 	}
-	if err := waitConnected(ctx, nc, log.With("url", RedactURL(o.URL))); err != nil {
+	if err := waitConnected(ctx, nc, log.With("url", redact.List(o.URL))); err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("connect to nats %s: %w", RedactURL(o.URL), err)
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", redact.List(o.URL), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream on %s: %w", nc.ConnectedUrlRedacted(), err)
+		return nil, nil, fmt.Errorf("jetstream on %s: %w", redact.URL(nc.ConnectedUrl()), err)
 	}
 	return nc, js, nil
 }
@@ -152,18 +152,4 @@ func waitConnected(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
 		}
 	}
 	return nil
-}
-
-// RedactURL hides passwords in a (comma separated) server URL list.
-func RedactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil {
-			parts[i] = "(unparseable url)"
-			continue
-		}
-		parts[i] = u.Redacted()
-	}
-	return strings.Join(parts, ",")
 }

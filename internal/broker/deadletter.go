@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -26,7 +27,7 @@ func (t Topology) DeadLetter(ctx context.Context, js jetstream.JetStream, msg je
 	t = t.WithDefaults()
 	errText := "dead-lettered without a cause"
 	if cause != nil && cause.Error() != "" {
-		errText = cause.Error()
+		errText = redact.Text(cause.Error())
 	}
 	dl := schemas.DeadLetter{
 		Stream:   stream,

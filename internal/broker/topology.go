@@ -79,6 +79,15 @@ type Topology struct {
 	VerifyOnly bool
 }
 
+// Defaults of Topology that the configuration exposes
+// (DOMAINGUARD_STREAM_REPLICAS, DOMAINGUARD_CHECK_ACK_WAIT,
+// DOMAINGUARD_EVENT_ACK_WAIT).
+const (
+	DefaultReplicas     = 1
+	DefaultCheckAckWait = 2 * time.Minute
+	DefaultEventAckWait = time.Minute
+)
+
 // WithDefaults returns t with every unset field at its documented default.
 func (t Topology) WithDefaults() Topology {
 	setDur := func(d *time.Duration, def time.Duration) {
@@ -87,7 +96,7 @@ func (t Topology) WithDefaults() Topology {
 		}
 	}
 	if t.Replicas == 0 {
-		t.Replicas = 1
+		t.Replicas = DefaultReplicas
 	}
 	setDur(&t.DuplicateWindow, 2*time.Minute)
 	setDur(&t.EventsMaxAge, 14*24*time.Hour)
@@ -95,8 +104,8 @@ func (t Topology) WithDefaults() Topology {
 	setDur(&t.DLQMaxAge, 90*24*time.Hour)
 	setDur(&t.AccountsMaxAge, 14*24*time.Hour)
 	setDur(&t.ChecksMaxAge, 6*time.Hour)
-	setDur(&t.CheckAckWait, 2*time.Minute)
-	setDur(&t.EventAckWait, time.Minute)
+	setDur(&t.CheckAckWait, DefaultCheckAckWait)
+	setDur(&t.EventAckWait, DefaultEventAckWait)
 	if t.CheckMaxDeliver == 0 {
 		t.CheckMaxDeliver = 20
 	}

@@ -20,7 +20,10 @@ import (
 	"time"
 
 	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/checker/dnsevidence"
 	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/producer"
 )
@@ -41,14 +44,14 @@ const (
 	DefaultMaxUnverifyPerDomain = lifecycle.DefaultMaxUnverifyPerDomain
 	DefaultBreakerPct           = enforcer.DefaultBreakerPct
 	DefaultBreakerMinDomains    = enforcer.DefaultBreakerMinDomains
-	DefaultStreamReplicas       = 1
+	DefaultStreamReplicas       = broker.DefaultReplicas
 	DefaultCheckConcurrency     = checker.DefaultConcurrency
 	DefaultSweepInterval        = producer.DefaultSweepInterval
-	DefaultCheckAckWait         = 2 * time.Minute
-	DefaultEventAckWait         = time.Minute
+	DefaultCheckAckWait         = broker.DefaultCheckAckWait
+	DefaultEventAckWait         = broker.DefaultEventAckWait
 	DefaultLogLevel             = "info"
-	DefaultDNSQueriesPerSecond  = 20.0
-	DefaultUndelegatedConfirm   = 24 * time.Hour
+	DefaultDNSQueriesPerSecond  = dnsevidence.DefaultQueriesPerSecond
+	DefaultUndelegatedConfirm   = lifecycle.DefaultUndelegatedConfirm
 )
 
 // Lookup providers (DOMAINGUARD_PROVIDER).
@@ -314,9 +317,11 @@ func (c Config) WithDefaults() Config {
 // Load returns Defaults overridden by the environment (read through getenv;
 // empty values count as unset) and then by flags parsed from args (so a
 // flag wins over its variable), plus the arguments left after the flags.
-// The config flags are registered on fs, which may already hold a
-// command's own flags; nil means a new FlagSet. Errors name the variable
-// or flag at fault. Load does not Validate.
+// The result has WithDefaults applied, so an explicitly empty or zero flag
+// (--data-dir=) takes the default like an unset one: Validate then sees no
+// empty field WithDefaults fills. The config flags are registered on fs,
+// which may already hold a command's own flags; nil means a new FlagSet.
+// Errors name the variable or flag at fault. Load does not Validate.
 func Load(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, []string, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
@@ -345,7 +350,7 @@ func Load(args []string, getenv func(string) string, fs *flag.FlagSet) (Config, 
 		}
 		return c, nil, fmt.Errorf("config: %w", err)
 	}
-	return c, fs.Args(), nil
+	return c.WithDefaults(), fs.Args(), nil
 }
 
 func displayValue(s setting, v string) string {
@@ -353,7 +358,7 @@ func displayValue(s setting, v string) string {
 		return "REDACTED"
 	}
 	if s.url {
-		return redactURLs(v)
+		return redact.List(v)
 	}
 	return v
 }
@@ -381,7 +386,8 @@ func FlagName(env string) string {
 
 // Redacted returns the configuration by variable name, for logs and
 // `--print-config`: secrets (API keys, passwords, credentials paths are
-// kept) read "REDACTED" when set and passwords inside URLs are replaced.
+// kept) read "REDACTED" when set, and URLs lose their userinfo and secret
+// query parameters (redact.List).
 func (c Config) Redacted() map[string]string {
 	out := make(map[string]string, len(settings))
 	for _, s := range settings {
@@ -390,7 +396,7 @@ func (c Config) Redacted() map[string]string {
 		case s.secret && v != "":
 			v = "REDACTED"
 		case s.url:
-			v = redactURLs(v)
+			v = redact.List(v)
 		}
 		out[s.env] = v
 	}
@@ -400,15 +406,25 @@ func (c Config) Redacted() map[string]string {
 // Logger returns the slog logger writing to w at c.LogLevel (info when the
 // level is invalid; Validate reports that) in c.LogFormat: JSON, or text
 // when asked or, by default, when w is a terminal. Durations are written
-// as text ("1.5s"), not nanoseconds.
+// as text ("1.5s"), not nanoseconds, and credentials quoted in string and
+// error values are hidden (redact.Text).
 func (c Config) Logger(w io.Writer) *slog.Logger {
 	level, err := ParseLogLevel(c.LogLevel)
 	if err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Value.Kind() == slog.KindDuration {
+		switch a.Value.Kind() {
+		case slog.KindDuration:
 			a.Value = slog.StringValue(a.Value.Duration().String())
+		case slog.KindString:
+			// A library's message may quote a URL with credentials
+			// (DESIGN.md §5 "Secrets"): the last line of defence.
+			a.Value = slog.StringValue(redact.Text(a.Value.String()))
+		case slog.KindAny:
+			if err, ok := a.Value.Any().(error); ok {
+				a.Value = slog.StringValue(redact.Text(err.Error()))
+			}
 		}
 		return a
 	}}
@@ -466,7 +482,7 @@ func (f *flagValue) String() string {
 		return "REDACTED"
 	}
 	if f.s.url {
-		return redactURLs(v)
+		return redact.List(v)
 	}
 	return v
 }

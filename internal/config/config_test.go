@@ -298,20 +298,22 @@ func TestRedacted(t *testing.T) {
 	c.DomainrClientID = "domainrid"
 	c.DomainrRapidAPIKey = "rapidkey"
 	c.RDAPBootstrapURL = "https://x:bootpass@boot.example/dns.json"
+	c.RDAPOverrides = map[string]string{"com": "https://rdapuser:rdappass@rdap.example/", "net": "https://nettoken@rdap.example/"}
 	r := c.Redacted()
 	blob, _ := json.Marshal(r)
-	for _, secret := range []string{"dbpass", "natspass", "natspw", "fastlykey", "domainrid", "rapidkey", "bootpass"} {
+	for _, secret := range []string{"dbpass", "natspass", "natspw", "fastlykey", "domainrid", "rapidkey", "bootpass", "rdapuser", "rdappass", "nettoken"} {
 		if strings.Contains(string(blob), secret) {
 			t.Errorf("Redacted shows %q: %s", secret, blob)
 		}
 	}
 	for env, want := range map[string]string{
-		"DATABASE_URL":             "postgres://dg:REDACTED@db:5432/dg?sslmode=disable",
-		"NATS_URL":                 "nats://u:REDACTED@a:4222,nats://b:4222",
-		"FASTLY_API_KEY":           "REDACTED",
-		"NATS_USER":                "natsuser",
-		"DOMAINGUARD_PROVIDER":     "auto",
-		"DOMAINGUARD_METRICS_ADDR": "127.0.0.1:9090",
+		"DATABASE_URL":               "postgres://REDACTED@db:5432/dg?sslmode=disable",
+		"NATS_URL":                   "nats://REDACTED@a:4222,nats://b:4222",
+		"DOMAINGUARD_RDAP_OVERRIDES": "com=https://REDACTED@rdap.example/,net=https://REDACTED@rdap.example/",
+		"FASTLY_API_KEY":             "REDACTED",
+		"NATS_USER":                  "natsuser",
+		"DOMAINGUARD_PROVIDER":       "auto",
+		"DOMAINGUARD_METRICS_ADDR":   "127.0.0.1:9090",
 	} {
 		if r[env] != want {
 			t.Errorf("Redacted()[%s] = %q, want %q", env, r[env], want)
@@ -431,5 +433,23 @@ func TestBootstrapURLFile(t *testing.T) {
 		if err := c.Validate(); (err == nil) != ok {
 			t.Errorf("RDAP_BOOTSTRAP_URL=%s: %v, want ok=%v", v, err, ok)
 		}
+	}
+}
+
+// TestConfigErrorsAndLogsHideCredentials: the error for a bad override and
+// a log line quoting a URL never show its credentials.
+func TestConfigErrorsAndLogsHideCredentials(t *testing.T) {
+	env := map[string]string{"DOMAINGUARD_RDAP_OVERRIDES": "com=ftp://ovuser:ovpass@rdap.example/"}
+	_, _, err := Load(nil, func(k string) string { return env[k] }, nil)
+	if err == nil || strings.Contains(err.Error(), "ovpass") || strings.Contains(err.Error(), "ovuser") {
+		t.Errorf("Load error = %v; want an error without the credentials", err)
+	}
+	var buf strings.Builder
+	log := Config{LogFormat: "json"}.Logger(&buf)
+	log.Error("lookup failed at https://ovuser:ovpass@rdap.example/x",
+		"error", errors.New(`Get "https://ovuser:***@rdap.example/domain/a.com": refused`),
+		"url", "nats://ovuser:ovpass@nats:4222")
+	if s := buf.String(); strings.Contains(s, "ovpass") || strings.Contains(s, "ovuser") || !strings.Contains(s, "REDACTED") {
+		t.Errorf("log line %s shows credentials", s)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // setting is one configuration variable: its environment name, how to parse
@@ -20,7 +22,7 @@ type setting struct {
 	env     string
 	help    string
 	secret  bool // value is hidden whole in Redacted
-	url     bool // value is URL(s) whose passwords are hidden in Redacted
+	url     bool // value is URL(s) (or name=URL pairs) whose credentials redact.List hides
 	boolean bool // flag may be given without a value
 	parse   func(*Config, string) error
 	format  func(Config) string
@@ -68,7 +70,7 @@ var settings = []setting{
 	{env: "RDAP_BOOTSTRAP_URL", url: true, help: "IANA RDAP DNS bootstrap `url`",
 		parse:  func(c *Config, v string) error { c.RDAPBootstrapURL = strings.TrimSpace(v); return nil },
 		format: func(c Config) string { return c.RDAPBootstrapURL }},
-	{env: "DOMAINGUARD_RDAP_OVERRIDES", help: "RDAP base URLs per TLD: `tld=url,...`",
+	{env: "DOMAINGUARD_RDAP_OVERRIDES", url: true, help: "RDAP base URLs per TLD: `tld=url,...`",
 		parse:  parseOverrides,
 		format: func(c Config) string { return formatOverrides(c.RDAPOverrides) }},
 	{env: "DOMAINGUARD_RDAP_CANARIES", help: "known-registered names confirming RDAP 404s per public suffix: `suffix=name,...`",
@@ -245,11 +247,11 @@ func parseOverrides(c *Config, v string) error {
 		tld = strings.Trim(strings.ToLower(strings.TrimSpace(tld)), ".")
 		base = strings.TrimSpace(base)
 		if !ok || tld == "" || base == "" {
-			return fmt.Errorf("item %q: want tld=url", item)
+			return fmt.Errorf("item %q: want tld=url", redact.List(item))
 		}
 		u, err := url.Parse(base)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("item %q: %q is not an http(s) URL", item, base)
+			return fmt.Errorf("item %q: %q is not an http(s) URL", redact.List(item), redact.URL(base))
 		}
 		out[tld] = base
 	}
@@ -328,61 +330,4 @@ func formatOverrides(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ",")
-}
-
-// redactURLs hides passwords (userinfo or password= parameter) in a URL,
-// a comma-separated list of URLs, or a keyword/value connection string.
-func redactURLs(v string) string {
-	if v == "" {
-		return v
-	}
-	if !strings.Contains(v, "://") {
-		return redactKeywordPassword(v)
-	}
-	parts := strings.Split(v, ",")
-	for i, p := range parts {
-		parts[i] = redactURL(strings.TrimSpace(p))
-	}
-	return strings.Join(parts, ",")
-}
-
-func redactURL(v string) string {
-	u, err := url.Parse(v)
-	if err != nil {
-		if strings.Contains(v, "@") {
-			return "REDACTED"
-		}
-		return v
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "REDACTED")
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		changed := false
-		for k := range q {
-			if lk := strings.ToLower(k); lk == "password" || lk == "pass" || lk == "token" {
-				q.Set(k, "REDACTED")
-				changed = true
-			}
-		}
-		if changed {
-			u.RawQuery = q.Encode()
-		}
-	}
-	return u.String()
-}
-
-// redactKeywordPassword hides password=... in "host=h password=p" strings.
-func redactKeywordPassword(v string) string {
-	fields := strings.Fields(v)
-	for i, f := range fields {
-		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(strings.TrimSpace(k), "password") {
-			fields[i] = k + "=REDACTED"
-		}
-	}
-	if strings.Contains(strings.ToLower(v), "password") && !strings.Contains(strings.Join(fields, " "), "=REDACTED") {
-		return "REDACTED" // e.g. "password = x": don't risk it
-	}
-	return strings.Join(fields, " ")
 }

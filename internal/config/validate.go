@@ -3,31 +3,32 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
 var subjectPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
-// Validate reports every invalid field at once, naming its variable.
+// Validate reports every invalid field at once, naming its variable. It
+// checks what Load can produce: Load applies WithDefaults, so a field
+// WithDefaults fills is never empty here, and a list Load parses itself
+// (RDAP overrides, DNS TLD servers, canaries, protected domains without
+// empty items) was checked while parsing.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(env, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
 	}
 
-	if c.DatabaseURL == "" {
-		bad("DATABASE_URL", "empty")
-	} else if strings.Contains(c.DatabaseURL, "://") {
+	if strings.Contains(c.DatabaseURL, "://") {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			bad("DATABASE_URL", "%q is not a postgres:// URL", redactURLs(c.DatabaseURL))
+			bad("DATABASE_URL", "%q is not a postgres:// URL", redact.List(c.DatabaseURL))
 		}
 	}
 	if c.NATSURL != "" {
@@ -38,13 +39,13 @@ func (c Config) Validate() error {
 			}
 			u, err := url.Parse(raw)
 			if err != nil || u.Host == "" {
-				bad("NATS_URL", "%q is not a URL", redactURLs(raw))
+				bad("NATS_URL", "%q is not a URL", redact.List(raw))
 				continue
 			}
 			switch u.Scheme {
 			case "nats", "tls", "ws", "wss":
 			default:
-				bad("NATS_URL", "%q: scheme must be nats, tls, ws or wss", redactURLs(raw))
+				bad("NATS_URL", "%q: scheme must be nats, tls, ws or wss", redact.List(raw))
 			}
 		}
 	}
@@ -62,7 +63,7 @@ func (c Config) Validate() error {
 			bad("DOMAINGUARD_DNS_RESOLVER", "%q is not host:port", c.DNSResolver)
 		}
 	}
-	if c.DNSQueriesPerSecond <= 0 || math.IsInf(c.DNSQueriesPerSecond, 0) || math.IsNaN(c.DNSQueriesPerSecond) {
+	if c.DNSQueriesPerSecond <= 0 {
 		bad("DOMAINGUARD_DNS_QUERIES_PER_SECOND", "%g: must be positive", c.DNSQueriesPerSecond)
 	}
 	if c.UndelegatedConfirm <= 0 {
@@ -70,9 +71,6 @@ func (c Config) Validate() error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		bad("DOMAINGUARD_STREAM_REPLICAS", "%d: want 1 to 5", c.StreamReplicas)
-	}
-	if c.DataDir == "" {
-		bad("DOMAINGUARD_DATA_DIR", "empty")
 	}
 
 	switch c.Provider {
@@ -100,21 +98,10 @@ func (c Config) Validate() error {
 		}
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			if env == "RDAP_BOOTSTRAP_URL" {
-				bad(env, "%q is not an http(s) or file:///path URL", redactURLs(v))
+				bad(env, "%q is not an http(s) or file:///path URL", redact.List(v))
 				continue
 			}
-			bad(env, "%q is not an http(s) URL", redactURLs(v))
-		}
-	}
-	tlds := make([]string, 0, len(c.RDAPOverrides))
-	for tld := range c.RDAPOverrides {
-		tlds = append(tlds, tld)
-	}
-	sort.Strings(tlds)
-	for _, tld := range tlds {
-		base := c.RDAPOverrides[tld]
-		if u, err := url.Parse(base); tld == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("DOMAINGUARD_RDAP_OVERRIDES", "%q=%q: want tld=http(s) URL", tld, base)
+			bad(env, "%q is not an http(s) URL", redact.List(v))
 		}
 	}
 
@@ -153,7 +140,7 @@ func (c Config) Validate() error {
 		bad("DOMAINGUARD_BREAKER_MIN_DOMAINS", "%d: must be at least 1", c.BreakerMinDomains)
 	}
 	for _, d := range c.ProtectedDomains {
-		if d == "" || strings.ContainsAny(d, " /@*") {
+		if strings.ContainsAny(d, " /@*") {
 			bad("DOMAINGUARD_PROTECTED_DOMAINS", "%q is not a domain name", d)
 		}
 	}

@@ -22,3 +22,25 @@ func TestNormalizeRejectsNumericTLD(t *testing.T) {
 		}
 	}
 }
+
+// checkTLD cuts the top-level label as TLD does: the trailing dot of a
+// fully qualified name is the root, not an empty last label.
+func TestCheckTLDTrailingDot(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		numeric bool
+	}{
+		{"example.com.", false},
+		{"example.com", false},
+		{"10.0.0.1.", true},
+		{"10.0.0.1", true},
+	} {
+		err := checkTLD(tc.name)
+		if got := err != nil; got != tc.numeric {
+			t.Errorf("checkTLD(%q) = %v, want numeric %v", tc.name, err, tc.numeric)
+		}
+		if tc.numeric && (err == nil || !strings.Contains(err.Error(), `"1"`)) {
+			t.Errorf("checkTLD(%q) = %v, want it to name the label \"1\"", tc.name, err)
+		}
+	}
+}

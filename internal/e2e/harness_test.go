@@ -59,6 +59,9 @@ type natsServer struct {
 	// environment (their passwords).
 	conf string
 	env  []string
+	// user and pass, when set, are the one user the server accepts
+	// (nats-server --user/--pass).
+	user, pass string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -90,12 +93,13 @@ func freePort(t testing.TB) int {
 
 // startNATS runs nats-server with JetStream on a free loopback port and a
 // store under a temp dir; it is stopped at cleanup.
-func startNATS(t testing.TB) *natsServer { return startNATSWith(t, false) }
+func startNATS(t testing.TB) *natsServer { return startNATSWith(t, false, "", "") }
 
 // startNATSWith is startNATS; with secure the server runs with the users
-// and permissions of deploy/nats/auth.conf.
-func startNATSWith(t testing.TB, secure bool) *natsServer {
-	n := &natsServer{t: t, bin: natsServerBinary(t), port: freePort(t), dir: t.TempDir()}
+// and permissions of deploy/nats/auth.conf, with user and pass (not
+// secure) it accepts only that user.
+func startNATSWith(t testing.TB, secure bool, user, pass string) *natsServer {
+	n := &natsServer{t: t, bin: natsServerBinary(t), port: freePort(t), dir: t.TempDir(), user: user, pass: pass}
 	if secure {
 		n.conf = testroles.WriteNATSConfig(t, n.dir, n.port)
 		n.env = append([]string{"PATH=" + os.Getenv("PATH")}, testroles.NATSServerEnv()...)
@@ -114,9 +118,23 @@ func startNATSWith(t testing.TB, secure bool) *natsServer {
 
 func (n *natsServer) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
 
+// natsPasswordUser is the one user of a server started with a password.
+const natsPasswordUser = "dg"
+
+// userURL is URL with the server's user and password, if it has them.
+func (n *natsServer) userURL() string {
+	if n.user == "" {
+		return n.URL()
+	}
+	return "nats://" + n.user + ":" + n.pass + "@127.0.0.1:" + strconv.Itoa(n.port)
+}
+
 func (n *natsServer) start() {
 	n.t.Helper()
 	cmd := exec.Command(n.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-js", "-sd", n.dir)
+	if n.user != "" {
+		cmd.Args = append(cmd.Args, "--user", n.user, "--pass", n.pass)
+	}
 	if n.conf != "" {
 		cmd = exec.Command(n.bin, "-c", n.conf)
 		cmd.Env = n.env
@@ -210,6 +228,10 @@ type clusterOptions struct {
 	// tlds the fake RDAP server's bootstrap lists; default com, net, test,
 	// example.
 	tlds []string
+	// natsPassword, when set (not with secure), makes the NATS server
+	// accept only the user "dg" with this password; every process gets
+	// it inside NATS_URL (nats://dg:PASSWORD@host:port).
+	natsPassword string
 }
 
 type cluster struct {
@@ -279,8 +301,13 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 		c.pool, c.dbURL = testdb.New(t)
 	}
 
-	c.nats = startNATSWith(t, o.secure)
-	connOpts := broker.ConnectOptions{URL: c.nats.URL(), Name: "e2e " + t.Name(), Logger: testnats.Logger(t)}
+	natsUser := ""
+	if o.natsPassword != "" {
+		natsUser = natsPasswordUser
+	}
+	c.nats = startNATSWith(t, o.secure, natsUser, o.natsPassword)
+	connOpts := broker.ConnectOptions{URL: c.nats.URL(), Name: "e2e " + t.Name(), Logger: testnats.Logger(t),
+		User: natsUser, Password: o.natsPassword}
 	if o.secure {
 		connOpts.User, connOpts.Password, connOpts.InboxPrefix = "operator", testroles.NATSPassword("operator"), "_INBOX_operator"
 	}
@@ -314,7 +341,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	}
 	c.env = []string{
 		"DATABASE_URL=" + c.dbURL,
-		"NATS_URL=" + c.nats.URL(),
+		"NATS_URL=" + c.nats.userURL(),
 		"DOMAINGUARD_PROVIDER=rdap",
 		"RDAP_BOOTSTRAP_URL=" + c.rdap.BootstrapURL(),
 		// The child processes trust the fake providers' test certificates.
@@ -514,6 +541,26 @@ func (c *cluster) forceRecheck(ctx context.Context, domains []string) time.Time 
 		c.t.Fatalf("force recheck: %v", err)
 	}
 	return now
+}
+
+// checkedSince is a waitFor condition: every one of domains was checked
+// at or after since (and the role processes still run).
+func (c *cluster) checkedSince(ctx context.Context, domains []string, since time.Time) func() (bool, string) {
+	return func() (bool, string) {
+		if ex := c.exited(); len(ex) > 0 {
+			c.t.Fatalf("role processes exited: %v", ex)
+		}
+		ds, err := c.domains(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, d := range domains {
+			if r, ok := ds[d]; !ok || r.LastCheckedAt == nil || r.LastCheckedAt.Before(since) {
+				return false, d + " not checked yet"
+			}
+		}
+		return true, ""
+	}
 }
 
 // waitFor polls cond until it reports done, failing the test after timeout

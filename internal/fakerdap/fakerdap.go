@@ -116,6 +116,9 @@ type Server struct {
 	lookups    map[string]int
 	total      int
 	bootstraps int
+	// basicAuth counts domain requests per "user:password" of their
+	// basic-auth header.
+	basicAuth map[string]int
 }
 
 // scripted is an Answer with the dates fixed at Set time and its failure
@@ -145,6 +148,7 @@ func NewWithOptions(t testing.TB, o Options) *Server {
 		expires:    time.Date(now.Year()+1, now.Month(), now.Day(), 0, 0, 0, 0, time.UTC),
 		answers:    make(map[string]scripted),
 		lookups:    make(map[string]int),
+		basicAuth:  make(map[string]int),
 	}
 	for _, tld := range o.TLDs {
 		s.tlds = append(s.tlds, normalize(tld))
@@ -242,6 +246,15 @@ func (s *Server) TotalLookups() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
+}
+
+// BasicAuthRequests returns how many domain requests carried basic-auth
+// credentials user and password (an RDAP base URL with userinfo sends
+// them).
+func (s *Server) BasicAuthRequests(user, password string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.basicAuth[user+":"+password]
 }
 
 // BootstrapFetches returns how many times the bootstrap was fetched.
@@ -344,6 +357,11 @@ func (s *Server) next(name string) (a Answer, fail bool) {
 
 func (s *Server) serveDomain(w http.ResponseWriter, r *http.Request) {
 	name := normalize(r.PathValue("name"))
+	if user, pass, ok := r.BasicAuth(); ok {
+		s.mu.Lock()
+		s.basicAuth[user+":"+pass]++
+		s.mu.Unlock()
+	}
 	a, fail := s.next(name)
 	if a.Delay > 0 {
 		t := time.NewTimer(a.Delay)

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // Schema is the PostgreSQL schema that holds every domainguard table,
@@ -80,7 +82,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*pgxpool.Pool, error
 	o := buildOptions(opts)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: parse database url %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("postgres: parse database url %s: %w", redact.ConnString(url), err)
 	}
 	cfg.MaxConns = o.maxConns
 	cfg.MinConns = 0
@@ -97,11 +99,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*pgxpool.Pool, error
 	cfg.ConnConfig.RuntimeParams["search_path"] = Schema
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: new pool for %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("postgres: new pool for %s: %w", redact.ConnString(url), err)
 	}
 	if err := retryConnect(ctx, o.maxWait, pool.Ping); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect to %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("postgres: connect to %s: %w", redact.ConnString(url), err)
 	}
 	return pool, nil
 }
@@ -160,11 +162,11 @@ func EnsureDatabase(ctx context.Context, url string, opts ...Option) (created bo
 	o := buildOptions(opts)
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return false, fmt.Errorf("postgres: parse database url %s: %w", Redact(url), err)
+		return false, fmt.Errorf("postgres: parse database url %s: %w", redact.ConnString(url), err)
 	}
 	name := cfg.Database
 	if name == "" {
-		return false, fmt.Errorf("postgres: database url %s names no database", Redact(url))
+		return false, fmt.Errorf("postgres: database url %s names no database", redact.ConnString(url))
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

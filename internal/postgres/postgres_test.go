@@ -386,23 +386,6 @@ func TestOpenRespectsContext(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"postgres://u:secret@h:5432/db", "postgres://u:REDACTED@h:5432/db"},
-		{"postgres://u@h/db?sslmode=disable", "postgres://u@h/db?sslmode=disable"},
-		{"postgresql://h/db?password=secret&user=u", "postgresql://h/db?password=REDACTED&user=u"},
-		{"host=h user=u password=secret dbname=d", "host=h user=u password=REDACTED dbname=d"},
-		{"host=h password='se cret' dbname=d", "host=h password=REDACTED dbname=d"},
-	} {
-		if got := postgres.Redact(tc.in); got != tc.want {
-			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-		if strings.Contains(postgres.Redact(tc.in), "secret") {
-			t.Errorf("Redact(%q) leaks the password", tc.in)
-		}
-	}
-}
-
 // DESIGN's default DATABASE_URL has no sslmode: pgx's "prefer" must connect
 // whether or not the server offers TLS.
 func TestOpenWithoutSSLMode(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/domainguard/domainguard/internal/postgres"
+	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -48,12 +49,12 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	defer cancel()
 	pool, err := postgres.Open(ctx, dbURL, postgres.WithMaxWait(5*time.Second))
 	if err != nil {
-		t.Fatalf("testdb: open %s: %v", postgres.Redact(dbURL), err)
+		t.Fatalf("testdb: open %s: %v", redact.ConnString(dbURL), err)
 	}
 	// Registered after NewEmpty's drop, so it runs before it.
 	t.Cleanup(pool.Close)
 	if _, err := postgres.Migrate(ctx, pool, schemas.Migrations); err != nil {
-		t.Fatalf("testdb: migrate %s: %v", postgres.Redact(dbURL), err)
+		t.Fatalf("testdb: migrate %s: %v", redact.ConnString(dbURL), err)
 	}
 	return pool, dbURL
 }
@@ -67,7 +68,7 @@ func NewEmpty(t testing.TB) string {
 	name := databaseName(t.Name())
 	dbURL, err := withDatabase(server, name)
 	if err != nil {
-		t.Fatalf("testdb: %s=%s: %v", EnvServerURL, postgres.Redact(server), err)
+		t.Fatalf("testdb: %s=%s: %v", EnvServerURL, redact.ConnString(server), err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -76,7 +77,7 @@ func NewEmpty(t testing.TB) string {
 		return postgres.CreateDatabase(ctx, conn, name)
 	}); err != nil {
 		t.Fatalf("testdb: create database %s on %s: %v (is PostgreSQL running? set %s to point elsewhere)",
-			name, postgres.Redact(server), err, EnvServerURL)
+			name, redact.ConnString(server), err, EnvServerURL)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
