@@ -153,6 +153,17 @@ func Normalize(host string) (string, error) {
 	return ascii, nil
 }
 
+// normalizeQuick is Normalize, without the IDNA pass for a name that is
+// already in normal form (lower-case LDH, no A-labels to validate): the
+// enforcer and checker ask about stored names, many times a second.
+func normalizeQuick(host string) (string, error) {
+	if isASCII(host) && !strings.Contains(host, "xn--") && host == strings.ToLower(host) &&
+		checkLDH(host) == nil && checkTLD(host) == nil {
+		return host, nil
+	}
+	return Normalize(host)
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
@@ -263,7 +274,7 @@ func PublicSuffix(name string) string {
 // user's own name can lapse there while the registrable domain domainguard
 // watches (us.com, github.io) stays active.
 func PrivateSuffix(host string) string {
-	name, err := Normalize(host)
+	name, err := normalizeQuick(host)
 	if err != nil {
 		return ""
 	}
@@ -284,7 +295,7 @@ func WatchName(host string) string {
 	if suffix == "" {
 		return ""
 	}
-	name, _ := Normalize(host) // PrivateSuffix normalised it already
+	name, _ := normalizeQuick(host) // PrivateSuffix normalised it already
 	rest := strings.TrimSuffix(name, "."+suffix)
 	if i := strings.LastIndexByte(rest, '.'); i >= 0 {
 		rest = rest[i+1:]
@@ -306,6 +317,9 @@ func WatchNameFromEmail(email string) string {
 // suffix (WatchName(name) == name): such a name is checked through the DNS
 // alone and never reduced to its registrable domain.
 func IsWatchName(name string) bool {
+	if strings.Count(strings.TrimSuffix(name, "."), ".") < 2 {
+		return false // a label and a private suffix of two labels at least
+	}
 	w := WatchName(name)
 	return w != "" && w == strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
 }
