@@ -85,7 +85,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		}
 		rep.Rows = append(rep.Rows, rows...)
 	}
-	rep.Env.LoadAvgEnd = loadAvg()
+	rep.Env.LoadAvgEnd = LoadAvg()
 	rep.Env.Seconds = time.Since(start).Seconds()
 	return rep, nil
 }

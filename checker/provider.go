@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/domainguard/domainguard/internal/domainname"
+	"github.com/domainguard/domainguard/internal/dialguard"
 	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
@@ -62,6 +63,13 @@ func (e *LookupError) Unwrap() error { return e.Err }
 // provider, and no DNS evidence. The worker publishes an unmonitored
 // heartbeat (retried weekly, DESIGN.md §8) instead of retrying.
 var ErrNoSource = errors.New("no usable evidence source for the TLD")
+
+// ErrLookupRefused is wrapped by a lookup the dial guard refused: the
+// provider's server (from the RDAP bootstrap or a redirect) is at a
+// loopback, private or link-local address the operator did not name
+// (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS). Retrying at once cannot help, and it
+// is no evidence about the domain: the worker publishes a failed heartbeat.
+var ErrLookupRefused = dialguard.ErrRefused
 
 // IsPermanent reports whether err is a lookup failure that retrying cannot
 // fix. Unclassified errors count as temporary: when in doubt, retry.

@@ -137,6 +137,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 	case errors.Is(lookupErr, ErrNoSource):
 		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
 		return pub.noDecision(pubCtx, req.Previous, kindUnmonitored, lookupErr.Error())
+	case errors.Is(lookupErr, ErrLookupRefused):
+		log.Warn("lookup refused: its server is at a non-public address; publishing failed heartbeat", "error", lookupErr)
+		return pub.failed(pubCtx, req.Previous, lookupErr.Error())
 	case IsPermanent(lookupErr):
 		return broker.Permanent(lookupErr)
 	case lookupErr != nil:
@@ -313,7 +316,7 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 		if err == nil {
 			return obs, nil
 		}
-		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
+		if IsPermanent(err) || errors.Is(err, ErrNoSource) || errors.Is(err, ErrLookupRefused) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
 		retryAfter := min(RetryAfter(err), MaxRetryAfter)
@@ -348,6 +351,8 @@ func (w *Worker) attempt(ctx context.Context, domain string, prev *lifecycle.Obs
 	w.metrics.lookupDuration.WithLabelValues(p.Name()).Observe(time.Since(start).Seconds())
 	outcome := outcomeOK
 	switch {
+	case errors.Is(err, ErrLookupRefused):
+		outcome = outcomeRefused
 	case err != nil && IsPermanent(err):
 		outcome = outcomePermanent
 	case err != nil:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/dialguard"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
@@ -443,6 +445,45 @@ func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
 	}
 	if got := metricValue(t, w, "domainguard_checker_events_published_total", "unmonitored"); got != 1 {
 		t.Errorf("unmonitored events = %g", got)
+	}
+	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+// A lookup the dial guard refused (the server is at a private address
+// the operator did not name) is not retried, is no decision and no dead
+// letter: a failed heartbeat with the previous phase, counted as refused.
+func TestRefusedLookupPublishesFailedHeartbeatWithoutRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, _ int) (lifecycle.Observation, error) {
+		refused := &dialguard.RefusedError{Target: "10.0.0.7:443", Addr: netip.MustParseAddr("10.0.0.7"), Class: "private"}
+		return lifecycle.Observation{}, &LookupError{Provider: "fake", Domain: domain, Temporary: true,
+			Err: fmt.Errorf("dial tcp 10.0.0.7:443: %w", refused)}
+	}}
+	cfg := e.baseConfig(t, p)
+	cfg.MaxAttempts = 3
+	w := startWorker(t, cfg)
+	prev := observation("internal.com", lifecycle.PhaseActive)
+	e.publishCheck(t, "internal.com", &prev)
+	msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+	if msgs[0].Subject != e.topo.Namespace.CheckedSubject("internal.com") {
+		t.Fatalf("event on %s, want a heartbeat", msgs[0].Subject)
+	}
+	_, hb, err := schemas.Decode[schemas.DomainChecked](msgs[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hb.Failed || hb.Phase != lifecycle.PhaseActive || !strings.Contains(hb.Detail, "10.0.0.7") {
+		t.Errorf("heartbeat = %+v, want failed, previous phase active, naming the refused address", hb)
+	}
+	if n := len(p.callTimes("internal.com")); n != 1 {
+		t.Errorf("%d lookups, want 1 (a refusal is not retried)", n)
+	}
+	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", "refused"); got != 1 {
+		t.Errorf("refused lookups counted = %g, want 1", got)
+	}
+	if got := metricValue(t, w, "domainguard_checker_dead_letters_total"); got != 0 {
+		t.Errorf("dead letters = %g, want 0", got)
 	}
 	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }

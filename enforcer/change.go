@@ -248,12 +248,12 @@ ON CONFLICT (name) DO NOTHING`, names, now)
 SELECT name, phase, evidence, observed_at, expiry_warned_for, released_since, check_failures
 FROM domains WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, names)
 	b.Queue(`
-SELECT domain, user_id, email, verified, verified_at FROM emails
+SELECT domain, user_id, email, COALESCE(email_as_sent, ''), verified, verified_at FROM emails
 WHERE domain = ANY($1::text[]) AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
 ORDER BY domain, user_id, email`, names)
 	if len(private) > 0 {
 		b.Queue(`
-SELECT watch_name, user_id, email, verified, verified_at FROM emails
+SELECT watch_name, user_id, email, COALESCE(email_as_sent, ''), verified, verified_at FROM emails
 WHERE watch_name = ANY($1::text[]) AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
 ORDER BY watch_name, user_id, email`, private)
 	}
@@ -325,7 +325,8 @@ ORDER BY watch_name, user_id, email`, private)
 }
 
 // loadAddresses reads the next batch result, (name, user_id, email,
-// verified, verified_at) rows, into the changes of their names.
+// email_as_sent, verified, verified_at) rows, into the changes of their
+// names.
 func loadAddresses(br pgx.BatchResults, byDomain map[string]*change) error {
 	rows, err := br.Query()
 	if err != nil {
@@ -336,7 +337,7 @@ func loadAddresses(br pgx.BatchResults, byDomain map[string]*change) error {
 		a    lifecycle.Address
 		ok   bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&name, &a.UserID, &a.Email, &ok, &a.VerifiedAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&name, &a.UserID, &a.Email, &a.EmailAsSent, &ok, &a.VerifiedAt}, func() error {
 		c := byDomain[name]
 		switch {
 		case c == nil:
@@ -574,20 +575,20 @@ func (s *Store) auditEvents(c *change, now time.Time) ([]auditEvent, error) {
 			return nil, err
 		}
 	}
-	emailEvent := func(userID, email string) error {
-		return add(schemas.SubjectEmailUnverified, userID, email, schemas.EmailUnverified{
-			UserID: userID, Email: email, Domain: c.ch.Domain, Reason: c.d.Reason, Phase: c.obs.Phase,
+	emailEvent := func(r unverifiedRow) error {
+		return add(schemas.SubjectEmailUnverified, r.UserID, r.Email, schemas.EmailUnverified{
+			UserID: r.UserID, Email: r.Email, EmailAsSent: r.EmailAsSent, Domain: c.ch.Domain, Reason: c.d.Reason, Phase: c.obs.Phase,
 			PreviousPhase: c.row.phase, Evidence: c.obs.Evidence, UnverifiedAt: now,
 		})
 	}
 	for _, r := range c.unverifiedNow {
-		if err := emailEvent(r.UserID, r.Email); err != nil {
+		if err := emailEvent(r); err != nil {
 			return nil, err
 		}
 	}
 	if s.cfg.DryRun && c.out.HoldID == "" {
 		for _, a := range c.d.Unverify {
-			if err := emailEvent(a.UserID, a.Email); err != nil {
+			if err := emailEvent(unverifiedRow{a.UserID, a.Email, a.EmailAsSent}); err != nil {
 				return nil, err
 			}
 		}

@@ -108,7 +108,7 @@ type Config struct {
 	ProcessedRetention time.Duration
 	// Group is how many changed events share one transaction, applied
 	// set-based (a failing event is retried alone in a savepoint; one
-	// domain's events are never split). Default 16.
+	// domain's events are never split). Default DefaultGroup (25).
 	Group int
 	// Workers is how many groups of changed events are enforced
 	// concurrently (each group in its own transaction; domains are locked
@@ -127,6 +127,11 @@ const (
 	// DefaultBreakerMinDomains is BreakerMinDomains's default
 	// (DOMAINGUARD_BREAKER_MIN_DOMAINS).
 	DefaultBreakerMinDomains = 20
+	// DefaultGroup is Group's default: half the default fetch batch of 50,
+	// so a full batch is two equal transactions enforced in parallel (16
+	// made four, the last of 2 events: twice the commits for the same
+	// work; issue 16 measured the difference in docs/benchmarks.md).
+	DefaultGroup = 25
 )
 
 // WithDefaults returns c with every unset field at its documented default.
@@ -162,7 +167,7 @@ func (c Config) WithDefaults() Config {
 		c.RecheckInterval = lifecycle.DefaultRecheckInterval
 	}
 	if c.Group == 0 {
-		c.Group = 16
+		c.Group = DefaultGroup
 	}
 	if c.Batch == 0 {
 		c.Batch = 50
@@ -237,6 +242,24 @@ func (c Config) Validate() error {
 		return fmt.Errorf("enforcer config: %w", err)
 	}
 	return nil
+}
+
+// prepare is how every constructor starts: the defaults, Validate, JS
+// when the part publishes (who names the part in the error), and the
+// metrics.
+func (c Config) prepare(who string, needJS bool) (Config, *metrics, error) {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return c, nil, err
+	}
+	if needJS && c.JS == nil {
+		return c, nil, fmt.Errorf("%s: JS is required", who)
+	}
+	m, err := newMetrics(c.Registerer)
+	if err != nil {
+		return c, nil, err
+	}
+	return c, m, nil
 }
 
 // protectedSet returns the built-in and configured protected domains, lower

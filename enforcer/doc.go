@@ -21,7 +21,10 @@
 // UPDATE, updates the domains (a newer observation updates the domain and
 // schedules its next check) and writes one audit_log row and one outbox
 // row per emitted event, with ids derived from the input event id
-// (schemas.DerivedID), so reprocessing yields the same ids. The outbox
+// (schemas.DerivedID), so reprocessing yields the same ids. While the
+// enforcer runs, the outbox rows of an enforcing statement are an outbox
+// batch (see "Outbox relay"), handed to the direct publisher after the
+// commit; otherwise (the Store alone, the operator commands) the outbox
 // insert NOTIFYs the relay. A domain's second event in a group is applied
 // after its first (a second round of the same steps). Each event stays
 // atomic on its own: when a group fails, its halves are retried in
@@ -53,6 +56,9 @@
 // toward the breaker (domain_observations.turned_lapsed =
 // lifecycle.Decision.BreakerCounts: entering an unverifying phase, or
 // unverifying addresses for any reason, re-registration included).
+// When fewer than BreakerMinDomains were observed within the window, it
+// counts the last BreakerMinDomains observed instead (a window by count,
+// never before the last resume), so the breaker of a small site can trip.
 // When at least BreakerMinDomains were observed and more than BreakerPct
 // percent turned non-active, the breaker opens and audit.enforcement.paused
 // is emitted once. While it is open, observations are still recorded and
@@ -83,6 +89,21 @@
 // that was not full and at least every RelayInterval, which picks up any
 // row left behind. It wakes
 // on LISTEN domainguard_outbox and polls every RelayInterval.
+//
+// The events of the enforcing path do not wait for a relay round: an
+// enforcing statement writes them already marked sent, together with one
+// unsent outbox batch row (subject domainguard.outbox.batch, payload the
+// JSON list of their ids), and after the commit the enforcer's direct
+// publisher publishes them from memory (Nats-Msg-Id = event id), waits for
+// the acks and marks the batch row sent — one small row per batch instead
+// of reading every event back and updating it. Exactly-once rests on the
+// batch row: as long as it is unsent (the enforcer crashed, the publish
+// failed), the relay, after directGrace (10 × RelayInterval, so that it
+// does not race the direct publisher), publishes the listed rows in their
+// order, and JetStream drops the ids it already has. The direct publisher
+// claims a batch row with FOR UPDATE SKIP LOCKED, so a batch is never
+// published by both at once. prune_outbox keeps every row at least as new
+// as the oldest unsent batch row (migration 0016).
 //
 // # Metrics
 //

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -31,6 +32,13 @@ VALUES (gen_random_uuid(), 'big.com', 'cap', 'domain_expired', 'expired', '{}', 
 	}
 	if got := metricValue(t, r.metrics.dlqMessages); got != 3 {
 		t.Errorf("dlq messages = %v, want 3", got)
+	}
+	// Each stream's depth and limit, for DomainguardStreamNearLimit.
+	if got := metricValue(t, r.metrics.streamMsgs.WithLabelValues(schemas.StreamDLQ)); got != 3 {
+		t.Errorf("DLQ stream messages = %v, want 3", got)
+	}
+	if got := metricValue(t, r.metrics.streamMaxMsgs.WithLabelValues(schemas.StreamAccounts)); got != float64(broker.DefaultAccountsMaxMsgs) {
+		t.Errorf("ACCOUNTS limit = %v, want %d", got, broker.DefaultAccountsMaxMsgs)
 	}
 	if got := metricValue(t, r.metrics.holdAge); got < (25 * time.Hour).Seconds() {
 		t.Errorf("oldest hold age = %v s, want at least 25 h", got)

@@ -52,14 +52,7 @@ type relayCursor struct {
 
 // NewRelay checks cfg (Pool and JS are required) and returns a Relay.
 func NewRelay(cfg Config) (*Relay, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.JS == nil {
-		return nil, errors.New("enforcer relay: JS is required")
-	}
-	m, err := newMetrics(cfg.Registerer)
+	cfg, m, err := cfg.prepare("enforcer relay", true)
 	if err != nil {
 		return nil, err
 	}
@@ -423,11 +416,7 @@ SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox 
 	r.metrics.holdsOpen.Set(float64(holds))
 	r.metrics.holdAge.Set(max(holdAge, 0))
 	if r.js != nil {
-		// Dead letters of every role land in one stream; its depth is the
-		// "DLQ growing" alert's input.
-		if s, err := r.js.Stream(ctx, r.topo.Namespace.Stream(schemas.StreamDLQ)); err == nil {
-			r.metrics.dlqMessages.Set(float64(s.CachedInfo().State.Msgs))
-		}
+		r.refreshStreamGauges(ctx)
 	}
 	if open {
 		r.metrics.breakerOpen.Set(1)
@@ -435,6 +424,26 @@ SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox 
 		r.metrics.breakerOpen.Set(0)
 	}
 	return nil
+}
+
+// refreshStreamGauges reads each stream's messages and message limit (every
+// role's NATS user may read stream info). Dead letters of every role land
+// in one stream; its depth is also the "DLQ growing" alert's input. A
+// stream that cannot be read keeps its last values.
+func (r *Relay) refreshStreamGauges(ctx context.Context) {
+	for _, name := range []string{schemas.StreamAccounts, schemas.StreamDomainChecks, schemas.StreamDomainEvents,
+		schemas.StreamAudit, schemas.StreamDLQ} {
+		s, err := r.js.Stream(ctx, r.topo.Namespace.Stream(name))
+		if err != nil {
+			continue
+		}
+		info := s.CachedInfo()
+		r.metrics.streamMsgs.WithLabelValues(name).Set(float64(info.State.Msgs))
+		r.metrics.streamMaxMsgs.WithLabelValues(name).Set(float64(info.Config.MaxMsgs))
+		if name == schemas.StreamDLQ {
+			r.metrics.dlqMessages.Set(float64(info.State.Msgs))
+		}
+	}
 }
 
 // Prune deletes outbox rows sent more than OutboxRetention (at least a

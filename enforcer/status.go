@@ -54,8 +54,11 @@ type DomainStatus struct {
 
 // EmailStatus is one emails row.
 type EmailStatus struct {
-	UserID         string     `json:"user_id"`
+	UserID string `json:"user_id"`
+	// Email is the stored key; EmailAsSent the address exactly as the host
+	// sent it ("" for addresses stored before domainguard kept it).
 	Email          string     `json:"email"`
+	EmailAsSent    string     `json:"email_as_sent,omitempty"`
 	Domain         string     `json:"domain"`
 	Verified       bool       `json:"verified"`
 	VerifiedAt     time.Time  `json:"verified_at"`
@@ -244,7 +247,7 @@ func addressColumn(name string) string {
 
 func queryEmails(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]EmailStatus, error) {
 	rows, err := tx.Query(ctx, `
-SELECT user_id, email, domain, verified, verified_at, unverified_at, COALESCE(unverify_reason, ''), COALESCE(unverify_phase, ''),
+SELECT user_id, email, COALESCE(email_as_sent, ''), domain, verified, verified_at, unverified_at, COALESCE(unverify_reason, ''), COALESCE(unverify_phase, ''),
        COALESCE(watch_name, ''),
        COALESCE((SELECT phase FROM domains w WHERE w.name = emails.watch_name AND w.unmonitored_since IS NULL), '')
 FROM emails `+where, args...)
@@ -255,7 +258,7 @@ FROM emails `+where, args...)
 	out := []EmailStatus{}
 	for rows.Next() {
 		var e EmailStatus
-		if err := rows.Scan(&e.UserID, &e.Email, &e.Domain, &e.Verified, &e.VerifiedAt, &e.UnverifiedAt, &e.UnverifyReason, &e.UnverifyPhase,
+		if err := rows.Scan(&e.UserID, &e.Email, &e.EmailAsSent, &e.Domain, &e.Verified, &e.VerifiedAt, &e.UnverifiedAt, &e.UnverifyReason, &e.UnverifyPhase,
 			&e.WatchName, &e.WatchPhase); err != nil {
 			return nil, fmt.Errorf("emails: %w", err)
 		}
@@ -363,6 +366,9 @@ func (r StatusReport) writeText(w io.Writer) error {
 			state = fmt.Sprintf("UNVERIFIED %s (%s, phase %s)", ts(e.UnverifiedAt), e.UnverifyReason, e.UnverifyPhase)
 		}
 		fmt.Fprintf(tw, "email\t%s user %s: %s\n", e.Email, e.UserID, state)
+		if e.EmailAsSent != "" && e.EmailAsSent != e.Email {
+			fmt.Fprintf(tw, "as sent\t%s\n", e.EmailAsSent)
+		}
 		switch {
 		case !e.Covered:
 			fmt.Fprintf(tw, "coverage\tNOT COVERED: %s\n", e.NotCoveredWhy)

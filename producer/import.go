@@ -172,7 +172,7 @@ func Import(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts ImportOpt
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS import_rows (
-		user_id text, email text, domain text, verified_at timestamptz, watch_name text) ON COMMIT DELETE ROWS`); err != nil {
+		user_id text, email text, domain text, verified_at timestamptz, email_as_sent text, watch_name text) ON COMMIT DELETE ROWS`); err != nil {
 		return res, fmt.Errorf("import: create temporary table: %w", err)
 	}
 	defer func() {
@@ -239,10 +239,10 @@ func mergeBatch(ctx context.Context, conn *pgx.Conn, batch []importRow, now time
 		return 0, 0, 0, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, []string{"user_id", "email", "domain", "verified_at", "watch_name"},
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, []string{"user_id", "email", "domain", "verified_at", "email_as_sent", "watch_name"},
 		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 			r := &batch[i]
-			return []any{r.UserID, r.Email, r.Domain, r.VerifiedAt, nullable(r.WatchName)}, nil
+			return []any{r.UserID, r.Email, r.Domain, r.VerifiedAt, r.AsSent, nullable(r.WatchName)}, nil
 		}))
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("copy rows: %w", err)
@@ -251,16 +251,16 @@ func mergeBatch(ctx context.Context, conn *pgx.Conn, batch []importRow, now time
 	// an address repeated in the batch keeps its latest verified_at.
 	err = tx.QueryRow(ctx, `
 		WITH merged AS (
-			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at, watch_name)
+			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at, email_as_sent, watch_name)
 			SELECT * FROM (
-			  SELECT DISTINCT ON (user_id, email) user_id, email, domain, true, verified_at, verified_at, watch_name
+			  SELECT DISTINCT ON (user_id, email) user_id, email, domain, true, verified_at, verified_at, email_as_sent, watch_name
 			    FROM import_rows i
 			   WHERE NOT EXISTS (SELECT 1 FROM email_removals r
 			                      WHERE r.user_id = i.user_id AND r.email = i.email AND r.removed_at >= i.verified_at)
 			   ORDER BY user_id, email, verified_at DESC) AS latest
 			ON CONFLICT (user_id, email) DO UPDATE
 			   SET domain = excluded.domain, verified = true, verified_at = excluded.verified_at,
-			       event_at = excluded.event_at, watch_name = excluded.watch_name,
+			       event_at = excluded.event_at, email_as_sent = excluded.email_as_sent, watch_name = excluded.watch_name,
 			       unverified_at = NULL, unverify_reason = NULL, unverify_phase = NULL, updated_at = now()
 			 WHERE excluded.verified_at > e.verified_at
 			   AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)

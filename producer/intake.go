@@ -239,17 +239,17 @@ func (p *Producer) storeVerified(ctx context.Context, id string, a Address, veri
 		// older one, or one not after domainguard's unverification, is stale.
 		// A removal at or after the event's time (the tombstone) wins.
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at, watch_name)
-			SELECT $1, $2, $3, true, $4, $5, $6
+			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at, email_as_sent, watch_name)
+			SELECT $1, $2, $3, true, $4, $5, $6, $7
 			 WHERE NOT EXISTS (SELECT 1 FROM email_removals r
 			                    WHERE r.user_id = $1 AND r.email = $2 AND r.removed_at >= $5)
 			ON CONFLICT (user_id, email) DO UPDATE
 			   SET domain = excluded.domain, verified = true, verified_at = excluded.verified_at,
-			       event_at = excluded.event_at, watch_name = excluded.watch_name,
+			       event_at = excluded.event_at, email_as_sent = excluded.email_as_sent, watch_name = excluded.watch_name,
 			       unverified_at = NULL, unverify_reason = NULL, unverify_phase = NULL, updated_at = now()
 			 WHERE excluded.verified_at > e.verified_at
 			   AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)`,
-			a.UserID, a.Email, a.Domain, verifiedAt, eventAt, nullable(a.WatchName)); err != nil {
+			a.UserID, a.Email, a.Domain, verifiedAt, eventAt, a.AsSent, nullable(a.WatchName)); err != nil {
 			return fmt.Errorf("upsert email: %w", err)
 		}
 		firstSeen = firstSeen[:0]

@@ -139,6 +139,9 @@ const offlineHint = "no network path to the lookup provider. Without internet ac
 func withOfflineHint(err error) error {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
+	if errors.Is(err, checker.ErrLookupRefused) {
+		return err // not offline: the guard refused the server's address, and says so
+	}
 	if errors.As(err, &dnsErr) || errors.As(err, &opErr) {
 		return fmt.Errorf("%w\n%s", err, offlineHint)
 	}

@@ -54,8 +54,8 @@ $$;
 -- It cannot change a domain's phase or evidence, and cannot touch the audit
 -- log, the outbox, holds, the breaker or the observation history.
 GRANT SELECT, DELETE ON emails TO domainguard_producer;
-GRANT INSERT (user_id, email, domain, verified, verified_at, event_at, watch_name) ON emails TO domainguard_producer;
-GRANT UPDATE (domain, verified, verified_at, event_at, watch_name, unverified_at, unverify_reason, unverify_phase, updated_at)
+GRANT INSERT (user_id, email, domain, verified, verified_at, event_at, email_as_sent, watch_name) ON emails TO domainguard_producer;
+GRANT UPDATE (domain, verified, verified_at, event_at, email_as_sent, watch_name, unverified_at, unverify_reason, unverify_phase, updated_at)
     ON emails TO domainguard_producer;
 -- Removal tombstones: a verified event not newer than the removal does not
 -- bring the address back.

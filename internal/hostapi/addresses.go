@@ -35,7 +35,11 @@ type Address struct {
 
 // AddressUser is one user holding the address.
 type AddressUser struct {
-	UserID       string     `json:"user_id"`
+	UserID string `json:"user_id"`
+	// EmailAsSent is the address as the host sent it for this user ("" for
+	// addresses stored before domainguard kept it); Email above is the
+	// normalised key it was looked up by.
+	EmailAsSent  string     `json:"email_as_sent"`
 	Verified     bool       `json:"verified"`
 	VerifiedAt   time.Time  `json:"verified_at"`
 	UnverifiedAt *time.Time `json:"unverified_at"`
@@ -47,7 +51,7 @@ type AddressUser struct {
 // own name under a private suffix where that name is watched ('unknown'
 // otherwise).
 const addressSQL = `
-SELECT e.user_id, e.domain, e.verified, e.verified_at, e.unverified_at, COALESCE(e.unverify_reason, ''),
+SELECT e.user_id, COALESCE(e.email_as_sent, ''), e.domain, e.verified, e.verified_at, e.unverified_at, COALESCE(e.unverify_reason, ''),
        COALESCE(d.phase, 'unknown'), d.last_checked_at, COALESCE(w.phase, 'unknown')
   FROM emails e LEFT JOIN domains d ON d.name = e.domain LEFT JOIN domains w ON w.name = e.watch_name
  WHERE e.email = $1 AND ($2 = '' OR e.user_id = $2)
@@ -87,7 +91,7 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 		check *time.Time
 		watch string // phase of the address's own name under a private suffix
 	)
-	_, err = pgx.ForEachRow(rows, []any{&u.UserID, &dom, &u.Verified, &u.VerifiedAt, &u.UnverifiedAt, &u.Reason, &phase, &check, &watch}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&u.UserID, &u.EmailAsSent, &dom, &u.Verified, &u.VerifiedAt, &u.UnverifiedAt, &u.Reason, &phase, &check, &watch}, func() error {
 		out.Domain, out.Phase, out.CheckedAt = dom, lifecycle.Phase(phase), check
 		if !u.Verified {
 			out.Verified = false

@@ -87,15 +87,7 @@ func (e *env) do(t *testing.T, method, path string, header map[string]string, bo
 // accountsMessages counts the messages in the ACCOUNTS stream.
 func (e *env) accountsMessages(t *testing.T) uint64 {
 	t.Helper()
-	s, err := e.js.Stream(context.Background(), e.topo.Namespace.Stream(schemas.StreamAccounts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return testnats.StreamMsgs(t, e.js, e.topo.Namespace.Stream(schemas.StreamAccounts))
 }
 
 func bearer(token string) map[string]string {
@@ -258,12 +250,12 @@ func TestGetAddress(t *testing.T) {
 	// Under a private suffix: held (not yet unverified) while acme.us.com lapsed.
 	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, watch_name) VALUES
 		('p1', 'al@acme.us.com', 'us.com', true, $1, 'acme.us.com'), ('p2', 'al@fine.us.com', 'us.com', true, $1, 'fine.us.com')`, t0.Add(-48*time.Hour))
-	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase) VALUES
-		('u1', 'Ada@ok.org', 'ok.org', true, $1, NULL, NULL, NULL),
-		('u2', 'bob@grace.org', 'grace.org', true, $1, NULL, NULL, NULL),
-		('u3', 'cy@gone.org', 'gone.org', false, $1, $2, 'domain_released', 'released'),
-		('u4', 'cy@gone.org', 'gone.org', true, $2, NULL, NULL, NULL),
-		('u5', 'new@fresh.org', 'fresh.org', true, $1, NULL, NULL, NULL)`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
+	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase, email_as_sent) VALUES
+		('u1', 'Ada@ok.org', 'ok.org', true, $1, NULL, NULL, NULL, 'Ada@OK.Org.'),
+		('u2', 'bob@grace.org', 'grace.org', true, $1, NULL, NULL, NULL, NULL),
+		('u3', 'cy@gone.org', 'gone.org', false, $1, $2, 'domain_released', 'released', NULL),
+		('u4', 'cy@gone.org', 'gone.org', true, $2, NULL, NULL, NULL, NULL),
+		('u5', 'new@fresh.org', 'fresh.org', true, $1, NULL, NULL, NULL, NULL)`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
 	auth := bearer(goodToken)
 	get := func(path string) (int, Address) {
 		t.Helper()
@@ -297,6 +289,10 @@ func TestGetAddress(t *testing.T) {
 			a.Verified != c.verified || (a.CheckedAt != nil) != c.checked || len(a.Users) != c.users {
 			t.Errorf("%s: %d %+v", c.path, code, a)
 		}
+	}
+	// Each user's form of the address as the host sent it, beside the key.
+	if _, a := get("/v1/addresses/Ada@ok.ORG"); a.Email != "Ada@ok.org" || len(a.Users) != 1 || a.Users[0].EmailAsSent != "Ada@OK.Org." {
+		t.Errorf("address as sent: %+v", a)
 	}
 	for path, want := range map[string]int{
 		"/v1/addresses/nobody@ok.org":                                404,
