@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/internal/dialguard"
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
