@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/domainguard/domainguard/internal/dialguard"
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
@@ -84,4 +85,32 @@ func RetryAfter(err error) time.Duration {
 		return le.RetryAfter
 	}
 	return 0
+}
+
+// PrivateNameChecker is implemented by providers that can check a name held
+// under a private PSL suffix (acme.us.com, foo.github.io): through the DNS
+// alone, since no registry holds it (checker/auto, checker/dnsevidence).
+// Other providers are never asked about such names: they would ask a
+// registry about a name it does not hold.
+type PrivateNameChecker interface {
+	ChecksPrivateNames() bool
+}
+
+// checkName returns the name a check of domain looks up through p: its
+// registrable domain, or the name itself when it is held under a private
+// suffix (domainname.CheckName). For such a name p cannot check, the error
+// wraps ErrNoSource (the name is unmonitored); invalid names wrap
+// domainname.ErrInvalid.
+func checkName(p Provider, domain string) (string, error) {
+	name, err := domainname.CheckName(domain)
+	if err != nil {
+		return "", err
+	}
+	if domainname.IsWatchName(name) {
+		if pc, ok := p.(PrivateNameChecker); !ok || !pc.ChecksPrivateNames() {
+			return name, fmt.Errorf("%w: %s lies under the private suffix %s, which no registry holds; provider %s cannot check it (DNS evidence with provider auto can)",
+				ErrNoSource, name, domainname.PrivateSuffix(name), p.Name())
+		}
+	}
+	return name, nil
 }

@@ -761,3 +761,39 @@ func TestHugeEvidenceIsCappedBeforePublishing(t *testing.T) {
 		t.Errorf("detail %q does not say what was dropped", changed.Evidence.Detail)
 	}
 }
+
+// privateProvider can check names under private suffixes (as auto does).
+type privateProvider struct{ *fakeProvider }
+
+func (privateProvider) ChecksPrivateNames() bool { return true }
+
+// A check of a name under a private suffix looks up the name itself, never
+// its registrable domain; a provider that cannot check such names (it would
+// ask a registry that does not hold them) is never asked: unmonitored.
+func TestPrivateSuffixNameChecks(t *testing.T) {
+	t.Parallel()
+	t.Run("provider that checks them", func(t *testing.T) {
+		e := newEnv(t, 0)
+		p := privateProvider{&fakeProvider{}}
+		startWorker(t, e.baseConfig(t, p))
+		e.publishCheck(t, "acme.us.com", nil)
+		msgs := e.waitEvents(t, 1, 0)
+		if !strings.HasSuffix(msgs[0].Subject, "acme.us.com") || p.allCalls()["acme.us.com"] != 1 || p.allCalls()["us.com"] != 0 {
+			t.Fatalf("event on %s, lookups %v; want acme.us.com looked up as itself", msgs[0].Subject, p.allCalls())
+		}
+	})
+	t.Run("provider that does not", func(t *testing.T) {
+		e := newEnv(t, 0)
+		p := &fakeProvider{}
+		startWorker(t, e.baseConfig(t, p))
+		e.publishCheck(t, "foo.github.io", nil)
+		msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+		_, hb, err := schemas.Decode[schemas.DomainChecked](msgs[0].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hb.Unmonitored || hb.Domain != "foo.github.io" || !strings.Contains(hb.Detail, "private suffix github.io") || len(p.allCalls()) != 0 {
+			t.Fatalf("heartbeat %+v, lookups %v; want unmonitored, no lookup", hb, p.allCalls())
+		}
+	})
+}

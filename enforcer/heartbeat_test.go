@@ -193,6 +193,35 @@ func TestStatusMarksPrivateSuffixAddressesNotCovered(t *testing.T) {
 	if rep, err := f.store.Status(f.ctx, "me@github.io"); err != nil || len(rep.Emails) != 1 || !rep.Emails[0].Covered {
 		t.Fatalf("github.io's own address: %+v %v", rep, err)
 	}
+
+	// With DNS evidence its own name is watched: covered, and status says
+	// how. A watched name that is unmonitored does not cover it.
+	f.exec(`INSERT INTO emails (user_id, email, domain, verified, verified_at, watch_name) VALUES
+		('r', 'me@pages.github.io', 'github.io', true, $1, 'pages.github.io'),
+		('s', 'me@dark.github.io', 'github.io', true, $1, 'dark.github.io')`, t0.Add(-time.Hour))
+	f.exec(`INSERT INTO domains (name, phase, private_suffix) VALUES ('pages.github.io', 'active', true)`)
+	f.exec(`INSERT INTO domains (name, phase, private_suffix, unmonitored_since) VALUES ('dark.github.io', 'unknown', true, $1)`, t0)
+	rep, err = f.store.Status(f.ctx, "me@pages.github.io")
+	if err != nil || len(rep.Emails) != 1 {
+		t.Fatalf("report %+v %v", rep, err)
+	}
+	if e := rep.Emails[0]; !e.Covered || e.WatchName != "pages.github.io" || e.WatchPhase != "active" {
+		t.Fatalf("watched private-suffix address reported %+v", e)
+	}
+	text.Reset()
+	if err := rep.WriteText(&text); err != nil || strings.Contains(text.String(), "NOT COVERED") ||
+		!strings.Contains(text.String(), "pages.github.io (under the private suffix github.io) is watched through DNS evidence") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+	if rep, err := f.store.Status(f.ctx, "me@dark.github.io"); err != nil || len(rep.Emails) != 1 || rep.Emails[0].Covered {
+		t.Fatalf("unmonitored watch name: %+v %v", rep, err)
+	}
+	// status NAME of a watched name shows its own row and its addresses.
+	rep, err = f.store.Status(f.ctx, "pages.github.io")
+	if err != nil || rep.Domain == nil || rep.Domain.Name != "pages.github.io" || !rep.Domain.Known || rep.Domain.VerifiedCount != 1 ||
+		len(rep.Emails) != 1 || rep.Emails[0].Email != "me@pages.github.io" {
+		t.Fatalf("status of a watched name: %+v %v", rep, err)
+	}
 }
 
 func TestConfigDefaultsAndValidate(t *testing.T) {

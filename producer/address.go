@@ -19,6 +19,10 @@ type Address struct {
 	AsSent string
 	// Domain is the registrable domain of the address.
 	Domain string
+	// WatchName is the address's own name under a private PSL suffix
+	// (domainname.WatchName: "acme.us.com"), "" for other addresses. With
+	// DNS evidence on it is watched too (Config.WatchPrivateNames).
+	WatchName string
 }
 
 // NormalizeAddress checks an address from the host and returns the stored
@@ -36,7 +40,16 @@ func NormalizeAddress(userID, email string) (Address, error) {
 	if err != nil {
 		return Address{}, err
 	}
-	return Address{UserID: userID, Email: domainname.StoredEmail(email), AsSent: email, Domain: domain}, nil
+	return Address{UserID: userID, Email: domainname.StoredEmail(email), AsSent: email, Domain: domain,
+		WatchName: domainname.WatchNameFromEmail(email)}, nil
+}
+
+// nullable is s, or nil (SQL NULL) when s is empty.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func checkText(field, v string, max int) error {

@@ -40,7 +40,7 @@ func runCheck(ctx context.Context, inv invocation) error {
 	if err != nil {
 		return err
 	}
-	name, err := domainname.Registrable(rest[0])
+	name, err := domainname.CheckName(rest[0]) // the pipeline's name: registrable, or own name under a private suffix
 	if err != nil {
 		return fmt.Errorf("check %q: %w", rest[0], err)
 	}

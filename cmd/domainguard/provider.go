@@ -106,7 +106,7 @@ func coverageSources(cfg config.Config, log *slog.Logger) (coverage.Sources, err
 		}
 		s := coverage.Sources{RDAP: r.HasService}
 		if cfg.Provider == config.ProviderAuto {
-			s.Commercial, s.DNS = commercial, cfg.DNSEvidence
+			s.Commercial, s.DNS = commercial, cfg.DNSEvidenceInUse()
 		}
 		return s, nil
 	}

@@ -252,6 +252,13 @@ func Defaults() Config {
 	}.WithDefaults()
 }
 
+// DNSEvidenceInUse reports whether the checker uses DNS evidence: it is on
+// and the provider is auto (the other providers ask one source only). Names
+// under private PSL suffixes are watched exactly then (DESIGN.md §2).
+func (c Config) DNSEvidenceInUse() bool {
+	return c.DNSEvidence && c.Provider == ProviderAuto
+}
+
 // WithDefaults returns c with every zero field that has no zero meaning set
 // to its default (see the field comments).
 func (c Config) WithDefaults() Config {

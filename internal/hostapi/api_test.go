@@ -247,7 +247,11 @@ func testdbCount(t *testing.T, e *env, sql string) int {
 
 func TestGetAddress(t *testing.T) {
 	e := newEnv(t)
-	e.exec(t, `INSERT INTO domains (name, phase, last_checked_at) VALUES ('ok.org', 'active', $1), ('grace.org', 'grace', $1), ('gone.org', 'released', $1)`, t0)
+	e.exec(t, `INSERT INTO domains (name, phase, last_checked_at) VALUES ('ok.org', 'active', $1), ('grace.org', 'grace', $1), ('gone.org', 'released', $1),
+		('us.com', 'active', $1), ('acme.us.com', 'expired', $1), ('fine.us.com', 'active', $1)`, t0)
+	// Under a private suffix: held (not yet unverified) while acme.us.com lapsed.
+	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, watch_name) VALUES
+		('p1', 'al@acme.us.com', 'us.com', true, $1, 'acme.us.com'), ('p2', 'al@fine.us.com', 'us.com', true, $1, 'fine.us.com')`, t0.Add(-48*time.Hour))
 	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase, email_as_sent) VALUES
 		('u1', 'Ada@ok.org', 'ok.org', true, $1, NULL, NULL, NULL, 'Ada@OK.Org.'),
 		('u2', 'bob@grace.org', 'grace.org', true, $1, NULL, NULL, NULL, NULL),
@@ -278,6 +282,8 @@ func TestGetAddress(t *testing.T) {
 		{"/v1/addresses/cy@gone.org?user_id=u4", "released", "", false, true, true, 1},
 		{"/v1/addresses/new@fresh.org", "unknown", "", true, true, false, 1},
 		{"/v1/addresses/" + url.PathEscape("Ada@ok.org"), "active", "", true, true, true, 1},
+		{"/v1/addresses/al@acme.us.com", "active", "", false, true, true, 1},
+		{"/v1/addresses/al@fine.us.com", "active", "", true, true, true, 1},
 	}
 	for _, c := range cases {
 		code, a := get(c.path)
