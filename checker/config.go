@@ -27,6 +27,28 @@ const (
 	DefaultSource           = "domainguard/checker"
 )
 
+// MaxConcurrency is the largest Concurrency: the worker pulls Concurrency
+// checks at once, and the checker consumer lets no more be unacknowledged.
+const MaxConcurrency = broker.CheckerMaxAckPending
+
+// ValidateLookupsPerSecond reports a lookup rate that is not above zero
+// (DOMAINGUARD_LOOKUPS_PER_SECOND).
+func ValidateLookupsPerSecond(r float64) error {
+	if !(r > 0) {
+		return fmt.Errorf("%g: must be above 0", r)
+	}
+	return nil
+}
+
+// ValidateConcurrency reports a concurrency outside 1..MaxConcurrency
+// (DOMAINGUARD_CHECK_CONCURRENCY).
+func ValidateConcurrency(n int) error {
+	if n < 1 || n > MaxConcurrency {
+		return fmt.Errorf("%d: want 1 to %d", n, MaxConcurrency)
+	}
+	return nil
+}
+
 // Config configures a Worker. Fill what you need and call NewWorker, which
 // applies WithDefaults and Validate.
 type Config struct {
@@ -134,14 +156,14 @@ func (cfg Config) Validate() error {
 	if err := cfg.Topology.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%w", err))
 	}
-	if cfg.LookupsPerSecond <= 0 {
-		errs = append(errs, fmt.Errorf("lookups per second %g must be positive", cfg.LookupsPerSecond))
+	if err := ValidateLookupsPerSecond(cfg.LookupsPerSecond); err != nil {
+		errs = append(errs, fmt.Errorf("lookups per second %w", err))
 	}
 	if cfg.Burst < 1 {
 		errs = append(errs, fmt.Errorf("burst %d must be at least 1", cfg.Burst))
 	}
-	if cfg.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("concurrency %d must be at least 1", cfg.Concurrency))
+	if err := ValidateConcurrency(cfg.Concurrency); err != nil {
+		errs = append(errs, fmt.Errorf("concurrency %w", err))
 	}
 	if cfg.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts %d must be at least 1", cfg.MaxAttempts))

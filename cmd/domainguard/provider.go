@@ -81,14 +81,7 @@ func newProvider(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 
 // newDNSEvidence builds the DNS evidence client (DOMAINGUARD_DNS_*).
 func newDNSEvidence(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*dnsevidence.Client, error) {
-	return dnsevidence.New(dnsevidence.Config{
-		Resolver:           cfg.DNSResolver,
-		TLDServers:         cfg.DNSTLDServers,
-		QueriesPerSecond:   cfg.DNSQueriesPerSecond,
-		UndelegatedConfirm: cfg.UndelegatedConfirm,
-		Logger:             log,
-		Registerer:         reg,
-	})
+	return dnsevidence.New(dnsEvidenceConfig(cfg, log, reg))
 }
 
 // coverageSources describes the configured providers for internal/coverage:

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net"
 	"net/url"
 	"slices"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/domainguard/domainguard/checker/dnsevidence"
 	"github.com/domainguard/domainguard/internal/redact"
 )
 
@@ -281,12 +281,8 @@ func parseTLDServers(c *Config, v string) error {
 		if !ok {
 			return fmt.Errorf("item %q: want tld=host:port", item)
 		}
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil || host == "" {
-			return fmt.Errorf("item %q: %q is not host:port", item, addr)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("item %q: port %q is not 1-65535", item, port)
+		if err := dnsevidence.ValidateServer(addr); err != nil {
+			return fmt.Errorf("item %q: %w", item, err)
 		}
 		out[tld] = append(out[tld], addr)
 		return nil
