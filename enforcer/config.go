@@ -144,6 +144,16 @@ func ValidateBreakerPct(pct float64) error {
 	return nil
 }
 
+// ValidateProtectedDomain reports a protected domain that cannot be a
+// domain name (DOMAINGUARD_PROTECTED_DOMAINS): empty, or with a space,
+// "/", "@" or a wildcard.
+func ValidateProtectedDomain(d string) error {
+	if strings.TrimSpace(d) == "" || strings.ContainsAny(d, " /@*>") {
+		return fmt.Errorf("%q is not a domain name", d)
+	}
+	return nil
+}
+
 // ValidateBreakerMinDomains reports a breaker minimum below one domain
 // (DOMAINGUARD_BREAKER_MIN_DOMAINS).
 func ValidateBreakerMinDomains(n int) error {
@@ -249,8 +259,8 @@ func (c Config) Validate() error {
 		bad("workers %d is not between 1 and 64", c.Workers)
 	}
 	for _, d := range c.ProtectedDomains {
-		if strings.TrimSpace(d) == "" || strings.ContainsAny(d, " @*>") {
-			bad("protected domain %q is not a domain name", d)
+		if err := ValidateProtectedDomain(d); err != nil {
+			bad("protected domain %w", err)
 		}
 	}
 	if c.ProcessedRetention < c.Topology.EventsMaxAge {

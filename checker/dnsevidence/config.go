@@ -126,8 +126,11 @@ func (cfg Config) Validate() error {
 	if err := ValidateQueriesPerSecond(cfg.QueriesPerSecond); err != nil {
 		errs = append(errs, fmt.Errorf("dns queries per second %w", err))
 	}
-	if cfg.Timeout <= 0 || cfg.RetryInitial <= 0 || cfg.ServerCacheTTL <= 0 || cfg.UndelegatedConfirm <= 0 {
-		errs = append(errs, errors.New("dns timeout, retry backoff, server cache TTL and undelegated confirm must be positive"))
+	if cfg.Timeout <= 0 || cfg.RetryInitial <= 0 || cfg.ServerCacheTTL <= 0 {
+		errs = append(errs, errors.New("dns timeout, retry backoff and server cache TTL must be positive"))
+	}
+	if err := lifecycle.ValidateUndelegatedConfirm(cfg.UndelegatedConfirm); err != nil {
+		errs = append(errs, fmt.Errorf("undelegated confirm %w", err))
 	}
 	if cfg.Attempts < 1 {
 		errs = append(errs, fmt.Errorf("dns attempts %d must be at least 1", cfg.Attempts))

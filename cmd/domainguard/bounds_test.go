@@ -40,6 +40,8 @@ func TestBoundsAgreeAcrossLayers(t *testing.T) {
 		setBad func(*config.Config)
 	}{
 		{env: "DOMAINGUARD_STREAM_REPLICAS", bad: "6", good: "5", role: topology},
+		{env: "DOMAINGUARD_SUBJECT_PREFIX", bad: "a/b", good: "a-b.c_1", role: topology},
+		{env: "DOMAINGUARD_SUBJECT_PREFIX", bad: "a.>", good: "a.b", role: topology},
 		{env: "DOMAINGUARD_CHECK_ACK_WAIT", bad: "61m", good: "1s", role: topology},
 		{env: "DOMAINGUARD_CHECK_ACK_WAIT", bad: "999ms", good: "1h", role: topology},
 		{env: "DOMAINGUARD_EVENT_ACK_WAIT", bad: "61m", good: "1s", role: topology},
@@ -51,11 +53,14 @@ func TestBoundsAgreeAcrossLayers(t *testing.T) {
 		{env: "DOMAINGUARD_CHECK_CONCURRENCY", bad: "-1", good: "1", role: checkerRole},
 		{env: "DOMAINGUARD_BREAKER_PCT", bad: "100.5", good: "100", role: enforcerRole},
 		{env: "DOMAINGUARD_BREAKER_PCT", bad: "-1", good: "0.5", role: enforcerRole},
+		{env: "DOMAINGUARD_PROTECTED_DOMAINS", bad: "a>b.example", good: "a-b.example", role: enforcerRole},
+		{env: "DOMAINGUARD_PROTECTED_DOMAINS", bad: "mail/example.com", good: "mail.example.com", role: enforcerRole},
 		{env: "DOMAINGUARD_BREAKER_MIN_DOMAINS", bad: "-1", good: "1", role: enforcerRole},
 		{env: "DOMAINGUARD_RECHECK_INTERVAL", bad: "59m", good: "1h", role: enforcerRole},
 		{env: "DOMAINGUARD_RECHECK_INTERVAL", bad: "721h", good: "720h", role: enforcerRole},
 		{env: "DOMAINGUARD_DNS_RESOLVER", bad: "127.0.0.1:domain", good: "127.0.0.1:53", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_RESOLVER", bad: "127.0.0.1:65536", good: "127.0.0.1:65535", role: dnsRole},
+		{env: "DOMAINGUARD_UNDELEGATED_CONFIRM", bad: "-1s", good: "1s", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_QUERIES_PER_SECOND", bad: "-1", good: "0.5", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_TLD_SERVERS", bad: "eu=127.0.0.1:0", good: "eu=127.0.0.1:1", role: dnsRole,
 			setBad: func(c *config.Config) { c.DNSTLDServers = map[string][]string{"eu": {"127.0.0.1:0"}} }},

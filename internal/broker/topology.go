@@ -205,10 +205,8 @@ func ValidateAckWait(d time.Duration) error {
 func (t Topology) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if p := t.Namespace.Prefix; p != "" {
-		if strings.ContainsAny(p, " \t\r\n*>") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
-			bad("namespace prefix %q is not a valid subject prefix", p)
-		}
+	if err := t.Namespace.Validate(); err != nil {
+		bad("namespace prefix %w", err)
 	}
 	if err := ValidateReplicas(t.Replicas); err != nil {
 		bad("replicas %w", err)

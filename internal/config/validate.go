@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/domainguard/domainguard/checker"
@@ -15,9 +14,8 @@ import (
 	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/producer"
+	"github.com/domainguard/domainguard/schemas"
 )
-
-var subjectPrefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
 // Validate reports every invalid field at once, naming its variable. It
 // checks what Load can produce: Load applies WithDefaults, so a field
@@ -67,16 +65,12 @@ func (c Config) Validate() error {
 	if c.NATSPassword != "" && c.NATSUser == "" {
 		bad("NATS_PASSWORD", "set without NATS_USER")
 	}
-	if c.SubjectPrefix != "" && !subjectPrefixPattern.MatchString(c.SubjectPrefix) {
-		bad("DOMAINGUARD_SUBJECT_PREFIX", "%q: want dot-separated tokens of letters, digits, _ and -", c.SubjectPrefix)
-	}
+	owner("DOMAINGUARD_SUBJECT_PREFIX", schemas.Namespace{Prefix: c.SubjectPrefix}.Validate())
 	if c.DNSResolver != "" {
 		owner("DOMAINGUARD_DNS_RESOLVER", dnsevidence.ValidateServer(c.DNSResolver))
 	}
 	owner("DOMAINGUARD_DNS_QUERIES_PER_SECOND", dnsevidence.ValidateQueriesPerSecond(c.DNSQueriesPerSecond))
-	if c.UndelegatedConfirm <= 0 {
-		bad("DOMAINGUARD_UNDELEGATED_CONFIRM", "%s: must be positive", c.UndelegatedConfirm)
-	}
+	owner("DOMAINGUARD_UNDELEGATED_CONFIRM", lifecycle.ValidateUndelegatedConfirm(c.UndelegatedConfirm))
 	owner("DOMAINGUARD_STREAM_REPLICAS", broker.ValidateReplicas(c.StreamReplicas))
 
 	switch c.Provider {
@@ -124,9 +118,7 @@ func (c Config) Validate() error {
 	owner("DOMAINGUARD_BREAKER_PCT", enforcer.ValidateBreakerPct(c.BreakerPct))
 	owner("DOMAINGUARD_BREAKER_MIN_DOMAINS", enforcer.ValidateBreakerMinDomains(c.BreakerMinDomains))
 	for _, d := range c.ProtectedDomains {
-		if strings.ContainsAny(d, " /@*") {
-			bad("DOMAINGUARD_PROTECTED_DOMAINS", "%q is not a domain name", d)
-		}
+		owner("DOMAINGUARD_PROTECTED_DOMAINS", enforcer.ValidateProtectedDomain(d))
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
