@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // Defaults used by Config.WithDefaults.
@@ -45,6 +47,18 @@ func ValidateLookupsPerSecond(r float64) error {
 func ValidateConcurrency(n int) error {
 	if n < 1 || n > MaxConcurrency {
 		return fmt.Errorf("%d: want 1 to %d", n, MaxConcurrency)
+	}
+	return nil
+}
+
+// ValidateServiceURL reports a lookup service URL that is not http(s) with
+// a host: RDAP_BOOTSTRAP_URL and DOMAINGUARD_RDAP_OVERRIDES (besides a
+// seeded file), FASTLY_API_URL, DOMAINR_API_URL. Credentials in it are
+// redacted from the error.
+func ValidateServiceURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", redact.List(raw))
 	}
 	return nil
 }

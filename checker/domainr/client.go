@@ -102,8 +102,8 @@ func (cfg Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("unknown provider kind %q (want %q or %q)", cfg.Kind, KindDomainr, KindFastly))
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("base URL %q is not an http(s) URL", redact.URL(cfg.BaseURL)))
+	if err := checker.ValidateServiceURL(cfg.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("base URL %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -29,6 +29,7 @@ func TestBoundsAgreeAcrossLayers(t *testing.T) {
 	producerRole := func(c config.Config) error { return appOf(c).producerConfig().WithDefaults().Validate() }
 	checkerRole := func(c config.Config) error { return appOf(c).checkerConfig(nil).WithDefaults().Validate() }
 	enforcerRole := func(c config.Config) error { return appOf(c).enforcerConfig().WithDefaults().Validate() }
+	rdapRole := func(c config.Config) error { return rdapConfig(c, log).WithDefaults().Validate() }
 	dnsRole := func(c config.Config) error { return dnsEvidenceConfig(c, log, nil).WithDefaults().Validate() }
 
 	for _, tc := range []struct {
@@ -60,6 +61,10 @@ func TestBoundsAgreeAcrossLayers(t *testing.T) {
 		{env: "DOMAINGUARD_RECHECK_INTERVAL", bad: "721h", good: "720h", role: enforcerRole},
 		{env: "DOMAINGUARD_DNS_RESOLVER", bad: "127.0.0.1:domain", good: "127.0.0.1:53", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_RESOLVER", bad: "127.0.0.1:65536", good: "127.0.0.1:65535", role: dnsRole},
+		{env: "RDAP_BOOTSTRAP_URL", bad: "file://", good: "file:///var/lib/dns.json", role: rdapRole},
+		{env: "RDAP_BOOTSTRAP_URL", bad: "ftp://example.org/dns.json", good: "http://example.org/dns.json", role: rdapRole},
+		{env: "DOMAINGUARD_RDAP_OVERRIDES", bad: "de=https:///rdap", good: "de=https://rdap.example/", role: rdapRole,
+			setBad: func(c *config.Config) { c.RDAPOverrides = map[string]string{"de": "https:///rdap"} }},
 		{env: "DOMAINGUARD_UNDELEGATED_CONFIRM", bad: "-1s", good: "1s", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_QUERIES_PER_SECOND", bad: "-1", good: "0.5", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_TLD_SERVERS", bad: "eu=127.0.0.1:0", good: "eu=127.0.0.1:1", role: dnsRole,

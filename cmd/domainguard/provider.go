@@ -20,15 +20,7 @@ import (
 // receives the DNS evidence metrics (nil: a private registry).
 func newProvider(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (checker.Provider, error) {
 	newRDAP := func() (*rdap.Client, error) {
-		return rdap.New(rdap.Config{
-			BootstrapURL: cfg.RDAPBootstrapURL,
-			CacheDir:     filepath.Join(cfg.DataDir, "rdap"),
-			Overrides:    cfg.RDAPOverrides,
-			Canaries:     cfg.RDAPCanaries,
-			Logger:       log,
-
-			AllowPrivateLookups: cfg.AllowPrivateLookups,
-		})
+		return rdap.New(rdapConfig(cfg, log))
 	}
 	newDomainr := func(kind string) (checker.Provider, error) {
 		c := domainr.Config{Kind: kind, Logger: log}

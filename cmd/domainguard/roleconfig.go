@@ -2,11 +2,13 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/dnsevidence"
+	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/config"
@@ -29,6 +31,19 @@ func topologyConfig(cfg config.Config, log *slog.Logger) broker.Topology {
 		EventAckWait: cfg.EventAckWait,
 		Logger:       log,
 	}.WithDefaults()
+}
+
+// rdapConfig is the RDAP client's configuration of the settings.
+func rdapConfig(cfg config.Config, log *slog.Logger) rdap.Config {
+	return rdap.Config{
+		BootstrapURL: cfg.RDAPBootstrapURL,
+		CacheDir:     filepath.Join(cfg.DataDir, "rdap"),
+		Overrides:    cfg.RDAPOverrides,
+		Canaries:     cfg.RDAPCanaries,
+		Logger:       log,
+
+		AllowPrivateLookups: cfg.AllowPrivateLookups,
+	}
 }
 
 // dnsEvidenceConfig is the DNS evidence client's configuration of the

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/dnsevidence"
 	"github.com/domainguard/domainguard/internal/redact"
 )
@@ -239,9 +239,8 @@ func parseOverrides(c *Config, v string) error {
 		if !ok {
 			return fmt.Errorf("item %q: want tld=url", redact.List(item))
 		}
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("item %q: %q is not an http(s) URL", redact.List(item), redact.URL(base))
+		if err := checker.ValidateServiceURL(base); err != nil {
+			return fmt.Errorf("item %q: %w", redact.List(item), err)
 		}
 		out[tld] = base
 		return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/dnsevidence"
+	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/redact"
@@ -86,24 +87,9 @@ func (c Config) Validate() error {
 	default:
 		bad("DOMAINGUARD_PROVIDER", "%q: want rdap, fastly, domainr or auto", c.Provider)
 	}
-	for _, f := range []struct{ env, v string }{
-		{"RDAP_BOOTSTRAP_URL", c.RDAPBootstrapURL},
-		{"FASTLY_API_URL", c.FastlyAPIURL},
-		{"DOMAINR_API_URL", c.DomainrAPIURL},
-	} {
-		env, v := f.env, f.v
-		u, err := url.Parse(v)
-		if err == nil && env == "RDAP_BOOTSTRAP_URL" && u.Scheme == "file" && u.Path != "" {
-			continue // a seeded copy of IANA's dns.json (air-gapped)
-		}
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			if env == "RDAP_BOOTSTRAP_URL" {
-				bad(env, "%q is not an http(s) or file:///path URL", redact.List(v))
-				continue
-			}
-			bad(env, "%q is not an http(s) URL", redact.List(v))
-		}
-	}
+	owner("RDAP_BOOTSTRAP_URL", rdap.ValidateBootstrapURL(c.RDAPBootstrapURL))
+	owner("FASTLY_API_URL", checker.ValidateServiceURL(c.FastlyAPIURL))
+	owner("DOMAINR_API_URL", checker.ValidateServiceURL(c.DomainrAPIURL))
 
 	owner("DOMAINGUARD_LOOKUPS_PER_SECOND", checker.ValidateLookupsPerSecond(c.LookupsPerSecond))
 	owner("DOMAINGUARD_DAILY_LOOKUP_BUDGET", producer.ValidateDailyBudget(c.DailyLookupBudget))
