@@ -123,9 +123,9 @@ func (cfg Config) Validate() error {
 			errs = append(errs, fmt.Errorf("override for .%s: %w", tld, err))
 		}
 	}
-	for tld, name := range cfg.Canaries {
-		if name == "" || !strings.Contains(name, ".") {
-			errs = append(errs, fmt.Errorf("canary for .%s: %q is not a domain name", tld, name))
+	for suffix, name := range cfg.Canaries {
+		if err := ValidateCanary(suffix, name); err != nil {
+			errs = append(errs, fmt.Errorf("canary for .%s: %w", suffix, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -201,6 +201,16 @@ func ValidateBootstrapURL(raw string) error {
 	}
 	if checker.ValidateServiceURL(raw) != nil {
 		return fmt.Errorf("%q is not an http(s) or file:///path URL", redact.List(raw))
+	}
+	return nil
+}
+
+// ValidateCanary reports a canary (DOMAINGUARD_RDAP_CANARIES) that is not
+// a name under its suffix, both lower case without a trailing dot: a name
+// elsewhere would probe another registry's server.
+func ValidateCanary(suffix, name string) error {
+	if len(name) <= len(suffix)+1 || !strings.HasSuffix(name, "."+suffix) {
+		return fmt.Errorf("the canary %q must be a name under .%s", name, suffix)
 	}
 	return nil
 }

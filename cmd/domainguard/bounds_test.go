@@ -65,6 +65,8 @@ func TestBoundsAgreeAcrossLayers(t *testing.T) {
 		{env: "RDAP_BOOTSTRAP_URL", bad: "ftp://example.org/dns.json", good: "http://example.org/dns.json", role: rdapRole},
 		{env: "DOMAINGUARD_RDAP_OVERRIDES", bad: "de=https:///rdap", good: "de=https://rdap.example/", role: rdapRole,
 			setBad: func(c *config.Config) { c.RDAPOverrides = map[string]string{"de": "https:///rdap"} }},
+		{env: "DOMAINGUARD_RDAP_CANARIES", bad: "de=nic.com", good: "de=nic.de", role: rdapRole,
+			setBad: func(c *config.Config) { c.RDAPCanaries = map[string]string{"de": "nic.com"} }},
 		{env: "DOMAINGUARD_UNDELEGATED_CONFIRM", bad: "-1s", good: "1s", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_QUERIES_PER_SECOND", bad: "-1", good: "0.5", role: dnsRole},
 		{env: "DOMAINGUARD_DNS_TLD_SERVERS", bad: "eu=127.0.0.1:0", good: "eu=127.0.0.1:1", role: dnsRole,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/dnsevidence"
+	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/internal/redact"
 )
 
@@ -259,8 +260,8 @@ func parseCanaries(c *Config, v string) error {
 		if !ok || name == "" {
 			return fmt.Errorf("item %q: want suffix=name", item)
 		}
-		if !strings.HasSuffix(name, "."+suffix) {
-			return fmt.Errorf("item %q: the canary %q must be a name under .%s", item, name, suffix)
+		if err := rdap.ValidateCanary(suffix, name); err != nil {
+			return fmt.Errorf("item %q: %w", item, err)
 		}
 		out[suffix] = name
 		return nil

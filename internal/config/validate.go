@@ -9,6 +9,7 @@ import (
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/dnsevidence"
+	"github.com/domainguard/domainguard/checker/domainr"
 	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/internal/broker"
@@ -77,13 +78,10 @@ func (c Config) Validate() error {
 	switch c.Provider {
 	case ProviderAuto, ProviderRDAP:
 	case ProviderFastly:
-		if c.FastlyAPIKey == "" {
-			bad("FASTLY_API_KEY", "required when DOMAINGUARD_PROVIDER=fastly")
-		}
+		owner("FASTLY_API_KEY", domainr.Config{Kind: domainr.KindFastly, FastlyKey: c.FastlyAPIKey}.ValidateCredentials())
 	case ProviderDomainr:
-		if c.DomainrClientID == "" && c.DomainrRapidAPIKey == "" {
-			bad("DOMAINR_RAPIDAPI_KEY", "DOMAINR_RAPIDAPI_KEY or DOMAINR_CLIENT_ID required when DOMAINGUARD_PROVIDER=domainr")
-		}
+		owner("DOMAINR_RAPIDAPI_KEY", domainr.Config{Kind: domainr.KindDomainr, ClientID: c.DomainrClientID,
+			RapidAPIKey: c.DomainrRapidAPIKey}.ValidateCredentials())
 	default:
 		bad("DOMAINGUARD_PROVIDER", "%q: want rdap, fastly, domainr or auto", c.Provider)
 	}
