@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // Defaults used by Config.WithDefaults.
@@ -26,6 +28,40 @@ const (
 	DefaultFetchWait        = 5 * time.Second
 	DefaultSource           = "domainguard/checker"
 )
+
+// MaxConcurrency is the largest Concurrency: the worker pulls Concurrency
+// checks at once, and the checker consumer lets no more be unacknowledged.
+const MaxConcurrency = broker.CheckerMaxAckPending
+
+// ValidateLookupsPerSecond reports a lookup rate that is not above zero
+// (DOMAINGUARD_LOOKUPS_PER_SECOND).
+func ValidateLookupsPerSecond(r float64) error {
+	if !(r > 0) {
+		return fmt.Errorf("%g: must be above 0", r)
+	}
+	return nil
+}
+
+// ValidateConcurrency reports a concurrency outside 1..MaxConcurrency
+// (DOMAINGUARD_CHECK_CONCURRENCY).
+func ValidateConcurrency(n int) error {
+	if n < 1 || n > MaxConcurrency {
+		return fmt.Errorf("%d: want 1 to %d", n, MaxConcurrency)
+	}
+	return nil
+}
+
+// ValidateServiceURL reports a lookup service URL that is not http(s) with
+// a host: RDAP_BOOTSTRAP_URL and DOMAINGUARD_RDAP_OVERRIDES (besides a
+// seeded file), FASTLY_API_URL, DOMAINR_API_URL. Credentials in it are
+// redacted from the error.
+func ValidateServiceURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", redact.List(raw))
+	}
+	return nil
+}
 
 // Config configures a Worker. Fill what you need and call NewWorker, which
 // applies WithDefaults and Validate.
@@ -134,14 +170,14 @@ func (cfg Config) Validate() error {
 	if err := cfg.Topology.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%w", err))
 	}
-	if cfg.LookupsPerSecond <= 0 {
-		errs = append(errs, fmt.Errorf("lookups per second %g must be positive", cfg.LookupsPerSecond))
+	if err := ValidateLookupsPerSecond(cfg.LookupsPerSecond); err != nil {
+		errs = append(errs, fmt.Errorf("lookups per second %w", err))
 	}
 	if cfg.Burst < 1 {
 		errs = append(errs, fmt.Errorf("burst %d must be at least 1", cfg.Burst))
 	}
-	if cfg.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("concurrency %d must be at least 1", cfg.Concurrency))
+	if err := ValidateConcurrency(cfg.Concurrency); err != nil {
+		errs = append(errs, fmt.Errorf("concurrency %w", err))
 	}
 	if cfg.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts %d must be at least 1", cfg.MaxAttempts))

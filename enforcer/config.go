@@ -75,7 +75,7 @@ type Config struct {
 	ProtectedDomains []string
 	// BreakerPct: enforcement pauses when more than this percentage of the
 	// domains observed within BreakerWindow turned non-active. Default
-	// DefaultBreakerPct (5); 100 or more never trips.
+	// DefaultBreakerPct (5); 100 never trips.
 	BreakerPct float64
 	// BreakerMinDomains is the least number of observed domains before the
 	// breaker may trip. Default DefaultBreakerMinDomains (20).
@@ -134,6 +134,35 @@ const (
 	DefaultGroup = 25
 )
 
+// ValidateBreakerPct reports a breaker threshold outside (0, 100]
+// (DOMAINGUARD_BREAKER_PCT): above 100 the breaker could never trip
+// without saying so; 100 is how it is switched off.
+func ValidateBreakerPct(pct float64) error {
+	if !(pct > 0 && pct <= 100) {
+		return fmt.Errorf("%g: want above 0 and at most 100", pct)
+	}
+	return nil
+}
+
+// ValidateProtectedDomain reports a protected domain that cannot be a
+// domain name (DOMAINGUARD_PROTECTED_DOMAINS): empty, or with a space,
+// "/", "@" or a wildcard.
+func ValidateProtectedDomain(d string) error {
+	if strings.TrimSpace(d) == "" || strings.ContainsAny(d, " /@*>") {
+		return fmt.Errorf("%q is not a domain name", d)
+	}
+	return nil
+}
+
+// ValidateBreakerMinDomains reports a breaker minimum below one domain
+// (DOMAINGUARD_BREAKER_MIN_DOMAINS).
+func ValidateBreakerMinDomains(n int) error {
+	if n < 1 {
+		return fmt.Errorf("%d: must be at least 1", n)
+	}
+	return nil
+}
+
 // WithDefaults returns c with every unset field at its documented default.
 func (c Config) WithDefaults() Config {
 	if c.Clock == nil {
@@ -182,7 +211,7 @@ func (c Config) WithDefaults() Config {
 		c.OutboxRetention = 7 * 24 * time.Hour
 	}
 	if c.ProcessedRetention == 0 {
-		c.ProcessedRetention = 30 * 24 * time.Hour
+		c.ProcessedRetention = broker.DefaultProcessedRetention
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
@@ -199,16 +228,19 @@ func (c Config) Validate() error {
 	if c.Pool == nil {
 		bad("Pool is required")
 	}
-	if c.BreakerPct < 0 {
-		bad("breaker percent %v is negative", c.BreakerPct)
+	if err := ValidateBreakerPct(c.BreakerPct); err != nil {
+		bad("breaker percent %w", err)
 	}
-	if c.BreakerMinDomains < 1 {
-		bad("breaker minimum domains %d must be at least 1", c.BreakerMinDomains)
+	if err := ValidateBreakerMinDomains(c.BreakerMinDomains); err != nil {
+		bad("breaker minimum domains %w", err)
+	}
+	if err := lifecycle.ValidateRecheckInterval(c.RecheckInterval); err != nil {
+		bad("recheck interval %w", err)
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"breaker window", c.BreakerWindow}, {"expiry warning", c.ExpiryWarning}, {"recheck interval", c.RecheckInterval}, {"relay interval", c.RelayInterval},
+	}{{"breaker window", c.BreakerWindow}, {"expiry warning", c.ExpiryWarning}, {"relay interval", c.RelayInterval},
 		{"outbox retention", c.OutboxRetention}, {"processed retention", c.ProcessedRetention}} {
 		if d.v <= 0 {
 			bad("%s %s must be positive", d.name, d.v)
@@ -227,8 +259,8 @@ func (c Config) Validate() error {
 		bad("workers %d is not between 1 and 64", c.Workers)
 	}
 	for _, d := range c.ProtectedDomains {
-		if strings.TrimSpace(d) == "" || strings.ContainsAny(d, " @*>") {
-			bad("protected domain %q is not a domain name", d)
+		if err := ValidateProtectedDomain(d); err != nil {
+			bad("protected domain %w", err)
 		}
 	}
 	if c.ProcessedRetention < c.Topology.EventsMaxAge {

@@ -1,12 +1,22 @@
 package lifecycle
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/domainguard/domainguard/internal/domainname"
 )
+
+// ValidateUndelegatedConfirm reports an undelegated confirmation that is
+// not positive (DOMAINGUARD_UNDELEGATED_CONFIRM).
+func ValidateUndelegatedConfirm(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%s: must be positive", d)
+	}
+	return nil
+}
 
 // DNS evidence rules (DESIGN.md §2 "DNS evidence").
 const (

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -9,6 +10,9 @@ import (
 const (
 	// DefaultRecheckInterval is DOMAINGUARD_RECHECK_INTERVAL's default.
 	DefaultRecheckInterval = 720 * time.Hour
+	// MinRecheckInterval is the shortest recheck interval: daily checks
+	// already cover the domains that need more.
+	MinRecheckInterval = time.Hour
 	// DefaultJitter is the default jitter fraction of the recheck interval.
 	DefaultJitter = 0.1
 	// DailyCheckEvery is the period of daily checks (near expiry, grace,
@@ -55,13 +59,33 @@ func (c ScheduleConfig) WithDefaults() ScheduleConfig {
 	return c
 }
 
-// Validate checks a configuration after WithDefaults.
+// Validate reports every setting that cannot work. Call it on the result
+// of WithDefaults.
 func (c ScheduleConfig) Validate() error {
-	if c.RecheckInterval < time.Hour {
-		return errors.New("recheck interval must be at least 1h")
+	var errs []error
+	if c.RecheckInterval < MinRecheckInterval {
+		errs = append(errs, errors.New("recheck interval must be at least 1h"))
 	}
 	if c.Jitter >= 0.5 {
-		return errors.New("jitter must be below 0.5 of the interval")
+		errs = append(errs, errors.New("jitter must be below 0.5 of the interval"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("schedule config: %w", err)
+	}
+	return nil
+}
+
+// ValidateRecheckInterval reports a recheck interval outside
+// MinRecheckInterval..MaxRecheckInterval (DOMAINGUARD_RECHECK_INTERVAL):
+// the bound of the shipped roles. (A ScheduleConfig alone, as the
+// simulator runs it, may be longer, to measure what that misses.)
+func ValidateRecheckInterval(d time.Duration) error {
+	switch {
+	case d < MinRecheckInterval:
+		return fmt.Errorf("%s: want at least 1h", d)
+	case d > MaxRecheckInterval:
+		return fmt.Errorf("%s: want at most %s — a deleted name can be released %s after deletion (DENIC's redemption grace period), so a longer interval can miss a whole lapse between two checks",
+			d, MaxRecheckInterval, MaxRecheckInterval)
 	}
 	return nil
 }

@@ -67,11 +67,30 @@ type Config struct {
 	Jitter func() float64
 }
 
-// WithDefaults returns c with every unset field at its documented default.
 // DefaultSweepInterval is SweepInterval's default
 // (DOMAINGUARD_SWEEP_INTERVAL).
 const DefaultSweepInterval = time.Minute
 
+// ValidateSweepInterval reports a sweep interval below one second
+// (DOMAINGUARD_SWEEP_INTERVAL): each sweep is a query over every due
+// domain, not a busy loop.
+func ValidateSweepInterval(d time.Duration) error {
+	if d < time.Second {
+		return fmt.Errorf("%s: want at least 1s", d)
+	}
+	return nil
+}
+
+// ValidateDailyBudget reports a negative daily lookup budget
+// (DOMAINGUARD_DAILY_LOOKUP_BUDGET; 0 means unlimited).
+func ValidateDailyBudget(n int) error {
+	if n < 0 {
+		return fmt.Errorf("%d: must be 0 (unlimited) or more", n)
+	}
+	return nil
+}
+
+// WithDefaults returns c with every unset field at its documented default.
 func (c Config) WithDefaults() Config {
 	c.Topology = c.Topology.WithDefaults()
 	if c.Clock == nil {
@@ -123,14 +142,14 @@ func (c Config) Validate() error {
 	if err := c.Topology.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.DailyBudget < 0 {
-		errs = append(errs, fmt.Errorf("daily budget %d is negative (0 means unlimited)", c.DailyBudget))
+	if err := ValidateDailyBudget(c.DailyBudget); err != nil {
+		errs = append(errs, fmt.Errorf("daily budget %w", err))
 	}
 	if c.CheckLease < time.Minute {
 		errs = append(errs, fmt.Errorf("check lease %s is shorter than 1m", c.CheckLease))
 	}
-	if c.SweepInterval < time.Second {
-		errs = append(errs, fmt.Errorf("sweep interval %s is shorter than 1s", c.SweepInterval))
+	if err := ValidateSweepInterval(c.SweepInterval); err != nil {
+		errs = append(errs, fmt.Errorf("sweep interval %w", err))
 	}
 	if c.PageSize < 1 || c.PageSize > 100_000 {
 		errs = append(errs, fmt.Errorf("page size %d is not between 1 and 100000", c.PageSize))

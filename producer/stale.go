@@ -49,13 +49,13 @@ func (p *Producer) countStranded(ctx context.Context) {
 	p.m.strandedChecks.Set(float64(n))
 }
 
-// pruneIntake deletes intake's processed-message ids older than 30 days
-// (ACCOUNTS keeps messages 14 days: no redelivery outlives its id) and
+// pruneIntake deletes intake's processed-message ids older than
+// broker.DefaultProcessedRetention (no redelivery outlives its id) and
 // removal tombstones older than 90 days, through the prune functions the
 // shipped SQL role may execute (it may not delete from those tables).
 func (p *Producer) pruneIntake(ctx context.Context) error {
 	now := p.cfg.Clock.Now()
-	if _, err := p.cfg.Pool.Exec(ctx, `SELECT prune_processed_messages($1, $2)`, broker.ConsumerIntake, now.Add(-30*24*time.Hour)); err != nil {
+	if _, err := p.cfg.Pool.Exec(ctx, `SELECT prune_processed_messages($1, $2)`, broker.ConsumerIntake, now.Add(-broker.DefaultProcessedRetention)); err != nil {
 		return fmt.Errorf("prune intake processed messages: %w", err)
 	}
 	if _, err := p.cfg.Pool.Exec(ctx, `SELECT prune_email_removals($1)`, now.Add(-90*24*time.Hour)); err != nil {

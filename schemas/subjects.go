@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/domainguard/domainguard/lifecycle"
@@ -50,6 +52,20 @@ const (
 type Namespace struct {
 	// Prefix is a subject token such as "staging"; "" means none.
 	Prefix string
+}
+
+// prefixPattern is what Prefix may be: subject tokens that also make a
+// valid stream name once Stream replaces "." and "-" (no wildcards,
+// whitespace or path separators).
+var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// Validate reports a Prefix that is not dot-separated tokens of letters,
+// digits, _ and - (DOMAINGUARD_SUBJECT_PREFIX).
+func (n Namespace) Validate() error {
+	if n.Prefix != "" && !prefixPattern.MatchString(n.Prefix) {
+		return fmt.Errorf("%q: want dot-separated tokens of letters, digits, _ and -", n.Prefix)
+	}
+	return nil
 }
 
 // Subject returns s inside the namespace: "prefix.s", or s.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/miekg/dns"
@@ -104,11 +104,12 @@ func (cfg Config) WithDefaults() Config {
 	return cfg
 }
 
-// Validate reports every setting that cannot work.
+// Validate reports every setting that cannot work. Call it on the result
+// of WithDefaults.
 func (cfg Config) Validate() error {
 	var errs []error
 	if cfg.Resolver != "" {
-		if err := checkHostPort(cfg.Resolver); err != nil {
+		if err := ValidateServer(cfg.Resolver); err != nil {
 			errs = append(errs, fmt.Errorf("dns resolver: %w", err))
 		}
 	}
@@ -117,31 +118,49 @@ func (cfg Config) Validate() error {
 			errs = append(errs, fmt.Errorf("dns tld servers: no server for %q", tld))
 		}
 		for _, s := range servers {
-			if err := checkHostPort(s); err != nil {
+			if err := ValidateServer(s); err != nil {
 				errs = append(errs, fmt.Errorf("dns tld servers: %s: %w", tld, err))
 			}
 		}
 	}
-	if cfg.QueriesPerSecond <= 0 {
-		errs = append(errs, fmt.Errorf("dns queries per second %g must be positive", cfg.QueriesPerSecond))
+	if err := ValidateQueriesPerSecond(cfg.QueriesPerSecond); err != nil {
+		errs = append(errs, fmt.Errorf("dns queries per second %w", err))
 	}
-	if cfg.Timeout <= 0 || cfg.RetryInitial <= 0 || cfg.ServerCacheTTL <= 0 || cfg.UndelegatedConfirm <= 0 {
-		errs = append(errs, errors.New("dns timeout, retry backoff, server cache TTL and undelegated confirm must be positive"))
+	if cfg.Timeout <= 0 || cfg.RetryInitial <= 0 || cfg.ServerCacheTTL <= 0 {
+		errs = append(errs, errors.New("dns timeout, retry backoff and server cache TTL must be positive"))
+	}
+	if err := lifecycle.ValidateUndelegatedConfirm(cfg.UndelegatedConfirm); err != nil {
+		errs = append(errs, fmt.Errorf("undelegated confirm %w", err))
 	}
 	if cfg.Attempts < 1 {
 		errs = append(errs, fmt.Errorf("dns attempts %d must be at least 1", cfg.Attempts))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dnsevidence config: %w", err)
+	}
+	return nil
 }
 
-// checkHostPort accepts host:port with a non-empty host and a numeric port.
-func checkHostPort(s string) error {
+// ValidateServer reports an address that is not host:port with a
+// non-empty host and a port from 1 to 65535: the resolver
+// (DOMAINGUARD_DNS_RESOLVER) and each TLD server
+// (DOMAINGUARD_DNS_TLD_SERVERS).
+func ValidateServer(s string) error {
 	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port: %w", s, err)
-	}
-	if host == "" || port == "" || strings.Trim(port, "0123456789") != "" {
+	if err != nil || host == "" {
 		return fmt.Errorf("%q is not host:port", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not 1-65535", s, port)
+	}
+	return nil
+}
+
+// ValidateQueriesPerSecond reports a per-server query rate that is not
+// positive (DOMAINGUARD_DNS_QUERIES_PER_SECOND).
+func ValidateQueriesPerSecond(r float64) error {
+	if !(r > 0) {
+		return fmt.Errorf("%g: must be positive", r)
 	}
 	return nil
 }

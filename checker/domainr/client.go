@@ -87,23 +87,34 @@ func (cfg Config) WithDefaults() Config {
 	return cfg
 }
 
-// Validate checks that the kind is known and its credentials are present.
-func (cfg Config) Validate() error {
-	var errs []error
+// ValidateCredentials reports a kind whose credentials are missing:
+// fastly needs FASTLY_API_KEY, domainr DOMAINR_CLIENT_ID or
+// DOMAINR_RAPIDAPI_KEY.
+func (cfg Config) ValidateCredentials() error {
 	switch cfg.Kind {
 	case KindDomainr:
 		if cfg.ClientID == "" && cfg.RapidAPIKey == "" {
-			errs = append(errs, errors.New("domainr needs a client_id (DOMAINR_CLIENT_ID) or a RapidAPI key (DOMAINR_RAPIDAPI_KEY)"))
+			return errors.New("domainr needs a client_id (DOMAINR_CLIENT_ID) or a RapidAPI key (DOMAINR_RAPIDAPI_KEY)")
 		}
 	case KindFastly:
 		if cfg.FastlyKey == "" {
-			errs = append(errs, errors.New("fastly needs an API key (FASTLY_API_KEY)"))
+			return errors.New("fastly needs an API key (FASTLY_API_KEY)")
 		}
 	default:
-		errs = append(errs, fmt.Errorf("unknown provider kind %q (want %q or %q)", cfg.Kind, KindDomainr, KindFastly))
+		return fmt.Errorf("unknown provider kind %q (want %q or %q)", cfg.Kind, KindDomainr, KindFastly)
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("base URL %q is not an http(s) URL", redact.URL(cfg.BaseURL)))
+	return nil
+}
+
+// Validate checks that the kind is known, its credentials are present and
+// the base URL is an http(s) URL.
+func (cfg Config) Validate() error {
+	var errs []error
+	if err := cfg.ValidateCredentials(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checker.ValidateServiceURL(cfg.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("base URL %w", err))
 	}
 	return errors.Join(errs...)
 }

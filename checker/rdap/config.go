@@ -12,8 +12,10 @@ import (
 
 	"golang.org/x/net/http/httpproxy"
 
+	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/internal/clock"
 	"github.com/domainguard/domainguard/internal/dialguard"
+	"github.com/domainguard/domainguard/internal/redact"
 )
 
 // Defaults used by Config.WithDefaults.
@@ -110,20 +112,20 @@ func (cfg Config) WithDefaults() Config {
 // Validate checks a configuration after WithDefaults.
 func (cfg Config) Validate() error {
 	var errs []error
-	if err := checkBootstrapURL(cfg.BootstrapURL); err != nil {
+	if err := ValidateBootstrapURL(cfg.BootstrapURL); err != nil {
 		errs = append(errs, fmt.Errorf("bootstrap URL: %w", err))
 	}
 	for tld, base := range cfg.Overrides {
 		if tld == "" {
 			errs = append(errs, errors.New("override with an empty TLD"))
 		}
-		if err := checkBaseURL(base); err != nil {
+		if err := checker.ValidateServiceURL(base); err != nil {
 			errs = append(errs, fmt.Errorf("override for .%s: %w", tld, err))
 		}
 	}
-	for tld, name := range cfg.Canaries {
-		if name == "" || !strings.Contains(name, ".") {
-			errs = append(errs, fmt.Errorf("canary for .%s: %q is not a domain name", tld, name))
+	for suffix, name := range cfg.Canaries {
+		if err := ValidateCanary(suffix, name); err != nil {
+			errs = append(errs, fmt.Errorf("canary for .%s: %w", suffix, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -188,14 +190,29 @@ func (cfg Config) dialGuard() *dialguard.Guard {
 // operator's choice (bootstrap entries are held to https separately).
 // checkBootstrapURL accepts what checkBaseURL accepts and file:///path
 // (a seeded copy of IANA's dns.json, for air-gapped installations).
-func checkBootstrapURL(raw string) error {
+// ValidateBootstrapURL reports a bootstrap URL (RDAP_BOOTSTRAP_URL) that is
+// neither an http(s) URL nor file:///path of a seeded copy.
+func ValidateBootstrapURL(raw string) error {
 	if path, ok := seededBootstrapPath(raw); ok {
 		if path == "" {
-			return fmt.Errorf("%q: no file path", raw)
+			return fmt.Errorf("%q: no file path; want an http(s) or file:///path URL", redact.List(raw))
 		}
 		return nil
 	}
-	return checkBaseURL(raw)
+	if checker.ValidateServiceURL(raw) != nil {
+		return fmt.Errorf("%q is not an http(s) or file:///path URL", redact.List(raw))
+	}
+	return nil
+}
+
+// ValidateCanary reports a canary (DOMAINGUARD_RDAP_CANARIES) that is not
+// a name under its suffix, both lower case without a trailing dot: a name
+// elsewhere would probe another registry's server.
+func ValidateCanary(suffix, name string) error {
+	if len(name) <= len(suffix)+1 || !strings.HasSuffix(name, "."+suffix) {
+		return fmt.Errorf("the canary %q must be a name under .%s", name, suffix)
+	}
+	return nil
 }
 
 // seededBootstrapPath returns the path of a file:// bootstrap URL.
@@ -205,20 +222,6 @@ func seededBootstrapPath(raw string) (path string, ok bool) {
 		return "", false
 	}
 	return u.Path, true
-}
-
-func checkBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return fmt.Errorf("%q: unsupported scheme %q", raw, u.Scheme)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("%q: no host", raw)
-	}
-	return nil
 }
 
 func normalizeTLD(tld string) string {

@@ -169,13 +169,7 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) 
 			a.close()
 		}
 	}()
-	a.topo = broker.Topology{
-		Namespace:    schemas.Namespace{Prefix: cfg.SubjectPrefix},
-		Replicas:     cfg.StreamReplicas,
-		CheckAckWait: cfg.CheckAckWait,
-		EventAckWait: cfg.EventAckWait,
-		Logger:       log, // dead-letter and topology warnings in the same log
-	}.WithDefaults()
+	a.topo = topologyConfig(cfg, log)
 	if err := a.topo.Validate(); err != nil {
 		return nil, err
 	}

@@ -20,15 +20,7 @@ import (
 // receives the DNS evidence metrics (nil: a private registry).
 func newProvider(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (checker.Provider, error) {
 	newRDAP := func() (*rdap.Client, error) {
-		return rdap.New(rdap.Config{
-			BootstrapURL: cfg.RDAPBootstrapURL,
-			CacheDir:     filepath.Join(cfg.DataDir, "rdap"),
-			Overrides:    cfg.RDAPOverrides,
-			Canaries:     cfg.RDAPCanaries,
-			Logger:       log,
-
-			AllowPrivateLookups: cfg.AllowPrivateLookups,
-		})
+		return rdap.New(rdapConfig(cfg, log))
 	}
 	newDomainr := func(kind string) (checker.Provider, error) {
 		c := domainr.Config{Kind: kind, Logger: log}
@@ -81,14 +73,7 @@ func newProvider(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 
 // newDNSEvidence builds the DNS evidence client (DOMAINGUARD_DNS_*).
 func newDNSEvidence(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*dnsevidence.Client, error) {
-	return dnsevidence.New(dnsevidence.Config{
-		Resolver:           cfg.DNSResolver,
-		TLDServers:         cfg.DNSTLDServers,
-		QueriesPerSecond:   cfg.DNSQueriesPerSecond,
-		UndelegatedConfirm: cfg.UndelegatedConfirm,
-		Logger:             log,
-		Registerer:         reg,
-	})
+	return dnsevidence.New(dnsEvidenceConfig(cfg, log, reg))
 }
 
 // coverageSources describes the configured providers for internal/coverage:

@@ -1,15 +1,63 @@
 package main
 
 import (
+	"log/slog"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/checker/dnsevidence"
+	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/enforcer"
+	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/config"
 	"github.com/domainguard/domainguard/producer"
+	"github.com/domainguard/domainguard/schemas"
 )
 
 // The one place where each role's configuration is built from the app's
 // settings (internal/config) and connections; every command that starts a
 // role, or opens its store, takes it from here. Unset settings stay zero
 // and the role's WithDefaults fills them.
+
+// topologyConfig is the JetStream topology of the settings, defaults
+// applied; log receives dead-letter and topology warnings.
+func topologyConfig(cfg config.Config, log *slog.Logger) broker.Topology {
+	return broker.Topology{
+		Namespace:    schemas.Namespace{Prefix: cfg.SubjectPrefix},
+		Replicas:     cfg.StreamReplicas,
+		CheckAckWait: cfg.CheckAckWait,
+		EventAckWait: cfg.EventAckWait,
+		Logger:       log,
+	}.WithDefaults()
+}
+
+// rdapConfig is the RDAP client's configuration of the settings.
+func rdapConfig(cfg config.Config, log *slog.Logger) rdap.Config {
+	return rdap.Config{
+		BootstrapURL: cfg.RDAPBootstrapURL,
+		CacheDir:     filepath.Join(cfg.DataDir, "rdap"),
+		Overrides:    cfg.RDAPOverrides,
+		Canaries:     cfg.RDAPCanaries,
+		Logger:       log,
+
+		AllowPrivateLookups: cfg.AllowPrivateLookups,
+	}
+}
+
+// dnsEvidenceConfig is the DNS evidence client's configuration of the
+// settings (DOMAINGUARD_DNS_*).
+func dnsEvidenceConfig(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) dnsevidence.Config {
+	return dnsevidence.Config{
+		Resolver:           cfg.DNSResolver,
+		TLDServers:         cfg.DNSTLDServers,
+		QueriesPerSecond:   cfg.DNSQueriesPerSecond,
+		UndelegatedConfirm: cfg.UndelegatedConfirm,
+		Logger:             log,
+		Registerer:         reg,
+	}
+}
 
 // producerConfig is the producer configuration of the app.
 func (a *app) producerConfig() producer.Config {

@@ -28,7 +28,9 @@ const (
 // Consumer sizing that is not configurable: how many messages each role may
 // hold unacknowledged across all its workers and processes.
 const (
-	checkerMaxAckPending  = 1000
+	// CheckerMaxAckPending also bounds the checker's concurrency: it pulls
+	// that many checks at once, and no more can be in flight.
+	CheckerMaxAckPending  = 1000
 	intakeMaxAckPending   = 1000
 	enforcerMaxAckPending = 1000
 )
@@ -163,19 +165,54 @@ func (t Topology) WithDefaults() Topology {
 	return t
 }
 
-// Validate reports the first setting that cannot work. Call it on the
-// result of WithDefaults.
-func (t Topology) Validate() error {
-	if p := t.Namespace.Prefix; p != "" {
-		if strings.ContainsAny(p, " \t\r\n*>") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
-			return fmt.Errorf("topology: namespace prefix %q is not a valid subject prefix", p)
-		}
+// Bounds of the settings an operator sets (DOMAINGUARD_STREAM_REPLICAS,
+// DOMAINGUARD_CHECK_ACK_WAIT, DOMAINGUARD_EVENT_ACK_WAIT); internal/config
+// checks its variables with ValidateReplicas and ValidateAckWait.
+const (
+	// MaxReplicas is JetStream's largest replica count.
+	MaxReplicas = 5
+	// MinAckWait and MaxAckWait bound both ack waits: below a second a
+	// busy role's work is redelivered while it is still being done, above
+	// an hour a crashed role's work waits longer than any operator would.
+	MinAckWait = time.Second
+	MaxAckWait = time.Hour
+)
+
+// DefaultProcessedRetention is how long a consumer's processed message ids
+// are kept for de-duplication (the producer's intake and the enforcer): 30
+// days, longer than the ACCOUNTS and DOMAIN_EVENTS max age (14 days), so no
+// redelivery outlives its id.
+const DefaultProcessedRetention = 30 * 24 * time.Hour
+
+// ValidateReplicas reports a stream replica count JetStream refuses.
+func ValidateReplicas(n int) error {
+	if n < 1 || n > MaxReplicas {
+		return fmt.Errorf("%d: want 1 to %d", n, MaxReplicas)
 	}
-	if t.Replicas < 1 || t.Replicas > 5 {
-		return fmt.Errorf("topology: replicas %d is not between 1 and 5", t.Replicas)
+	return nil
+}
+
+// ValidateAckWait reports an ack wait outside MinAckWait..MaxAckWait.
+func ValidateAckWait(d time.Duration) error {
+	if d < MinAckWait || d > MaxAckWait {
+		return fmt.Errorf("%s: want 1s to 1h", d)
+	}
+	return nil
+}
+
+// Validate reports every setting that cannot work. Call it on the result
+// of WithDefaults.
+func (t Topology) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := t.Namespace.Validate(); err != nil {
+		bad("namespace prefix %w", err)
+	}
+	if err := ValidateReplicas(t.Replicas); err != nil {
+		bad("replicas %w", err)
 	}
 	if t.Storage != jetstream.FileStorage && t.Storage != jetstream.MemoryStorage {
-		return fmt.Errorf("topology: unknown storage type %d", t.Storage)
+		bad("unknown storage type %d", t.Storage)
 	}
 	for _, a := range []struct {
 		name string
@@ -183,10 +220,9 @@ func (t Topology) Validate() error {
 	}{{"events max age", t.EventsMaxAge}, {"audit max age", t.AuditMaxAge}, {"dlq max age", t.DLQMaxAge}, {"accounts max age", t.AccountsMaxAge},
 		{"checks max age", t.ChecksMaxAge}} {
 		if a.d <= 0 {
-			return fmt.Errorf("topology: %s %s must be positive", a.name, a.d)
-		}
-		if t.DuplicateWindow > a.d {
-			return fmt.Errorf("topology: duplicate window %s exceeds %s %s", t.DuplicateWindow, a.name, a.d)
+			bad("%s %s must be positive", a.name, a.d)
+		} else if t.DuplicateWindow > a.d {
+			bad("duplicate window %s exceeds %s %s", t.DuplicateWindow, a.name, a.d)
 		}
 	}
 	for _, l := range []struct {
@@ -194,17 +230,23 @@ func (t Topology) Validate() error {
 		n    int64
 	}{{"accounts", t.AccountsMaxMsgs}, {"events", t.EventsMaxMsgs}, {"audit", t.AuditMaxMsgs}, {"dlq", t.DLQMaxMsgs}, {"checks", t.ChecksMaxMsgs}} {
 		if l.n < 1 {
-			return fmt.Errorf("topology: %s max messages %d must be positive", l.name, l.n)
+			bad("%s max messages %d must be positive", l.name, l.n)
 		}
 	}
 	if t.DuplicateWindow <= 0 {
-		return fmt.Errorf("topology: duplicate window %s must be positive", t.DuplicateWindow)
+		bad("duplicate window %s must be positive", t.DuplicateWindow)
 	}
-	if t.CheckAckWait < time.Second || t.EventAckWait < time.Second {
-		return fmt.Errorf("topology: ack waits (check %s, event %s) must be at least 1s", t.CheckAckWait, t.EventAckWait)
+	if err := ValidateAckWait(t.CheckAckWait); err != nil {
+		bad("check ack wait %w", err)
+	}
+	if err := ValidateAckWait(t.EventAckWait); err != nil {
+		bad("event ack wait %w", err)
 	}
 	if t.CheckMaxDeliver < 1 || t.EventMaxDeliver < 1 {
-		return fmt.Errorf("topology: max deliver (check %d, event %d) must be at least 1", t.CheckMaxDeliver, t.EventMaxDeliver)
+		bad("max deliver (check %d, event %d) must be at least 1", t.CheckMaxDeliver, t.EventMaxDeliver)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("topology: %w", err)
 	}
 	return nil
 }
@@ -283,7 +325,7 @@ func (t Topology) Consumers() map[string][]jetstream.ConsumerConfig {
 		ns.Stream(schemas.StreamAccounts): {pull(ConsumerIntake, "producer: host account events",
 			schemas.SubjectAccountsAll, t.EventAckWait, t.EventMaxDeliver, intakeMaxAckPending)},
 		ns.Stream(schemas.StreamDomainChecks): {pull(ConsumerChecker, "checker: domain lookups",
-			schemas.SubjectChecksAll, t.CheckAckWait, t.CheckMaxDeliver, checkerMaxAckPending)},
+			schemas.SubjectChecksAll, t.CheckAckWait, t.CheckMaxDeliver, CheckerMaxAckPending)},
 		ns.Stream(schemas.StreamDomainEvents): {pull(ConsumerEnforcer, "enforcer: domain changes and heartbeats",
 			"domains.>", t.EventAckWait, t.EventMaxDeliver, enforcerMaxAckPending)},
 	}

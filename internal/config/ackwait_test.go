@@ -25,8 +25,8 @@ func TestAckWaits(t *testing.T) {
 		t.Fatalf("default ack waits %s/%s, want 2m/1m (broker.Topology's)", def.CheckAckWait, def.EventAckWait)
 	}
 	bad := def
-	bad.CheckAckWait = time.Second
+	bad.CheckAckWait = 999 * time.Millisecond // broker.MinAckWait is 1s
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "DOMAINGUARD_CHECK_ACK_WAIT") {
-		t.Fatalf("1s check ack wait: %v, want an error naming DOMAINGUARD_CHECK_ACK_WAIT", err)
+		t.Fatalf("999ms check ack wait: %v, want an error naming DOMAINGUARD_CHECK_ACK_WAIT", err)
 	}
 }

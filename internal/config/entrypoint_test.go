@@ -69,7 +69,7 @@ func TestValidateFiresThroughLoad(t *testing.T) {
 		{env: map[string]string{"DOMAINGUARD_RECHECK_INTERVAL": "30m"}, want: "DOMAINGUARD_RECHECK_INTERVAL"},
 		{env: map[string]string{"DOMAINGUARD_RECHECK_INTERVAL": "721h"}, want: "DOMAINGUARD_RECHECK_INTERVAL"},
 		{env: map[string]string{"DOMAINGUARD_SWEEP_INTERVAL": "500ms"}, want: "DOMAINGUARD_SWEEP_INTERVAL"},
-		{env: map[string]string{"DOMAINGUARD_CHECK_ACK_WAIT": "2s"}, want: "DOMAINGUARD_CHECK_ACK_WAIT"},
+		{env: map[string]string{"DOMAINGUARD_CHECK_ACK_WAIT": "999ms"}, want: "DOMAINGUARD_CHECK_ACK_WAIT"},
 		{env: map[string]string{"DOMAINGUARD_EVENT_ACK_WAIT": "2h"}, want: "DOMAINGUARD_EVENT_ACK_WAIT"},
 		{env: map[string]string{"DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN": "-1"}, want: "DOMAINGUARD_MAX_UNVERIFY_PER_DOMAIN"},
 		{env: map[string]string{"DOMAINGUARD_BREAKER_PCT": "-1"}, want: "DOMAINGUARD_BREAKER_PCT"},

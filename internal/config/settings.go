@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net"
-	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/checker/dnsevidence"
+	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/internal/redact"
 )
 
@@ -239,9 +240,8 @@ func parseOverrides(c *Config, v string) error {
 		if !ok {
 			return fmt.Errorf("item %q: want tld=url", redact.List(item))
 		}
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("item %q: %q is not an http(s) URL", redact.List(item), redact.URL(base))
+		if err := checker.ValidateServiceURL(base); err != nil {
+			return fmt.Errorf("item %q: %w", redact.List(item), err)
 		}
 		out[tld] = base
 		return nil
@@ -260,8 +260,8 @@ func parseCanaries(c *Config, v string) error {
 		if !ok || name == "" {
 			return fmt.Errorf("item %q: want suffix=name", item)
 		}
-		if !strings.HasSuffix(name, "."+suffix) {
-			return fmt.Errorf("item %q: the canary %q must be a name under .%s", item, name, suffix)
+		if err := rdap.ValidateCanary(suffix, name); err != nil {
+			return fmt.Errorf("item %q: %w", item, err)
 		}
 		out[suffix] = name
 		return nil
@@ -281,12 +281,8 @@ func parseTLDServers(c *Config, v string) error {
 		if !ok {
 			return fmt.Errorf("item %q: want tld=host:port", item)
 		}
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil || host == "" {
-			return fmt.Errorf("item %q: %q is not host:port", item, addr)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("item %q: port %q is not 1-65535", item, port)
+		if err := dnsevidence.ValidateServer(addr); err != nil {
+			return fmt.Errorf("item %q: %w", item, err)
 		}
 		out[tld] = append(out[tld], addr)
 		return nil
