@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -33,11 +32,8 @@ func (e *env) endToEnd(ctx context.Context) ([]Row, error) {
 	total := max(1, int(e.o.E2ERate*e.o.E2EDuration.Seconds()))
 	per := e.o.EmailsPerDomain
 	seedAt := time.Now()
-	active := activeEvidence(seedAt)
-	if err := e.seedDomains(ctx, prefix, total, active); err != nil {
-		return nil, err
-	}
-	if err := e.seedEmails(ctx, prefix, total, per); err != nil {
+	active, err := e.seed(ctx, prefix, total, per, seedAt)
+	if err != nil {
 		return nil, err
 	}
 	lapsed := map[string]bool{}
@@ -60,13 +56,8 @@ func (e *env) endToEnd(ctx context.Context) ([]Row, error) {
 	)
 	sub, err := subscribeAudit(e.nc, topo.Namespace.Subject(schemas.SubjectEmailUnverified), func(m *nats.Msg) {
 		at := time.Now()
-		var ev struct {
-			Data struct {
-				Domain string `json:"domain"`
-			} `json:"data"`
-		}
-		_ = json.Unmarshal(m.Data, &ev)
-		answered, ok := provider.answeredAt(ev.Data.Domain)
+		_, ev, _ := schemas.Decode[schemas.EmailUnverified](m.Data) // an invalid event has no domain
+		answered, ok := provider.answeredAt(ev.Domain)
 		mu.Lock()
 		defer mu.Unlock()
 		if !ok {

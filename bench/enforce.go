@@ -34,6 +34,17 @@ const RowEnforcerFloor = "enforcer-floor"
 // updateBatch is the rows per statement of the bare UPDATE baseline.
 const updateBatch = 1000
 
+// seed inserts the world the enforcer and end-to-end runs start from:
+// domains active domains prefix<i>.com, seen active at seedAt, with
+// perDomain verified addresses each. It returns their evidence.
+func (e *env) seed(ctx context.Context, prefix string, domains, perDomain int, seedAt time.Time) (lifecycle.Evidence, error) {
+	active := activeEvidence(seedAt)
+	if err := e.seedDomains(ctx, prefix, domains, active); err != nil {
+		return lifecycle.Evidence{}, err
+	}
+	return active, e.seedEmails(ctx, prefix, domains, perDomain)
+}
+
 // seedDomains inserts n active domains prefix<i>.com (i from 1) with the
 // evidence the fake provider serves, last observed a day ago.
 func (e *env) seedDomains(ctx context.Context, prefix string, n int, ev lifecycle.Evidence) error {
@@ -82,11 +93,8 @@ func (e *env) enforce(ctx context.Context) ([]Row, error) {
 	domains := e.o.Emails / per
 	emails := domains * per
 	seedAt := time.Now()
-	active := activeEvidence(seedAt)
-	if err := e.seedDomains(ctx, prefix, domains, active); err != nil {
-		return nil, err
-	}
-	if err := e.seedEmails(ctx, prefix, domains, per); err != nil {
+	active, err := e.seed(ctx, prefix, domains, per, seedAt)
+	if err != nil {
 		return nil, err
 	}
 	e.log.Info("bench enforcer: seeded", "domains", domains, "emails", emails, "took", time.Since(seedAt))
@@ -376,14 +384,11 @@ func eventMsg(subject, kind, about string, now time.Time, data schemas.Payload) 
 	if err != nil {
 		return nil, err
 	}
-	body, err := ev.Marshal()
+	m, err := broker.EventMessage(subject, ev)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s event: %w", kind, err)
+		return nil, fmt.Errorf("%s event: %w", kind, err)
 	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	msg.Header.Set(schemas.HeaderMsgID, ev.ID)
-	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-	return msg, nil
+	return m.Msg(), nil
 }
 
 // subscribeAudit subscribes to the audit events the phase waits for, with

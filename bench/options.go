@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/domainguard/domainguard/lifecycle"
 )
 
 // Phase names, in the order Run runs them.
@@ -118,8 +120,9 @@ func (o Options) Validate() error {
 	if o.Domains < 1 {
 		errs = append(errs, fmt.Errorf("bench: domains %d must be at least 1", o.Domains))
 	}
-	if o.EmailsPerDomain < 1 || o.EmailsPerDomain > 50 {
-		errs = append(errs, fmt.Errorf("bench: emails per domain %d is not between 1 and 50 (the default hold cap)", o.EmailsPerDomain))
+	if o.EmailsPerDomain < 1 || o.EmailsPerDomain > lifecycle.DefaultMaxUnverifyPerDomain {
+		errs = append(errs, fmt.Errorf("bench: emails per domain %d is not between 1 and %d (the default hold cap)",
+			o.EmailsPerDomain, lifecycle.DefaultMaxUnverifyPerDomain))
 	}
 	if o.Emails < o.EmailsPerDomain {
 		errs = append(errs, fmt.Errorf("bench: emails %d must be at least emails per domain %d", o.Emails, o.EmailsPerDomain))

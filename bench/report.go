@@ -164,7 +164,7 @@ func num(v float64) string {
 // machineEnv fills what the machine says about itself.
 func machineEnv() Env {
 	e := Env{GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
-		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvgStart: loadAvg()}
+		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvgStart: LoadAvg()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -185,8 +185,10 @@ func machineEnv() Env {
 	return e
 }
 
-// loadAvg returns the 1, 5 and 15 minute load averages, or "n/a".
-func loadAvg() string {
+// LoadAvg returns the 1, 5 and 15 minute load averages, or "n/a": the
+// machine's load beside every figure measured on it (the cluster scaling
+// test reports it too).
+func LoadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "n/a"

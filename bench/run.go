@@ -85,7 +85,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		}
 		rep.Rows = append(rep.Rows, rows...)
 	}
-	rep.Env.LoadAvgEnd = loadAvg()
+	rep.Env.LoadAvgEnd = LoadAvg()
 	rep.Env.Seconds = time.Since(start).Seconds()
 	return rep, nil
 }
@@ -251,14 +251,11 @@ func checkMsg(ns schemas.Namespace, domain string, prev *lifecycle.Observation, 
 	if err != nil {
 		return nil, err
 	}
-	body, err := ev.Marshal()
+	m, err := broker.EventMessage(ns.CheckSubject(domain), ev)
 	if err != nil {
-		return nil, fmt.Errorf("encode check of %s: %w", domain, err)
+		return nil, fmt.Errorf("check of %s: %w", domain, err)
 	}
-	msg := &nats.Msg{Subject: ns.CheckSubject(domain), Data: body, Header: nats.Header{}}
-	msg.Header.Set(schemas.HeaderMsgID, ev.ID)
-	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-	return msg, nil
+	return m.Msg(), nil
 }
 
 // publishAll publishes n messages made by build with at most window

@@ -5,18 +5,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
-// CheckOnce looks up the registrable domain of domain once through p, for
-// the `domainguard check` command: no retries, no rate limit, nothing
-// published. prev is the domain's previous observation (nil: none known),
+// CheckOnce looks up the registrable domain of domain (or the name itself
+// when it is held under a private suffix: domainname.CheckName) once
+// through p, for the `domainguard check` command: no retries, no rate
+// limit, nothing published. prev is the domain's previous observation (nil: none known),
 // classified against exactly as the pipeline's checker does. The
 // observation's Domain is the registrable domain and its ObservedAt is now
 // when the provider left it unset.
 func CheckOnce(ctx context.Context, p Provider, domain string, prev *lifecycle.Observation, now time.Time) (lifecycle.Observation, error) {
-	name, err := domainname.Registrable(domain)
+	name, err := checkName(p, domain)
 	if err != nil {
 		return lifecycle.Observation{}, fmt.Errorf("check %q: %w", domain, err)
 	}

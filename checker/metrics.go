@@ -12,6 +12,8 @@ const (
 	outcomeUnknown   = "unknown"
 	outcomeTemporary = "temporary_error"
 	outcomePermanent = "permanent_error"
+	// outcomeRefused: the dial guard refused the server's address.
+	outcomeRefused = "refused"
 )
 
 // Event kinds (label values of domainguard_checker_events_published_total).
@@ -39,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "domainguard_checker_lookups_total",
-			Help: "Lookup attempts by provider and outcome (ok, unknown, temporary_error, permanent_error).",
+			Help: "Lookup attempts by provider and outcome (ok, unknown, temporary_error, permanent_error, refused: the server is at a non-public address the operator did not name).",
 		}, []string{"provider", "outcome"}),
 		lookupDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "domainguard_checker_lookup_duration_seconds",

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/domainguard/domainguard/internal/dialguard"
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/internal/redact"
 	"github.com/domainguard/domainguard/lifecycle"
 )
@@ -62,6 +64,13 @@ func (e *LookupError) Unwrap() error { return e.Err }
 // heartbeat (retried weekly, DESIGN.md §8) instead of retrying.
 var ErrNoSource = errors.New("no usable evidence source for the TLD")
 
+// ErrLookupRefused is wrapped by a lookup the dial guard refused: the
+// provider's server (from the RDAP bootstrap or a redirect) is at a
+// loopback, private or link-local address the operator did not name
+// (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS). Retrying at once cannot help, and it
+// is no evidence about the domain: the worker publishes a failed heartbeat.
+var ErrLookupRefused = dialguard.ErrRefused
+
 // IsPermanent reports whether err is a lookup failure that retrying cannot
 // fix. Unclassified errors count as temporary: when in doubt, retry.
 func IsPermanent(err error) bool {
@@ -76,4 +85,32 @@ func RetryAfter(err error) time.Duration {
 		return le.RetryAfter
 	}
 	return 0
+}
+
+// PrivateNameChecker is implemented by providers that can check a name held
+// under a private PSL suffix (acme.us.com, foo.github.io): through the DNS
+// alone, since no registry holds it (checker/auto, checker/dnsevidence).
+// Other providers are never asked about such names: they would ask a
+// registry about a name it does not hold.
+type PrivateNameChecker interface {
+	ChecksPrivateNames() bool
+}
+
+// checkName returns the name a check of domain looks up through p: its
+// registrable domain, or the name itself when it is held under a private
+// suffix (domainname.CheckName). For such a name p cannot check, the error
+// wraps ErrNoSource (the name is unmonitored); invalid names wrap
+// domainname.ErrInvalid.
+func checkName(p Provider, domain string) (string, error) {
+	name, err := domainname.CheckName(domain)
+	if err != nil {
+		return "", err
+	}
+	if domainname.IsWatchName(name) {
+		if pc, ok := p.(PrivateNameChecker); !ok || !pc.ChecksPrivateNames() {
+			return name, fmt.Errorf("%w: %s lies under the private suffix %s, which no registry holds; provider %s cannot check it (DNS evidence with provider auto can)",
+				ErrNoSource, name, domainname.PrivateSuffix(name), p.Name())
+		}
+	}
+	return name, nil
 }

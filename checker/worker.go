@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
-	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -105,16 +104,24 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 	if err != nil {
 		return broker.Permanent(fmt.Errorf("check request: %w", err))
 	}
-	domain, err := domainname.Registrable(req.Domain)
-	if err != nil {
-		return broker.Permanent(fmt.Errorf("%w: check request domain: %v", schemas.ErrInvalid, err))
+	// A name under a private suffix is checked as itself, never reduced to
+	// its registrable domain (a separate domains row watches that).
+	domain, nameErr := checkName(w.cfg.Provider, req.Domain)
+	if nameErr != nil && !errors.Is(nameErr, ErrNoSource) {
+		return broker.Permanent(fmt.Errorf("%w: check request domain: %v", schemas.ErrInvalid, nameErr))
 	}
 
 	// Kept alive through the lookup and the publish (which retries through
 	// a stream leader election), so the check is not redelivered meanwhile.
 	stop := w.keepAlive(msg)
 	defer stop()
-	obs, lookupErr := w.lookup(ctx, domain, req.Previous)
+	var (
+		obs       lifecycle.Observation
+		lookupErr = nameErr
+	)
+	if nameErr == nil {
+		obs, lookupErr = w.lookup(ctx, domain, req.Previous)
+	}
 
 	// From here on the work is done: publish even if shutdown has begun.
 	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
@@ -130,6 +137,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) broker.Outcome {
 	case errors.Is(lookupErr, ErrNoSource):
 		log.Info("domain unmonitored: no evidence source for its TLD", "detail", lookupErr)
 		return pub.noDecision(pubCtx, req.Previous, kindUnmonitored, lookupErr.Error())
+	case errors.Is(lookupErr, ErrLookupRefused):
+		log.Warn("lookup refused: its server is at a non-public address; publishing failed heartbeat", "error", lookupErr)
+		return pub.failed(pubCtx, req.Previous, lookupErr.Error())
 	case IsPermanent(lookupErr):
 		return broker.Permanent(lookupErr)
 	case lookupErr != nil:
@@ -306,7 +316,7 @@ func (w *Worker) lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 		if err == nil {
 			return obs, nil
 		}
-		if IsPermanent(err) || errors.Is(err, ErrNoSource) || ctx.Err() != nil {
+		if IsPermanent(err) || errors.Is(err, ErrNoSource) || errors.Is(err, ErrLookupRefused) || ctx.Err() != nil {
 			return lifecycle.Observation{}, err
 		}
 		retryAfter := min(RetryAfter(err), MaxRetryAfter)
@@ -341,6 +351,8 @@ func (w *Worker) attempt(ctx context.Context, domain string, prev *lifecycle.Obs
 	w.metrics.lookupDuration.WithLabelValues(p.Name()).Observe(time.Since(start).Seconds())
 	outcome := outcomeOK
 	switch {
+	case errors.Is(err, ErrLookupRefused):
+		outcome = outcomeRefused
 	case err != nil && IsPermanent(err):
 		outcome = outcomePermanent
 	case err != nil:

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,8 +16,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/dialguard"
+	"github.com/domainguard/domainguard/internal/testmetrics"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
@@ -319,13 +322,13 @@ func TestPublishesChangeOrHeartbeat(t *testing.T) {
 	if n := e.pendingChecks(t); n != 0 {
 		t.Errorf("%d checks left in the work queue", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_events_published_total", kindChanged); got != 5 {
+	if got := testutil.ToFloat64(w.metrics.published.WithLabelValues(kindChanged)); got != 5 {
 		t.Errorf("changed events metric = %g, want 5", got)
 	}
-	if got := metricValue(t, w, "domainguard_checker_released_without_lapse_total"); got != 1 {
+	if got := testutil.ToFloat64(w.metrics.releasedJumps); got != 1 {
 		t.Errorf("released without lapse metric = %g, want 1", got)
 	}
-	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", outcomeUnknown); got != 1 {
+	if got := testutil.ToFloat64(w.metrics.lookups.WithLabelValues("fake", outcomeUnknown)); got != 1 {
 		t.Errorf("unknown lookups metric = %g, want 1", got)
 	}
 }
@@ -358,10 +361,10 @@ func TestTransientFailuresRetriedThenOneEvent(t *testing.T) {
 	if n := len(p.callTimes("flaky.com")); n != 4 {
 		t.Errorf("%d lookups, want 4 (3 failures + 1 answer)", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_retries_total"); got != 3 {
+	if got := testutil.ToFloat64(w.metrics.retries); got != 3 {
 		t.Errorf("retries metric = %g, want 3", got)
 	}
-	if got := metricValue(t, w, "domainguard_checker_lookups_total", "fake", outcomeTemporary); got != 3 {
+	if got := testutil.ToFloat64(w.metrics.lookups.WithLabelValues("fake", outcomeTemporary)); got != 3 {
 		t.Errorf("temporary_error lookups = %g, want 3", got)
 	}
 	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
@@ -441,8 +444,47 @@ func TestNoSourcePublishesUnmonitoredHeartbeatWithoutRetries(t *testing.T) {
 	if n := len(p.callTimes("none.zz")); n != 1 {
 		t.Errorf("%d lookups, want 1 (no retries)", n)
 	}
-	if got := metricValue(t, w, "domainguard_checker_events_published_total", "unmonitored"); got != 1 {
+	if got := testutil.ToFloat64(w.metrics.published.WithLabelValues(kindUnmonitored)); got != 1 {
 		t.Errorf("unmonitored events = %g", got)
+	}
+	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
+}
+
+// A lookup the dial guard refused (the server is at a private address
+// the operator did not name) is not retried, is no decision and no dead
+// letter: a failed heartbeat with the previous phase, counted as refused.
+func TestRefusedLookupPublishesFailedHeartbeatWithoutRetries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 0)
+	p := &fakeProvider{answer: func(_ context.Context, domain string, _ int) (lifecycle.Observation, error) {
+		refused := &dialguard.RefusedError{Target: "10.0.0.7:443", Addr: netip.MustParseAddr("10.0.0.7"), Class: "private"}
+		return lifecycle.Observation{}, &LookupError{Provider: "fake", Domain: domain, Temporary: true,
+			Err: fmt.Errorf("dial tcp 10.0.0.7:443: %w", refused)}
+	}}
+	cfg := e.baseConfig(t, p)
+	cfg.MaxAttempts = 3
+	w := startWorker(t, cfg)
+	prev := observation("internal.com", lifecycle.PhaseActive)
+	e.publishCheck(t, "internal.com", &prev)
+	msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+	if msgs[0].Subject != e.topo.Namespace.CheckedSubject("internal.com") {
+		t.Fatalf("event on %s, want a heartbeat", msgs[0].Subject)
+	}
+	_, hb, err := schemas.Decode[schemas.DomainChecked](msgs[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hb.Failed || hb.Phase != lifecycle.PhaseActive || !strings.Contains(hb.Detail, "10.0.0.7") {
+		t.Errorf("heartbeat = %+v, want failed, previous phase active, naming the refused address", hb)
+	}
+	if n := len(p.callTimes("internal.com")); n != 1 {
+		t.Errorf("%d lookups, want 1 (a refusal is not retried)", n)
+	}
+	if got := testutil.ToFloat64(w.metrics.lookups.WithLabelValues("fake", "refused")); got != 1 {
+		t.Errorf("refused lookups counted = %g, want 1", got)
+	}
+	if got := testutil.ToFloat64(w.metrics.deadLetters); got != 0 {
+		t.Errorf("dead letters = %g, want 0", got)
 	}
 	testwait.For(t, 5*time.Second, "check acknowledged", func() bool { return e.pendingChecks(t) == 0 })
 }
@@ -465,8 +507,8 @@ func TestRateExemptLookupsSkipTheLimiter(t *testing.T) {
 	e.waitEvents(t, 5, 0)
 	// No lookup went through the limiter (at 1/s it would also have
 	// spaced them by a second each).
-	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 0 {
-		t.Errorf("rate limit wait observations = %g, want 0", got)
+	if got := rateLimitWaits(t, w); got != 0 {
+		t.Errorf("rate limit wait observations = %d, want 0", got)
 	}
 }
 
@@ -513,7 +555,7 @@ func TestPermanentFailureAndBadInputDeadLettered(t *testing.T) {
 	// The dead-lettered check no longer blocks the domain.
 	e.publishCheck(t, "nozone.com", nil)
 	e.waitEvents(t, 1, 100*time.Millisecond)
-	if got := metricValue(t, w, "domainguard_checker_dead_letters_total"); got != 3 {
+	if got := testutil.ToFloat64(w.metrics.deadLetters); got != 3 {
 		t.Errorf("dead letters metric = %g, want 3", got)
 	}
 }
@@ -651,8 +693,8 @@ func TestRateLimitPerKey(t *testing.T) {
 			t.Errorf("host %s: 6 lookups spanned %s, want about 500ms", host, span)
 		}
 	}
-	if got := metricValue(t, w, "domainguard_checker_rate_limit_wait_seconds"); got != 12 {
-		t.Errorf("rate limit wait observations = %g, want 12", got)
+	if got := rateLimitWaits(t, w); got != 12 {
+		t.Errorf("rate limit wait observations = %d, want 12", got)
 	}
 }
 
@@ -677,39 +719,14 @@ func TestRecoversFromDeletedConsumer(t *testing.T) {
 	e.waitEvents(t, 2, 0)
 }
 
-// metricValue returns a counter's value, or a histogram's sample count,
-// for the series whose label values are labels (in any order).
-func metricValue(t *testing.T, w *Worker, name string, labels ...string) float64 {
+// rateLimitWaits returns how many lookups waited for the rate limiter.
+func rateLimitWaits(t *testing.T, w *Worker) uint64 {
 	t.Helper()
-	g, ok := w.cfg.Registerer.(prometheus.Gatherer)
-	if !ok {
-		t.Fatal("registerer is not a gatherer")
-	}
-	families, err := g.Gather()
+	n, err := testmetrics.Observations(w.cfg.Registerer.(prometheus.Gatherer), "domainguard_checker_rate_limit_wait_seconds", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) != len(labels) {
-				continue
-			}
-			for _, l := range m.GetLabel() {
-				if !slices.Contains(labels, l.GetValue()) {
-					continue series
-				}
-			}
-			if h := m.GetHistogram(); h != nil {
-				return float64(h.GetSampleCount())
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return n
 }
 
 // Evidence is capped at the source (#14 item 6): an answer with 5,000
@@ -743,4 +760,40 @@ func TestHugeEvidenceIsCappedBeforePublishing(t *testing.T) {
 	if !strings.Contains(changed.Evidence.Detail, "nameservers 5000 -> ") {
 		t.Errorf("detail %q does not say what was dropped", changed.Evidence.Detail)
 	}
+}
+
+// privateProvider can check names under private suffixes (as auto does).
+type privateProvider struct{ *fakeProvider }
+
+func (privateProvider) ChecksPrivateNames() bool { return true }
+
+// A check of a name under a private suffix looks up the name itself, never
+// its registrable domain; a provider that cannot check such names (it would
+// ask a registry that does not hold them) is never asked: unmonitored.
+func TestPrivateSuffixNameChecks(t *testing.T) {
+	t.Parallel()
+	t.Run("provider that checks them", func(t *testing.T) {
+		e := newEnv(t, 0)
+		p := privateProvider{&fakeProvider{}}
+		startWorker(t, e.baseConfig(t, p))
+		e.publishCheck(t, "acme.us.com", nil)
+		msgs := e.waitEvents(t, 1, 0)
+		if !strings.HasSuffix(msgs[0].Subject, "acme.us.com") || p.allCalls()["acme.us.com"] != 1 || p.allCalls()["us.com"] != 0 {
+			t.Fatalf("event on %s, lookups %v; want acme.us.com looked up as itself", msgs[0].Subject, p.allCalls())
+		}
+	})
+	t.Run("provider that does not", func(t *testing.T) {
+		e := newEnv(t, 0)
+		p := &fakeProvider{}
+		startWorker(t, e.baseConfig(t, p))
+		e.publishCheck(t, "foo.github.io", nil)
+		msgs := e.waitEvents(t, 1, 300*time.Millisecond)
+		_, hb, err := schemas.Decode[schemas.DomainChecked](msgs[0].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hb.Unmonitored || hb.Domain != "foo.github.io" || !strings.Contains(hb.Detail, "private suffix github.io") || len(p.allCalls()) != 0 {
+			t.Fatalf("heartbeat %+v, lookups %v; want unmonitored, no lookup", hb, p.allCalls())
+		}
+	})
 }

@@ -133,6 +133,12 @@ ON CONFLICT (user_id, email) DO UPDATE
  WHERE excluded.verified_at > e.verified_at
    AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)`},
 			{"insert new domain", `INSERT INTO domains (name, next_check_at) VALUES ('new.example', now()) ON CONFLICT (name) DO NOTHING`},
+			{"upsert address under a private suffix", `
+INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at, watch_name)
+VALUES ('u3', 'c@acme.us.com', 'us.com', true, now(), now(), 'acme.us.com')
+ON CONFLICT (user_id, email) DO UPDATE SET watch_name = excluded.watch_name`},
+			{"insert private-suffix name", `INSERT INTO domains (name, next_check_at, private_suffix) VALUES ('acme.us.com', now(), true) ON CONFLICT (name) DO NOTHING`},
+			{"fill watch names", `UPDATE emails SET watch_name = 'acme.us.com' WHERE watch_name IS NULL AND email = 'c@acme.us.com'`},
 			{"delete removed address", `DELETE FROM emails WHERE user_id = 'u1' AND email = 'a@example.com'`},
 			{"read due domains", `SELECT name, phase, evidence, next_check_at FROM domains WHERE next_check_at <= now() ORDER BY next_check_at, name`},
 			{"lease and count budget", `
@@ -147,6 +153,7 @@ ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 		},
 		"enforcer": {
 			{"read verified addresses", `SELECT user_id, email, verified, verified_at FROM emails WHERE domain = 'example.com' AND verified`},
+			{"read addresses of a watch name", `SELECT watch_name, user_id, email, verified, verified_at FROM emails WHERE watch_name = ANY('{acme.us.com}') AND verified`},
 			{"unverify", `UPDATE emails SET verified = false, unverified_at = now(), unverify_reason = 'domain_released', unverify_phase = 'released', updated_at = now() WHERE user_id = 'u1' AND email = 'a@example.com'`},
 			{"add domain", `INSERT INTO domains (name, next_check_at) VALUES ('new.example', now()) ON CONFLICT (name) DO NOTHING`},
 			{"lock domain", `SELECT phase, evidence, observed_at FROM domains WHERE name = 'example.com' FOR UPDATE`},
@@ -180,6 +187,7 @@ ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 		"producer": {
 			{"set phase", `UPDATE domains SET phase = 'released' WHERE name = 'example.com'`},
 			{"set evidence", `UPDATE domains SET evidence = '{}' WHERE name = 'example.com'`},
+			{"unmark private-suffix name", `UPDATE domains SET private_suffix = false WHERE name = 'example.com'`},
 			{"delete domain", `DELETE FROM domains WHERE name = 'example.com'`},
 			{"read audit", `SELECT count(*) FROM audit_log`},
 			{"write audit", `INSERT INTO audit_log (id, type, data) VALUES ('0190a7d5-0000-7000-8000-0000000000b1', 'audit.email.unverified', '{}')`},
@@ -194,6 +202,7 @@ ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 			{"create address", `INSERT INTO emails (user_id, email, domain, verified_at) VALUES ('u2', 'b@example.com', 'example.com', now())`},
 			{"delete address", `DELETE FROM emails WHERE user_id = 'u1'`},
 			{"re-date verification", `UPDATE emails SET verified_at = now() WHERE user_id = 'u1'`},
+			{"move watch name", `UPDATE emails SET watch_name = 'other.us.com' WHERE user_id = 'u1'`},
 			{"re-verify", `UPDATE emails SET verified = false WHERE user_id = 'u1'; UPDATE emails SET verified = true WHERE user_id = 'u1'`},
 			{"change address", `UPDATE emails SET email = 'x@evil.example' WHERE user_id = 'u1'`},
 			{"delete domain", `DELETE FROM domains WHERE name = 'example.com'`},

@@ -2,7 +2,6 @@ package enforcer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -58,14 +57,9 @@ func benchEnforce(b *testing.B, emails, perDomain int) {
 	)
 	sub, err := nc.Subscribe(topo.Namespace.Subject(schemas.SubjectEmailUnverified), func(m *nats.Msg) {
 		now := time.Now()
-		var ev struct {
-			Data struct {
-				Domain string `json:"domain"`
-			} `json:"data"`
-		}
-		_ = json.Unmarshal(m.Data, &ev)
+		_, ev, _ := schemas.Decode[schemas.EmailUnverified](m.Data) // an invalid event has no domain
 		mu.Lock()
-		if t, ok := sentAt[ev.Data.Domain]; ok {
+		if t, ok := sentAt[ev.Domain]; ok {
 			lat = append(lat, now.Sub(t))
 			lastSeen = now
 		}

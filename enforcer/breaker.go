@@ -62,6 +62,37 @@ func (s *Store) windowStart(b breakerRow, now time.Time) time.Time {
 	return since
 }
 
+// countingWindow returns the start of the breaker's counting window and
+// its counts: the last BreakerWindow, widened back to the
+// BreakerMinDomains-th most recent lookup when fewer domains were looked
+// at within it, never before the last resume. A small site looks at fewer
+// than BreakerMinDomains domains an hour, and a window by time alone would
+// never let its breaker trip; a window by count does, once that many
+// domains were ever looked at.
+func (s *Store) countingWindow(ctx context.Context, tx pgx.Tx, b breakerRow, now time.Time) (since time.Time, observed, nonActive int, err error) {
+	since = s.windowStart(b, now)
+	if observed, nonActive, err = windowCounts(ctx, tx, since); err != nil || observed >= s.cfg.BreakerMinDomains {
+		return since, observed, nonActive, err
+	}
+	var floor time.Time
+	if b.resumedAt != nil {
+		floor = *b.resumedAt
+	}
+	var nth *time.Time
+	if err := tx.QueryRow(ctx, `
+SELECT min(last_checked_at) FROM (
+    SELECT last_checked_at FROM domains WHERE last_checked_at > $1 ORDER BY last_checked_at DESC LIMIT $2) AS recent`,
+		floor, s.cfg.BreakerMinDomains).Scan(&nth); err != nil {
+		return since, 0, 0, fmt.Errorf("breaker window by count: %w", err)
+	}
+	if nth == nil || !nth.Before(since) {
+		return since, observed, nonActive, nil
+	}
+	since = nth.Add(-time.Microsecond) // the counts take what is after since
+	observed, nonActive, err = windowCounts(ctx, tx, since)
+	return since, observed, nonActive, err
+}
+
 // windowCounts counts the domains observed since `since` (looked up:
 // last_checked_at) and those that turned non-active.
 func windowCounts(ctx context.Context, tx pgx.Tx, since time.Time) (observed, nonActive int, err error) {
@@ -107,7 +138,7 @@ func (s *Store) breakerGate(ctx context.Context, tx pgx.Tx, turned bool, now tim
 	if b.open || !turned || s.cfg.BreakerPct >= 100 {
 		return b.open, nil, nil // (a percentage cannot exceed 100: never trips)
 	}
-	observed, nonActive, err := windowCounts(ctx, tx, s.windowStart(b, now))
+	since, observed, nonActive, err := s.countingWindow(ctx, tx, b, now)
 	if err != nil {
 		return false, nil, err
 	}
@@ -115,8 +146,8 @@ func (s *Store) breakerGate(ctx context.Context, tx pgx.Tx, turned bool, now tim
 	if observed < s.cfg.BreakerMinDomains || pct <= s.cfg.BreakerPct {
 		return false, nil, nil
 	}
-	reason := fmt.Sprintf("%d of %d domains observed in the last %s turned non-active (%.1f%% > %.1f%%)",
-		nonActive, observed, s.cfg.BreakerWindow, pct, s.cfg.BreakerPct)
+	reason := fmt.Sprintf("%d of %d domains observed since %s turned non-active (%.1f%% > %.1f%%)",
+		nonActive, observed, since.UTC().Format(time.RFC3339), pct, s.cfg.BreakerPct)
 	if _, err := tx.Exec(ctx, `UPDATE breaker SET open = true, opened_at = $1, reason = $2 WHERE id = 1`, now, reason); err != nil {
 		return false, nil, fmt.Errorf("open breaker: %w", err)
 	}
@@ -134,7 +165,7 @@ func (s *Store) BreakerStatus(ctx context.Context) (BreakerStatus, error) {
 			return err
 		}
 		now := s.cfg.Clock.Now().UTC()
-		st = BreakerStatus{Open: b.open, OpenedAt: b.openedAt, ResumedAt: b.resumedAt, Since: s.windowStart(b, now),
+		st = BreakerStatus{Open: b.open, OpenedAt: b.openedAt, ResumedAt: b.resumedAt,
 			ThresholdPct: s.cfg.BreakerPct, MinDomains: s.cfg.BreakerMinDomains}
 		if b.reason != nil {
 			st.Reason = *b.reason
@@ -142,7 +173,7 @@ func (s *Store) BreakerStatus(ctx context.Context) (BreakerStatus, error) {
 		if b.resumedBy != nil {
 			st.ResumedBy = *b.resumedBy
 		}
-		st.Observed, st.NonActive, err = windowCounts(ctx, tx, st.Since)
+		st.Since, st.Observed, st.NonActive, err = s.countingWindow(ctx, tx, b, now)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -222,8 +223,10 @@ func (s *Store) applyDecisions(ctx context.Context, tx pgx.Tx, cs []*change, bre
 // record the message ids (a change whose id was seen before is a
 // duplicate), create the missing domain rows, lock them in name order (as
 // every enforcing transaction does, so replicas cannot deadlock), and load
-// their addresses; and read whether the breaker is open (without a lock:
-// consultBreaker locks it when it matters).
+// their addresses — by emails.domain, and for names under a private suffix
+// by emails.watch_name (its own index; queued only when cs has such names);
+// and read whether the breaker is open (without a lock: consultBreaker
+// locks it when it matters).
 func openChanges(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) (breakerOpen bool, err error) {
 	ids := make([]string, len(cs))
 	names := make([]string, len(cs))
@@ -231,6 +234,7 @@ func openChanges(ctx context.Context, tx pgx.Tx, cs []*change, now time.Time) (b
 		ids[i], names[i] = c.msgID, c.ch.Domain
 	}
 	slices.Sort(names)
+	private := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !domainname.IsWatchName(n) })
 	b := &pgx.Batch{}
 	b.Queue(`
 INSERT INTO processed_messages (consumer, message_id, processed_at)
@@ -244,9 +248,15 @@ ON CONFLICT (name) DO NOTHING`, names, now)
 SELECT name, phase, evidence, observed_at, expiry_warned_for, released_since, check_failures
 FROM domains WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, names)
 	b.Queue(`
-SELECT domain, user_id, email, verified, verified_at FROM emails
+SELECT domain, user_id, email, COALESCE(email_as_sent, ''), verified, verified_at FROM emails
 WHERE domain = ANY($1::text[]) AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
 ORDER BY domain, user_id, email`, names)
+	if len(private) > 0 {
+		b.Queue(`
+SELECT watch_name, user_id, email, COALESCE(email_as_sent, ''), verified, verified_at FROM emails
+WHERE watch_name = ANY($1::text[]) AND (verified OR (NOT verified AND unverify_reason IS NOT NULL))
+ORDER BY watch_name, user_id, email`, private)
+	}
 	b.Queue(sqlBreakerOpen)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
@@ -300,20 +310,35 @@ ORDER BY domain, user_id, email`, names)
 		return false, fmt.Errorf("lock domains: %w", err)
 	}
 
-	if rows, err = br.Query(); err != nil {
-		return false, fmt.Errorf("load addresses: %w", err)
+	if err := loadAddresses(br, byDomain); err != nil {
+		return false, err
 	}
-	for rows.Next() {
-		var (
-			domain string
-			a      lifecycle.Address
-			ok     bool
-		)
-		if err := rows.Scan(&domain, &a.UserID, &a.Email, &ok, &a.VerifiedAt); err != nil {
-			rows.Close()
-			return false, fmt.Errorf("load addresses: %w", err)
+	if len(private) > 0 {
+		if err := loadAddresses(br, byDomain); err != nil {
+			return false, fmt.Errorf("by watch name: %w", err)
 		}
-		c := byDomain[domain]
+	}
+	if err := br.QueryRow().Scan(&breakerOpen); err != nil {
+		return false, fmt.Errorf("read breaker: %w", err)
+	}
+	return breakerOpen, br.Close()
+}
+
+// loadAddresses reads the next batch result, (name, user_id, email,
+// email_as_sent, verified, verified_at) rows, into the changes of their
+// names.
+func loadAddresses(br pgx.BatchResults, byDomain map[string]*change) error {
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("load addresses: %w", err)
+	}
+	var (
+		name string
+		a    lifecycle.Address
+		ok   bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &a.UserID, &a.Email, &a.EmailAsSent, &ok, &a.VerifiedAt}, func() error {
+		c := byDomain[name]
 		switch {
 		case c == nil:
 		case ok:
@@ -321,15 +346,12 @@ ORDER BY domain, user_id, email`, names)
 		default:
 			c.unverified = append(c.unverified, a)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load addresses: %w", err)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("load addresses: %w", err)
-	}
-	if err := br.QueryRow().Scan(&breakerOpen); err != nil {
-		return false, fmt.Errorf("read breaker: %w", err)
-	}
-	return breakerOpen, br.Close()
+	return nil
 }
 
 // queueObservations queues one domain_observations row per change,
@@ -553,20 +575,20 @@ func (s *Store) auditEvents(c *change, now time.Time) ([]auditEvent, error) {
 			return nil, err
 		}
 	}
-	emailEvent := func(userID, email string) error {
-		return add(schemas.SubjectEmailUnverified, userID, email, schemas.EmailUnverified{
-			UserID: userID, Email: email, Domain: c.ch.Domain, Reason: c.d.Reason, Phase: c.obs.Phase,
+	emailEvent := func(r unverifiedRow) error {
+		return add(schemas.SubjectEmailUnverified, r.UserID, r.Email, schemas.EmailUnverified{
+			UserID: r.UserID, Email: r.Email, EmailAsSent: r.EmailAsSent, Domain: c.ch.Domain, Reason: c.d.Reason, Phase: c.obs.Phase,
 			PreviousPhase: c.row.phase, Evidence: c.obs.Evidence, UnverifiedAt: now,
 		})
 	}
 	for _, r := range c.unverifiedNow {
-		if err := emailEvent(r.UserID, r.Email); err != nil {
+		if err := emailEvent(r); err != nil {
 			return nil, err
 		}
 	}
 	if s.cfg.DryRun && c.out.HoldID == "" {
 		for _, a := range c.d.Unverify {
-			if err := emailEvent(a.UserID, a.Email); err != nil {
+			if err := emailEvent(unverifiedRow{a.UserID, a.Email, a.EmailAsSent}); err != nil {
 				return nil, err
 			}
 		}

@@ -248,6 +248,24 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// prepare is how every constructor starts: the defaults, Validate, JS
+// when the part publishes (who names the part in the error), and the
+// metrics.
+func (c Config) prepare(who string, needJS bool) (Config, *metrics, error) {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return c, nil, err
+	}
+	if needJS && c.JS == nil {
+		return c, nil, fmt.Errorf("%s: JS is required", who)
+	}
+	m, err := newMetrics(c.Registerer)
+	if err != nil {
+		return c, nil, err
+	}
+	return c, m, nil
+}
+
 // protectedSet returns the built-in and configured protected domains, lower
 // case, without trailing dots.
 func (c Config) protectedSet() map[string]bool {

@@ -56,6 +56,9 @@
 // toward the breaker (domain_observations.turned_lapsed =
 // lifecycle.Decision.BreakerCounts: entering an unverifying phase, or
 // unverifying addresses for any reason, re-registration included).
+// When fewer than BreakerMinDomains were observed within the window, it
+// counts the last BreakerMinDomains observed instead (a window by count,
+// never before the last resume), so the breaker of a small site can trip.
 // When at least BreakerMinDomains were observed and more than BreakerPct
 // percent turned non-active, the breaker opens and audit.enforcement.paused
 // is emitted once. While it is open, observations are still recorded and

@@ -177,13 +177,13 @@ func addressList(addrs []lifecycle.Address, more []unverifiedRow) []schemas.Addr
 		if len(out) == maxEventAddresses {
 			return out
 		}
-		out = append(out, schemas.Address{UserID: a.UserID, Email: a.Email})
+		out = append(out, schemas.Address{UserID: a.UserID, Email: a.Email, EmailAsSent: a.EmailAsSent})
 	}
 	for _, a := range more {
 		if len(out) == maxEventAddresses {
 			return out
 		}
-		out = append(out, schemas.Address{UserID: a.UserID, Email: a.Email})
+		out = append(out, schemas.Address{UserID: a.UserID, Email: a.Email, EmailAsSent: a.EmailAsSent})
 	}
 	return out
 }

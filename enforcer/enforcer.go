@@ -25,14 +25,7 @@ type Enforcer struct {
 
 // New checks cfg (Pool and JS are required) and returns an Enforcer.
 func New(cfg Config) (*Enforcer, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.JS == nil {
-		return nil, errors.New("enforcer: JS is required")
-	}
-	m, err := newMetrics(cfg.Registerer)
+	cfg, m, err := cfg.prepare("enforcer", true)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -29,10 +31,17 @@ VALUES (gen_random_uuid(), 'big.com', 'cap', 'domain_expired', 'expired', '{}', 
 	if err := r.RefreshGauges(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := metricValue(t, r.metrics.dlqMessages); got != 3 {
+	if got := testutil.ToFloat64(r.metrics.dlqMessages); got != 3 {
 		t.Errorf("dlq messages = %v, want 3", got)
 	}
-	if got := metricValue(t, r.metrics.holdAge); got < (25 * time.Hour).Seconds() {
+	// Each stream's depth and limit, for DomainguardStreamNearLimit.
+	if got := testutil.ToFloat64(r.metrics.streamMsgs.WithLabelValues(schemas.StreamDLQ)); got != 3 {
+		t.Errorf("DLQ stream messages = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.streamMaxMsgs.WithLabelValues(schemas.StreamAccounts)); got != float64(broker.DefaultAccountsMaxMsgs) {
+		t.Errorf("ACCOUNTS limit = %v, want %d", got, broker.DefaultAccountsMaxMsgs)
+	}
+	if got := testutil.ToFloat64(r.metrics.holdAge); got < (25 * time.Hour).Seconds() {
 		t.Errorf("oldest hold age = %v s, want at least 25 h", got)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
@@ -193,6 +193,35 @@ func TestStatusMarksPrivateSuffixAddressesNotCovered(t *testing.T) {
 	if rep, err := f.store.Status(f.ctx, "me@github.io"); err != nil || len(rep.Emails) != 1 || !rep.Emails[0].Covered {
 		t.Fatalf("github.io's own address: %+v %v", rep, err)
 	}
+
+	// With DNS evidence its own name is watched: covered, and status says
+	// how. A watched name that is unmonitored does not cover it.
+	f.exec(`INSERT INTO emails (user_id, email, domain, verified, verified_at, watch_name) VALUES
+		('r', 'me@pages.github.io', 'github.io', true, $1, 'pages.github.io'),
+		('s', 'me@dark.github.io', 'github.io', true, $1, 'dark.github.io')`, t0.Add(-time.Hour))
+	f.exec(`INSERT INTO domains (name, phase, private_suffix) VALUES ('pages.github.io', 'active', true)`)
+	f.exec(`INSERT INTO domains (name, phase, private_suffix, unmonitored_since) VALUES ('dark.github.io', 'unknown', true, $1)`, t0)
+	rep, err = f.store.Status(f.ctx, "me@pages.github.io")
+	if err != nil || len(rep.Emails) != 1 {
+		t.Fatalf("report %+v %v", rep, err)
+	}
+	if e := rep.Emails[0]; !e.Covered || e.WatchName != "pages.github.io" || e.WatchPhase != "active" {
+		t.Fatalf("watched private-suffix address reported %+v", e)
+	}
+	text.Reset()
+	if err := rep.WriteText(&text); err != nil || strings.Contains(text.String(), "NOT COVERED") ||
+		!strings.Contains(text.String(), "pages.github.io (under the private suffix github.io) is watched through DNS evidence") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+	if rep, err := f.store.Status(f.ctx, "me@dark.github.io"); err != nil || len(rep.Emails) != 1 || rep.Emails[0].Covered {
+		t.Fatalf("unmonitored watch name: %+v %v", rep, err)
+	}
+	// status NAME of a watched name shows its own row and its addresses.
+	rep, err = f.store.Status(f.ctx, "pages.github.io")
+	if err != nil || rep.Domain == nil || rep.Domain.Name != "pages.github.io" || !rep.Domain.Known || rep.Domain.VerifiedCount != 1 ||
+		len(rep.Emails) != 1 || rep.Emails[0].Email != "me@pages.github.io" {
+		t.Fatalf("status of a watched name: %+v %v", rep, err)
+	}
 }
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
@@ -220,13 +249,13 @@ func TestMetricsCountEventsAndUnverified(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := metricValue(t, f.store.metrics.events.WithLabelValues(ResultApplied)); got != 2 { // activate + expired
+	if got := testutil.ToFloat64(f.store.metrics.events.WithLabelValues(ResultApplied)); got != 2 { // activate + expired
 		t.Errorf("applied = %v, want 2", got)
 	}
-	if got := metricValue(t, f.store.metrics.events.WithLabelValues(ResultDuplicate)); got != 1 {
+	if got := testutil.ToFloat64(f.store.metrics.events.WithLabelValues(ResultDuplicate)); got != 1 {
 		t.Errorf("duplicate = %v, want 1", got)
 	}
-	if got := metricValue(t, f.store.metrics.unverified.WithLabelValues(string(lifecycle.ReasonExpired))); got != 2 {
+	if got := testutil.ToFloat64(f.store.metrics.unverified.WithLabelValues(string(lifecycle.ReasonExpired))); got != 2 {
 		t.Errorf("unverified{domain_expired} = %v, want 2", got)
 	}
 	// A relay built on the same registry shares the collectors.
@@ -237,21 +266,13 @@ func TestMetricsCountEventsAndUnverified(t *testing.T) {
 	if err := r.RefreshGauges(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]bool{}
-	mfs, err := registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-	}
 	for _, n := range []string{"domainguard_enforcer_events_total", "domainguard_enforcer_emails_unverified_total",
 		"domainguard_enforcer_holds_open", "domainguard_enforcer_breaker_open", "domainguard_enforcer_outbox_lag_seconds"} {
-		if !names[n] {
-			t.Errorf("metric %s not gathered", n)
+		if got, err := testutil.GatherAndCount(registry, n); err != nil || got == 0 {
+			t.Errorf("metric %s not gathered (%d series, %v)", n, got, err)
 		}
 	}
-	if got := metricValue(t, r.metrics.outboxLag); got <= 0 {
+	if got := testutil.ToFloat64(r.metrics.outboxLag); got <= 0 {
 		t.Errorf("outbox lag = %v with unsent rows, want > 0", got)
 	}
 }
@@ -261,22 +282,6 @@ type nopJS struct{ jetstream.JetStream }
 
 func (nopJS) Stream(context.Context, string) (jetstream.Stream, error) {
 	return nil, jetstream.ErrStreamNotFound
-}
-
-func metricValue(t *testing.T, c prometheus.Metric) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	t.Fatal("not a counter or gauge")
-	return 0
 }
 
 // A failed lookup's reason is stored and shown by status (text and JSON),

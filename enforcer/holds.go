@@ -175,7 +175,7 @@ func (s *Store) approve(ctx context.Context, id string, d Decision, action bool)
 		var addrs []unverifiedRow
 		if s.cfg.DryRun {
 			for _, a := range h.Addresses {
-				addrs = append(addrs, unverifiedRow{a.UserID, a.Email})
+				addrs = append(addrs, unverifiedRow{a.UserID, a.Email, a.EmailAsSent})
 			}
 			res.WouldUnverify = len(addrs)
 		} else {
@@ -196,7 +196,7 @@ func (s *Store) approve(ctx context.Context, id string, d Decision, action bool)
 		for _, a := range addrs {
 			e, err := s.newAuditEvent(schemas.DerivedID(obsAt, consumerName, "hold", h.ID, schemas.SubjectEmailUnverified, a.UserID, a.Email),
 				schemas.SubjectEmailUnverified, h.Domain, a.UserID, a.Email, now, schemas.EmailUnverified{
-					UserID: a.UserID, Email: a.Email, Domain: h.Domain, Reason: h.Reason, Phase: h.Phase,
+					UserID: a.UserID, Email: a.Email, EmailAsSent: a.EmailAsSent, Domain: h.Domain, Reason: h.Reason, Phase: h.Phase,
 					PreviousPhase: h.PreviousPhase, Evidence: h.Observation.Evidence, UnverifiedAt: now, HoldID: h.ID,
 				})
 			if err != nil {

@@ -24,11 +24,14 @@ type metrics struct {
 	holdsOpen   prometheus.Gauge
 	holdAge     prometheus.Gauge
 	dlqMessages prometheus.Gauge
-	breakerOpen prometheus.Gauge
-	outboxLag   prometheus.Gauge
-	published   prometheus.Counter
-	heartbeats  *prometheus.CounterVec
-	clockSkew   prometheus.Gauge
+	// streamMsgs and streamMaxMsgs are each stream's messages and message
+	// limit (DomainguardStreamNearLimit).
+	streamMsgs, streamMaxMsgs *prometheus.GaugeVec
+	breakerOpen               prometheus.Gauge
+	outboxLag                 prometheus.Gauge
+	published                 prometheus.Counter
+	heartbeats                *prometheus.CounterVec
+	clockSkew                 prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -57,6 +60,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "domainguard_dlq_messages",
 			Help: "Messages in the DLQ stream (dead letters of every role), read by the enforcer's relay.",
 		}),
+		streamMsgs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "domainguard_stream_messages",
+			Help: "Messages in each domainguard stream, read by the enforcer's relay.",
+		}, []string{"stream"}),
+		streamMaxMsgs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "domainguard_stream_max_messages",
+			Help: "Message limit (MaxMsgs) of each domainguard stream; a full ACCOUNTS, DOMAIN_CHECKS, DOMAIN_EVENTS or AUDIT refuses new messages, a full DLQ drops its oldest.",
+		}, []string{"stream"}),
 		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "domainguard_enforcer_breaker_open",
 			Help: "1 while the global breaker pauses enforcement.",
@@ -85,6 +96,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	register(reg, &m.holdsOpen, &err)
 	register(reg, &m.holdAge, &err)
 	register(reg, &m.dlqMessages, &err)
+	register(reg, &m.streamMsgs, &err)
+	register(reg, &m.streamMaxMsgs, &err)
 	register(reg, &m.breakerOpen, &err)
 	register(reg, &m.outboxLag, &err)
 	register(reg, &m.published, &err)

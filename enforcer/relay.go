@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/broker"
@@ -27,13 +26,20 @@ import (
 type Relay struct {
 	cfg     Config
 	pool    *pgxpool.Pool
-	js      jetstream.JetStream
+	js      outboxJetStream
 	topo    broker.Topology
 	metrics *metrics
 	log     *slog.Logger
 
 	// cursor is where Run's next round claims from (Run's goroutine only).
 	cursor relayCursor
+}
+
+// outboxJetStream is what the relay uses of JetStream: publishing, and the
+// DLQ stream's depth for its gauge.
+type outboxJetStream interface {
+	jetstream.Publisher
+	Stream(ctx context.Context, name string) (jetstream.Stream, error)
 }
 
 // relayCursor is the last row a full round claimed. The next round claims
@@ -52,14 +58,7 @@ type relayCursor struct {
 
 // NewRelay checks cfg (Pool and JS are required) and returns a Relay.
 func NewRelay(cfg Config) (*Relay, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.JS == nil {
-		return nil, errors.New("enforcer relay: JS is required")
-	}
-	m, err := newMetrics(cfg.Registerer)
+	cfg, m, err := cfg.prepare("enforcer relay", true)
 	if err != nil {
 		return nil, err
 	}
@@ -294,10 +293,9 @@ ORDER BY l.n`, ids)
 // publish publishes one outbox event asynchronously to AUDIT with
 // Nats-Msg-Id = its id.
 func (r *Relay) publish(ev outboxEvent) (jetstream.PubAckFuture, error) {
-	msg := &nats.Msg{Subject: r.topo.Namespace.Subject(ev.subject), Data: ev.payload, Header: nats.Header{}}
-	msg.Header.Set(schemas.HeaderMsgID, ev.id)
-	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-	f, err := r.js.PublishMsgAsync(msg)
+	// The payload is the event; ev.id is its id.
+	msg := broker.Message{Subject: r.topo.Namespace.Subject(ev.subject), Data: ev.payload, ID: ev.id, ContentType: broker.ContentTypeCloudEvent}
+	f, err := r.js.PublishMsgAsync(msg.Msg())
 	if err != nil {
 		return nil, fmt.Errorf("outbox: publish %s: %w", ev.id, err)
 	}
@@ -423,11 +421,7 @@ SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox 
 	r.metrics.holdsOpen.Set(float64(holds))
 	r.metrics.holdAge.Set(max(holdAge, 0))
 	if r.js != nil {
-		// Dead letters of every role land in one stream; its depth is the
-		// "DLQ growing" alert's input.
-		if s, err := r.js.Stream(ctx, r.topo.Namespace.Stream(schemas.StreamDLQ)); err == nil {
-			r.metrics.dlqMessages.Set(float64(s.CachedInfo().State.Msgs))
-		}
+		r.refreshStreamGauges(ctx)
 	}
 	if open {
 		r.metrics.breakerOpen.Set(1)
@@ -435,6 +429,26 @@ SELECT COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM outbox 
 		r.metrics.breakerOpen.Set(0)
 	}
 	return nil
+}
+
+// refreshStreamGauges reads each stream's messages and message limit (every
+// role's NATS user may read stream info). Dead letters of every role land
+// in one stream; its depth is also the "DLQ growing" alert's input. A
+// stream that cannot be read keeps its last values.
+func (r *Relay) refreshStreamGauges(ctx context.Context) {
+	for _, name := range []string{schemas.StreamAccounts, schemas.StreamDomainChecks, schemas.StreamDomainEvents,
+		schemas.StreamAudit, schemas.StreamDLQ} {
+		s, err := r.js.Stream(ctx, r.topo.Namespace.Stream(name))
+		if err != nil {
+			continue
+		}
+		info := s.CachedInfo()
+		r.metrics.streamMsgs.WithLabelValues(name).Set(float64(info.State.Msgs))
+		r.metrics.streamMaxMsgs.WithLabelValues(name).Set(float64(info.Config.MaxMsgs))
+		if name == schemas.StreamDLQ {
+			r.metrics.dlqMessages.Set(float64(info.State.Msgs))
+		}
+	}
 }
 
 // Prune deletes outbox rows sent more than OutboxRetention (at least a

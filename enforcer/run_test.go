@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testnats"
@@ -226,7 +227,7 @@ SELECT 'user-' || i, 'u@rep' || i || '.com', 'rep' || i || '.com', true, $1 FROM
 	// de-duplication would hide it on the stream).
 	var published float64
 	for _, e := range enforcers {
-		published += metricValue(t, e.relay.metrics.published)
+		published += testutil.ToFloat64(e.relay.metrics.published)
 	}
 	if int(published) != len(byID) {
 		t.Errorf("relays published %v times for %d events", published, len(byID))

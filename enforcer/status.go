@@ -54,8 +54,11 @@ type DomainStatus struct {
 
 // EmailStatus is one emails row.
 type EmailStatus struct {
-	UserID         string     `json:"user_id"`
+	UserID string `json:"user_id"`
+	// Email is the stored key; EmailAsSent the address exactly as the host
+	// sent it ("" for addresses stored before domainguard kept it).
 	Email          string     `json:"email"`
+	EmailAsSent    string     `json:"email_as_sent,omitempty"`
 	Domain         string     `json:"domain"`
 	Verified       bool       `json:"verified"`
 	VerifiedAt     time.Time  `json:"verified_at"`
@@ -63,10 +66,16 @@ type EmailStatus struct {
 	UnverifyReason string     `json:"unverify_reason,omitempty"`
 	UnverifyPhase  string     `json:"unverify_phase,omitempty"`
 	// Covered is false when watching Domain does not cover the address's
-	// own domain (a private PSL suffix such as github.io or us.com);
-	// NotCoveredWhy explains (domainname.Covered).
+	// own domain (a private PSL suffix such as github.io or us.com) and
+	// that name is not watched itself; NotCoveredWhy explains
+	// (domainname.Covered).
 	Covered       bool   `json:"covered"`
 	NotCoveredWhy string `json:"not_covered_why,omitempty"`
+	// WatchName is the address's own name under a private suffix
+	// (emails.watch_name); WatchPhase is its phase when DNS evidence
+	// watches it (a domains row that is not unmonitored), else empty.
+	WatchName  string          `json:"watch_name,omitempty"`
+	WatchPhase lifecycle.Phase `json:"watch_phase,omitempty"`
 }
 
 // ObservationRecord is one domain_observations row.
@@ -139,8 +148,8 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 		} else {
 			rep.Kind = "domain"
 			domain = strings.TrimSuffix(strings.ToLower(q), ".")
-			if d, err := domainname.Registrable(q); err == nil {
-				domain = d
+			if d, err := domainname.CheckName(q); err == nil {
+				domain = d // a name under a private suffix is its own row
 			}
 			if err := queryAudit(ctx, tx, &rep.Audit, `WHERE domain = $1`, domain); err != nil {
 				return err
@@ -155,7 +164,7 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 		}
 		rep.Domain = ds
 		if rep.Kind == "domain" {
-			emails, err := queryEmails(ctx, tx, `WHERE domain = $1 AND (verified OR unverify_reason IS NOT NULL) ORDER BY verified, user_id, email LIMIT 200`, domain)
+			emails, err := queryEmails(ctx, tx, `WHERE `+addressColumn(domain)+` = $1 AND (verified OR unverify_reason IS NOT NULL) ORDER BY verified, user_id, email LIMIT 200`, domain)
 			if err != nil {
 				return err
 			}
@@ -221,15 +230,26 @@ FROM domains WHERE name = $1`, domain).Scan(&phase, &evidence, &ds.ObservedAt, &
 	}
 	if err := tx.QueryRow(ctx, `
 SELECT count(*) FILTER (WHERE verified), count(*) FILTER (WHERE NOT verified AND unverify_reason IS NOT NULL)
-FROM emails WHERE domain = $1`, domain).Scan(&ds.VerifiedCount, &ds.UnverifiedCount); err != nil {
+FROM emails WHERE `+addressColumn(domain)+` = $1`, domain).Scan(&ds.VerifiedCount, &ds.UnverifiedCount); err != nil {
 		return nil, fmt.Errorf("count addresses of %s: %w", domain, err)
 	}
 	return ds, nil
 }
 
+// addressColumn is the emails column that names the addresses of a watched
+// name: watch_name for a name under a private suffix, else domain.
+func addressColumn(name string) string {
+	if domainname.IsWatchName(name) {
+		return "watch_name"
+	}
+	return "domain"
+}
+
 func queryEmails(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]EmailStatus, error) {
 	rows, err := tx.Query(ctx, `
-SELECT user_id, email, domain, verified, verified_at, unverified_at, COALESCE(unverify_reason, ''), COALESCE(unverify_phase, '')
+SELECT user_id, email, COALESCE(email_as_sent, ''), domain, verified, verified_at, unverified_at, COALESCE(unverify_reason, ''), COALESCE(unverify_phase, ''),
+       COALESCE(watch_name, ''),
+       COALESCE((SELECT phase FROM domains w WHERE w.name = emails.watch_name AND w.unmonitored_since IS NULL), '')
 FROM emails `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("emails: %w", err)
@@ -238,10 +258,13 @@ FROM emails `+where, args...)
 	out := []EmailStatus{}
 	for rows.Next() {
 		var e EmailStatus
-		if err := rows.Scan(&e.UserID, &e.Email, &e.Domain, &e.Verified, &e.VerifiedAt, &e.UnverifiedAt, &e.UnverifyReason, &e.UnverifyPhase); err != nil {
+		if err := rows.Scan(&e.UserID, &e.Email, &e.EmailAsSent, &e.Domain, &e.Verified, &e.VerifiedAt, &e.UnverifiedAt, &e.UnverifyReason, &e.UnverifyPhase,
+			&e.WatchName, &e.WatchPhase); err != nil {
 			return nil, fmt.Errorf("emails: %w", err)
 		}
-		e.Covered, e.NotCoveredWhy = domainname.Covered(e.Email)
+		if e.Covered, e.NotCoveredWhy = domainname.Covered(e.Email); !e.Covered && e.WatchPhase != "" {
+			e.Covered, e.NotCoveredWhy = true, "" // its own name is watched through the DNS
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -343,8 +366,15 @@ func (r StatusReport) writeText(w io.Writer) error {
 			state = fmt.Sprintf("UNVERIFIED %s (%s, phase %s)", ts(e.UnverifiedAt), e.UnverifyReason, e.UnverifyPhase)
 		}
 		fmt.Fprintf(tw, "email\t%s user %s: %s\n", e.Email, e.UserID, state)
-		if !e.Covered {
+		if e.EmailAsSent != "" && e.EmailAsSent != e.Email {
+			fmt.Fprintf(tw, "as sent\t%s\n", e.EmailAsSent)
+		}
+		switch {
+		case !e.Covered:
 			fmt.Fprintf(tw, "coverage\tNOT COVERED: %s\n", e.NotCoveredWhy)
+		case e.WatchPhase != "":
+			fmt.Fprintf(tw, "coverage\tcovered: its own name %s (under the private suffix %s) is watched through DNS evidence, phase %s; %s is watched too\n",
+				e.WatchName, domainname.PrivateSuffix(e.WatchName), e.WatchPhase, e.Domain)
 		}
 	}
 	for _, h := range r.Holds {
@@ -375,9 +405,12 @@ func (r StatusReport) writeText(w io.Writer) error {
 // set, MX, SOA, and a pending or confirmed undelegation.
 func DNSLine(d *lifecycle.DNSEvidence) string {
 	var b strings.Builder
-	if d.Delegated {
+	switch {
+	case d.Delegated:
 		fmt.Fprintf(&b, "delegated (%s) to [%s]", d.Rcode, strings.Join(d.Nameservers, ", "))
-	} else {
+	case d.Hosted:
+		fmt.Fprintf(&b, "held in the parent zone without a cut (%s)", d.Rcode)
+	default:
 		fmt.Fprintf(&b, "not delegated (%s)", d.Rcode)
 	}
 	if d.ParentServer != "" {

@@ -38,11 +38,7 @@ type Store struct {
 
 // NewStore checks cfg (JS is not needed) and returns a Store.
 func NewStore(cfg Config) (*Store, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	m, err := newMetrics(cfg.Registerer)
+	cfg, m, err := cfg.prepare("enforcer store", false)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +142,8 @@ func (r domainRow) state(unverified []lifecycle.Address) lifecycle.DomainState {
 }
 
 // unverifiedRow is one address an UPDATE actually unverified.
-type unverifiedRow struct{ UserID, Email string }
+// EmailAsSent is the host's form of the address ("" if not recorded).
+type unverifiedRow struct{ UserID, Email, EmailAsSent string }
 
 // unverifyRequest asks to unverify one address for change number change
 // of a caller's list.
@@ -184,7 +181,7 @@ UPDATE emails e
 SET verified = false, unverified_at = $1, unverify_reason = t.reason, unverify_phase = t.phase, updated_at = $1
 FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS t(change, user_id, email, reason, phase, observed_at)
 WHERE e.user_id = t.user_id AND e.email = t.email AND e.verified AND e.verified_at <= t.observed_at
-RETURNING t.change, e.user_id, e.email`, now, changes, users, emails, reasons, phases, observed)
+RETURNING t.change, e.user_id, e.email, COALESCE(e.email_as_sent, '')`, now, changes, users, emails, reasons, phases, observed)
 		if err != nil {
 			return nil, fmt.Errorf("unverify: %w", err)
 		}
@@ -193,7 +190,7 @@ RETURNING t.change, e.user_id, e.email`, now, changes, users, emails, reasons, p
 				r      unverifyResult
 				change int32
 			)
-			if err := rows.Scan(&change, &r.UserID, &r.Email); err != nil {
+			if err := rows.Scan(&change, &r.UserID, &r.Email, &r.EmailAsSent); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("unverify: %w", err)
 			}

@@ -429,7 +429,7 @@ func dnsChanged(a, b *DNSEvidence) bool {
 	if a == nil || b == nil {
 		return (a == nil) != (b == nil)
 	}
-	return a.Delegated != b.Delegated ||
+	return a.Delegated != b.Delegated || a.Hosted != b.Hosted ||
 		!sameTime(a.UndelegatedSince, b.UndelegatedSince) ||
 		!sameSet(a.Nameservers, b.Nameservers, normalizeHost) ||
 		a.MXKnown != b.MXKnown ||

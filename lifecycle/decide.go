@@ -35,9 +35,13 @@ type DomainState struct {
 
 // Address is one verified (or formerly verified) email address on a domain.
 type Address struct {
-	UserID     string
-	Email      string
-	VerifiedAt time.Time
+	UserID string
+	Email  string
+	// EmailAsSent is the address as the host sent it (Email is the
+	// normalised key); "" when not recorded. Decide ignores it: it is
+	// carried to the audit events.
+	EmailAsSent string
+	VerifiedAt  time.Time
 }
 
 // Policy holds the enforcement settings that Decide needs. The zero value

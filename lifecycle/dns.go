@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/domainguard/domainguard/internal/domainname"
 )
 
 // DNS evidence rules (DESIGN.md §2 "DNS evidence").
@@ -32,6 +34,12 @@ type DNSEvidence struct {
 	// means the parent zone answered NXDOMAIN; any other answer is no
 	// evidence at all (the lookup failed).
 	Delegated bool `json:"delegated"`
+	// Hosted: the parent zone answered with authority that the name exists
+	// in the zone itself, without a zone cut of its own (NOERROR with its
+	// records or none of the asked type): how foo.github.io exists under
+	// github.io. Only recorded for names held under a private suffix
+	// (HostedCounts); it counts as present like a delegation (Present).
+	Hosted bool `json:"hosted,omitempty"`
 	// Rcode is the parent zone's response code ("NOERROR", "NXDOMAIN").
 	Rcode string `json:"rcode"`
 	// ParentServer is the host:port of the parent zone server that answered.
@@ -57,6 +65,18 @@ type DNSEvidence struct {
 	BaselineNameservers []string `json:"baseline_nameservers,omitempty"`
 	BaselineMX          []string `json:"baseline_mx,omitempty"`
 }
+
+// Present reports whether the parent zone shows the name: delegated, or
+// hosted in the zone itself (Hosted). Not present means NXDOMAIN.
+func (d *DNSEvidence) Present() bool { return d != nil && (d.Delegated || d.Hosted) }
+
+// HostedCounts reports whether an authoritative answer that name exists in
+// its parent zone without a zone cut (DNSEvidence.Hosted) is evidence that
+// the name exists: for a name held under a private PSL suffix
+// (domainname.IsWatchName: foo.github.io, acme.us.com), whose operator may
+// serve it from its own zone. For a registrable domain it is not: a
+// registry's zone holds delegations, so such an answer is a lame server.
+func HostedCounts(name string) bool { return domainname.IsWatchName(name) }
 
 // clean returns d with control characters removed from its text.
 func (d *DNSEvidence) clean() *DNSEvidence {
@@ -107,7 +127,7 @@ func WithDNSBaseline(d *DNSEvidence, phase Phase, prev *Observation) *DNSEvidenc
 // undelegatedSince returns when prev first saw the name not delegated, nil
 // when prev saw it delegated (or had no DNS evidence).
 func undelegatedSince(prev *Observation) *time.Time {
-	if prev == nil || prev.Evidence.DNS == nil || prev.Evidence.DNS.Delegated {
+	if prev == nil || prev.Evidence.DNS == nil || prev.Evidence.DNS.Present() {
 		return nil
 	}
 	return prev.Evidence.DNS.UndelegatedSince
@@ -120,7 +140,7 @@ func wasDelegated(prev *Observation) bool {
 		return false
 	}
 	ns, _ := DNSBaseline(prev)
-	return prev.Evidence.DNS.Delegated || len(ns) > 0 || prev.Evidence.DNS.UndelegatedSince != nil
+	return prev.Evidence.DNS.Present() || len(ns) > 0 || prev.Evidence.DNS.UndelegatedSince != nil
 }
 
 // ClassifyDNS decides the phase of a domain whose only evidence is the DNS
@@ -131,10 +151,11 @@ func wasDelegated(prev *Observation) bool {
 //
 // Rules, first match wins:
 //  1. No DNS evidence → unknown.
-//  2. Delegated → active; the NS and MX become the baseline. (A return
-//     with an NS set disjoint from the baseline is a re-registration:
-//     see Reregistered.)
-//  3. Not delegated (NXDOMAIN at the parent) and never seen delegated →
+//  2. Present (delegated, or hosted for a name under a private suffix:
+//     DNSEvidence.Present) → active; the NS and MX become the baseline. (A
+//     return with an NS set disjoint from the baseline is a
+//     re-registration: see Reregistered.)
+//  3. Not present (NXDOMAIN at the parent) and never seen present →
 //     unknown: there is nothing to confirm the lapse against.
 //  4. Not delegated, previously a DNS lapse (undelegated and lapsed) →
 //     expired, kept.
@@ -151,10 +172,13 @@ func ClassifyDNS(ev Evidence, prev *Observation, now time.Time, confirm time.Dur
 	if d == nil {
 		return PhaseUnknown, "no DNS evidence", ev
 	}
-	if d.Delegated {
+	if d.Present() {
 		c := *d
 		c.UndelegatedSince = nil
 		ev.DNS = WithDNSBaseline(&c, PhaseActive, prev)
+		if !d.Delegated {
+			return PhaseActive, "held in the parent zone (no zone cut of its own)", ev
+		}
 		return PhaseActive, "delegated by the parent zone", ev
 	}
 	if !wasDelegated(prev) {
@@ -168,7 +192,7 @@ func ClassifyDNS(ev Evidence, prev *Observation, now time.Time, confirm time.Dur
 		since = &t
 	}
 	c.UndelegatedSince = since
-	if prev.Phase == PhaseExpired && !prev.Evidence.DNS.Delegated {
+	if prev.Phase == PhaseExpired && !prev.Evidence.DNS.Present() {
 		ev.DNS = WithDNSBaseline(&c, PhaseExpired, prev)
 		return PhaseExpired, "still not delegated by the parent zone", ev
 	}
@@ -190,7 +214,7 @@ func ClassifyDNS(ev Evidence, prev *Observation, now time.Time, confirm time.Dur
 // domain_undelegated.
 func DNSUndelegatedLapse(obs Observation) bool {
 	return obs.Phase.Lapsed() && obs.Evidence.Provider == ProviderDNS &&
-		obs.Evidence.DNS != nil && !obs.Evidence.DNS.Delegated
+		obs.Evidence.DNS != nil && !obs.Evidence.DNS.Present()
 }
 
 // ReasonOf is the unverification reason of an observation's phase:
@@ -336,5 +360,5 @@ func joinReason(a, b string) string {
 // so the confirming lookup comes DOMAINGUARD_UNDELEGATED_CONFIRM later
 // rather than a recheck interval later.
 func PendingUndelegation(phase Phase, ev *Evidence) bool {
-	return ev != nil && ev.DNS != nil && !ev.DNS.Delegated && ev.DNS.UndelegatedSince != nil && !phase.Lapsed()
+	return ev != nil && ev.DNS != nil && !ev.DNS.Present() && ev.DNS.UndelegatedSince != nil && !phase.Lapsed()
 }

@@ -259,3 +259,54 @@ func withBaselineObs(prev *Observation, expires time.Time) *Observation {
 	c := withBaseline(*prev, expires)
 	return &c
 }
+
+// A name under a private suffix (foo.github.io) may exist in its parent
+// zone without a zone cut: it is present, and its disappearance is
+// confirmed like a delegated name's.
+func TestClassifyDNSHostedName(t *testing.T) {
+	hosted := func() *DNSEvidence { return &DNSEvidence{Hosted: true, Rcode: "NOERROR"} }
+	classify := func(d *DNSEvidence, prev *Observation, at time.Time) *Observation {
+		ev := Evidence{Provider: ProviderDNS, DNS: d, ObservedAt: at}
+		phase, why, kept := ClassifyDNS(ev, prev, at, 0)
+		if why == "" {
+			t.Fatal("no reason given")
+		}
+		return &Observation{Domain: "foo.github.io", Phase: phase, Evidence: kept}
+	}
+	t0 := now.Add(-48 * time.Hour)
+	first := classify(hosted(), nil, t0)
+	if first.Phase != PhaseActive {
+		t.Fatalf("hosted name: phase %s, want active", first.Phase)
+	}
+	if still := classify(hosted(), first, t0.Add(24*time.Hour)); still.Phase != PhaseActive || PendingUndelegation(still.Phase, &still.Evidence) {
+		t.Fatalf("hosted name seen again: phase %s, pending %v", still.Phase, PendingUndelegation(still.Phase, &still.Evidence))
+	}
+	gone := classify(nxdomain(), first, t0.Add(time.Hour))
+	if gone.Phase != PhaseActive || !PendingUndelegation(gone.Phase, &gone.Evidence) {
+		t.Fatalf("first NXDOMAIN after hosted: phase %s, pending %v; want active awaiting confirmation", gone.Phase, PendingUndelegation(gone.Phase, &gone.Evidence))
+	}
+	confirmed := classify(nxdomain(), gone, t0.Add(time.Hour+DefaultUndelegatedConfirm))
+	if confirmed.Phase != PhaseExpired || !DNSUndelegatedLapse(*confirmed) || ReasonOf(*confirmed) != ReasonUndelegated {
+		t.Fatalf("confirmed NXDOMAIN: phase %s, reason %s; want expired, domain_undelegated", confirmed.Phase, ReasonOf(*confirmed))
+	}
+	if back := classify(hosted(), confirmed, now); back.Phase != PhaseActive {
+		t.Fatalf("hosted again: phase %s", back.Phase)
+	}
+	if never := classify(nxdomain(), nil, now); never.Phase != PhaseUnknown {
+		t.Fatalf("NXDOMAIN, never present: phase %s, want unknown", never.Phase)
+	}
+	if Changed(first, Observation{Phase: PhaseActive, Evidence: Evidence{Provider: ProviderDNS, DNS: delegated("ns1.x.example")}}) == false {
+		t.Error("hosted → delegated is not a change")
+	}
+}
+
+func TestHostedCounts(t *testing.T) {
+	for name, want := range map[string]bool{
+		"foo.github.io": true, "acme.us.com": true, "acme.eu.org": true, "foo.pp.ua": true,
+		"github.io": false, "us.com": false, "example.com": false, "www.foo.github.io": false, "ox.ac.uk": false,
+	} {
+		if got := HostedCounts(name); got != want {
+			t.Errorf("HostedCounts(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

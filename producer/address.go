@@ -10,10 +10,19 @@ import (
 // Address is a host's email address as domainguard stores it.
 type Address struct {
 	UserID string
-	// Email is the local part as given and the domain part lower-cased.
+	// Email is the local part as given and the domain part lower-cased:
+	// the key addresses are stored and looked up by.
 	Email string
+	// AsSent is the address exactly as the host sent it (surrounding white
+	// space trimmed), stored beside the key so that what domainguard
+	// reports names the address in the host's own form.
+	AsSent string
 	// Domain is the registrable domain of the address.
 	Domain string
+	// WatchName is the address's own name under a private PSL suffix
+	// (domainname.WatchName: "acme.us.com"), "" for other addresses. With
+	// DNS evidence on it is watched too (Config.WatchPrivateNames).
+	WatchName string
 }
 
 // NormalizeAddress checks an address from the host and returns the stored
@@ -31,7 +40,16 @@ func NormalizeAddress(userID, email string) (Address, error) {
 	if err != nil {
 		return Address{}, err
 	}
-	return Address{UserID: userID, Email: domainname.StoredEmail(email), Domain: domain}, nil
+	return Address{UserID: userID, Email: domainname.StoredEmail(email), AsSent: email, Domain: domain,
+		WatchName: domainname.WatchNameFromEmail(email)}, nil
+}
+
+// nullable is s, or nil (SQL NULL) when s is empty.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func checkText(field, v string, max int) error {

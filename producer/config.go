@@ -56,6 +56,12 @@ type Config struct {
 	// IntakeWorkers is the number of intake messages handled concurrently.
 	// Default 4.
 	IntakeWorkers int
+	// WatchPrivateNames: DNS evidence is on (DOMAINGUARD_DNS_EVIDENCE with
+	// the auto provider), so an address under a private PSL suffix gets a
+	// domains row of its own name (Address.WatchName, private_suffix)
+	// besides its registrable domain's; the checker watches it through the
+	// DNS alone (DESIGN.md §2 "Private suffixes").
+	WatchPrivateNames bool
 	// Jitter returns a number in [0, 1) that spreads leases. Default
 	// math/rand/v2.Float64.
 	Jitter func() float64

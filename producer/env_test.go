@@ -11,8 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/clock"
@@ -158,22 +156,6 @@ func readDomain(t testing.TB, pool *pgxpool.Pool, name string) (domainRow, bool)
 		t.Fatal(err)
 	}
 	return r, true
-}
-
-func counterValue(t testing.TB, c prometheus.Metric) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	t.Fatalf("metric %v is neither counter nor gauge", c.Desc())
-	return 0
 }
 
 // deliver handles m as the intake consumer does (handleIntake, then the

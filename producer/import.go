@@ -35,6 +35,9 @@ type ImportOptions struct {
 	// MaxBadRows is how many bad rows the result lists (all are counted in
 	// BadCount). Default 10,000.
 	MaxBadRows int
+	// WatchPrivateNames adds a domains row for the name of each address
+	// under a private PSL suffix, as intake does (Config.WatchPrivateNames).
+	WatchPrivateNames bool
 }
 
 func (o ImportOptions) withDefaults() ImportOptions {
@@ -169,7 +172,7 @@ func Import(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts ImportOpt
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS import_rows (
-		user_id text, email text, domain text, verified_at timestamptz) ON COMMIT DELETE ROWS`); err != nil {
+		user_id text, email text, domain text, verified_at timestamptz, email_as_sent text, watch_name text) ON COMMIT DELETE ROWS`); err != nil {
 		return res, fmt.Errorf("import: create temporary table: %w", err)
 	}
 	defer func() {
@@ -201,7 +204,7 @@ func Import(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts ImportOpt
 		if writeErr != nil {
 			continue // drain so the parser can finish
 		}
-		ins, upd, doms, err := mergeBatch(ctx, conn.Conn(), batch, p.now)
+		ins, upd, doms, err := mergeBatch(ctx, conn.Conn(), batch, p.now, opts.WatchPrivateNames)
 		if err != nil {
 			writeErr = err
 			stopParse()
@@ -230,16 +233,16 @@ func Import(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts ImportOpt
 
 // mergeBatch copies one batch into the temporary table and upserts it, in
 // one transaction.
-func mergeBatch(ctx context.Context, conn *pgx.Conn, batch []importRow, now time.Time) (inserted, updated, newDomains int64, err error) {
+func mergeBatch(ctx context.Context, conn *pgx.Conn, batch []importRow, now time.Time, watchPrivate bool) (inserted, updated, newDomains int64, err error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, []string{"user_id", "email", "domain", "verified_at"},
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"import_rows"}, []string{"user_id", "email", "domain", "verified_at", "email_as_sent", "watch_name"},
 		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
 			r := &batch[i]
-			return []any{r.UserID, r.Email, r.Domain, r.VerifiedAt}, nil
+			return []any{r.UserID, r.Email, r.Domain, r.VerifiedAt, r.AsSent, nullable(r.WatchName)}, nil
 		}))
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("copy rows: %w", err)
@@ -248,16 +251,16 @@ func mergeBatch(ctx context.Context, conn *pgx.Conn, batch []importRow, now time
 	// an address repeated in the batch keeps its latest verified_at.
 	err = tx.QueryRow(ctx, `
 		WITH merged AS (
-			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at)
+			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at, email_as_sent, watch_name)
 			SELECT * FROM (
-			  SELECT DISTINCT ON (user_id, email) user_id, email, domain, true, verified_at, verified_at
+			  SELECT DISTINCT ON (user_id, email) user_id, email, domain, true, verified_at, verified_at, email_as_sent, watch_name
 			    FROM import_rows i
 			   WHERE NOT EXISTS (SELECT 1 FROM email_removals r
 			                      WHERE r.user_id = i.user_id AND r.email = i.email AND r.removed_at >= i.verified_at)
 			   ORDER BY user_id, email, verified_at DESC) AS latest
 			ON CONFLICT (user_id, email) DO UPDATE
 			   SET domain = excluded.domain, verified = true, verified_at = excluded.verified_at,
-			       event_at = excluded.event_at,
+			       event_at = excluded.event_at, email_as_sent = excluded.email_as_sent, watch_name = excluded.watch_name,
 			       unverified_at = NULL, unverify_reason = NULL, unverify_phase = NULL, updated_at = now()
 			 WHERE excluded.verified_at > e.verified_at
 			   AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)
@@ -268,9 +271,11 @@ func mergeBatch(ctx context.Context, conn *pgx.Conn, batch []importRow, now time
 		return 0, 0, 0, fmt.Errorf("merge emails: %w", err)
 	}
 	tag, err := tx.Exec(ctx, `
-		INSERT INTO domains (name, next_check_at)
-		SELECT DISTINCT domain, $1::timestamptz FROM import_rows
-		ON CONFLICT (name) DO NOTHING`, now)
+		INSERT INTO domains (name, next_check_at, private_suffix)
+		SELECT domain, $1::timestamptz, false FROM import_rows
+		UNION
+		SELECT watch_name, $1::timestamptz, true FROM import_rows WHERE $2 AND watch_name IS NOT NULL
+		ON CONFLICT (name) DO NOTHING`, now, watchPrivate)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("merge domains: %w", err)
 	}

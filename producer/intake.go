@@ -95,8 +95,8 @@ func (p *Producer) applyIntake(ctx context.Context, msg jetstream.Msg) (intakeOu
 		if err != nil || !applied {
 			return intakeDuplicate, err
 		}
-		if firstSeen {
-			p.enqueueSignup(ctx, addr.Domain, now)
+		for _, name := range firstSeen {
+			p.enqueueSignup(ctx, name, name == addr.WatchName, now)
 		}
 		return intakeApplied, nil
 	case schemas.SubjectEmailRemoved:
@@ -229,40 +229,62 @@ func (p *Producer) applyOnce(ctx context.Context, id string, a Address, apply fu
 	return applied, err
 }
 
-// storeVerified upserts the address and its domain in one transaction. It
-// reports whether the message was new (not a redelivery) and whether the
-// domain was seen for the first time.
-func (p *Producer) storeVerified(ctx context.Context, id string, a Address, verifiedAt, eventAt, now time.Time) (applied, firstSeen bool, err error) {
+// storeVerified upserts the address and its domain (and, with
+// WatchPrivateNames, its private-suffix name) in one transaction. It
+// reports whether the message was new (not a redelivery) and which of
+// those names were seen for the first time.
+func (p *Producer) storeVerified(ctx context.Context, id string, a Address, verifiedAt, eventAt, now time.Time) (applied bool, firstSeen []string, err error) {
 	applied, err = p.applyOnce(ctx, id, a, func(tx pgx.Tx) error {
 		// Same rules as Import: a newer verified_at verifies (again); an
 		// older one, or one not after domainguard's unverification, is stale.
 		// A removal at or after the event's time (the tombstone) wins.
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at)
-			SELECT $1, $2, $3, true, $4, $5
+			INSERT INTO emails AS e (user_id, email, domain, verified, verified_at, event_at, email_as_sent, watch_name)
+			SELECT $1, $2, $3, true, $4, $5, $6, $7
 			 WHERE NOT EXISTS (SELECT 1 FROM email_removals r
 			                    WHERE r.user_id = $1 AND r.email = $2 AND r.removed_at >= $5)
 			ON CONFLICT (user_id, email) DO UPDATE
 			   SET domain = excluded.domain, verified = true, verified_at = excluded.verified_at,
-			       event_at = excluded.event_at,
+			       event_at = excluded.event_at, email_as_sent = excluded.email_as_sent, watch_name = excluded.watch_name,
 			       unverified_at = NULL, unverify_reason = NULL, unverify_phase = NULL, updated_at = now()
 			 WHERE excluded.verified_at > e.verified_at
 			   AND (e.unverified_at IS NULL OR excluded.verified_at > e.unverified_at)`,
-			a.UserID, a.Email, a.Domain, verifiedAt, eventAt); err != nil {
+			a.UserID, a.Email, a.Domain, verifiedAt, eventAt, a.AsSent, nullable(a.WatchName)); err != nil {
 			return fmt.Errorf("upsert email: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at) VALUES ($1, $2)
-			ON CONFLICT (name) DO NOTHING`, a.Domain, now)
-		if err != nil {
-			return fmt.Errorf("insert domain %s: %w", a.Domain, err)
+		firstSeen = firstSeen[:0]
+		for _, d := range p.domainsOf(a) {
+			tag, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at, private_suffix) VALUES ($1, $2, $3)
+				ON CONFLICT (name) DO NOTHING`, d.name, now, d.privateSuffix)
+			if err != nil {
+				return fmt.Errorf("insert domain %s: %w", d.name, err)
+			}
+			if tag.RowsAffected() == 1 {
+				firstSeen = append(firstSeen, d.name)
+			}
 		}
-		firstSeen = tag.RowsAffected() == 1
 		return nil
 	})
 	if err != nil {
-		return false, false, fmt.Errorf("store verified address: %w", err)
+		return false, nil, fmt.Errorf("store verified address: %w", err)
 	}
 	return applied, firstSeen, nil
+}
+
+// watchedDomain is a domains row an address needs.
+type watchedDomain struct {
+	name          string
+	privateSuffix bool // a name under a private PSL suffix, checked by DNS alone
+}
+
+// domainsOf returns the names watched for a: its registrable domain and,
+// with WatchPrivateNames, its name under a private suffix.
+func (p *Producer) domainsOf(a Address) []watchedDomain {
+	out := []watchedDomain{{name: a.Domain}}
+	if p.cfg.WatchPrivateNames && a.WatchName != "" {
+		out = append(out, watchedDomain{name: a.WatchName, privateSuffix: true})
+	}
+	return out
 }
 
 // storeRemoved records the removal's tombstone and deletes the address,
@@ -291,9 +313,11 @@ func (p *Producer) storeRemoved(ctx context.Context, id string, a Address, remov
 }
 
 // enqueueSignup publishes the immediate check of a first-seen domain and
-// leases it. Failing here loses nothing: the domain was inserted due now,
-// so the next sweep enqueues it; and "already pending" is as good as done.
-func (p *Producer) enqueueSignup(ctx context.Context, domain string, now time.Time) {
+// leases it; free (a private-suffix name: DNS alone) checks do not count
+// against the lookup budget. Failing here loses nothing: the domain was
+// inserted due now, so the next sweep enqueues it; and "already pending"
+// is as good as done.
+func (p *Producer) enqueueSignup(ctx context.Context, domain string, free bool, now time.Time) {
 	msg, err := p.checkMsg(domain, schemas.CheckSignup, nil, now)
 	if err != nil {
 		p.log.Error("intake: build signup check; the sweep will enqueue it", "domain", domain, "error", err)
@@ -311,6 +335,9 @@ func (p *Producer) enqueueSignup(ctx context.Context, domain string, now time.Ti
 		}
 	} else {
 		p.m.signupChecks.Inc()
+	}
+	if free {
+		enqueued = 0
 	}
 	if _, err := p.cfg.Pool.Exec(ctx, leaseSQL, []string{domain}, []time.Time{p.leaseTime(now)}, now,
 		now.Truncate(time.Hour), enqueued); err != nil {

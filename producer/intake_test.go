@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testwait"
@@ -137,12 +138,12 @@ func TestIntakeEndToEnd(t *testing.T) {
 	}
 
 	testwait.For(t, 15*time.Second, "metrics", func() bool {
-		return counterValue(t, e.p.m.intakeAccepted) == 6 && counterValue(t, e.p.m.intakeIgnored) == 1
+		return testutil.ToFloat64(e.p.m.intakeAccepted) == 6 && testutil.ToFloat64(e.p.m.intakeIgnored) == 1
 	})
-	if got := counterValue(t, e.p.m.intakeDeadLettered); got != 6 {
+	if got := testutil.ToFloat64(e.p.m.intakeDeadLettered); got != 6 {
 		t.Errorf("dead-lettered counter %v, want 6", got)
 	}
-	if got := counterValue(t, e.p.m.signupChecks); got != 2 {
+	if got := testutil.ToFloat64(e.p.m.signupChecks); got != 2 {
 		t.Errorf("signup checks counter %v, want 2", got)
 	}
 	if n := countRows(t, e.pool, `SELECT COALESCE(sum(count), 0)::int FROM lookup_budget`); n != 2 {
@@ -208,7 +209,7 @@ func TestIntakeRedelivery(t *testing.T) {
 					t.Errorf("message %d acked %d times over %d deliveries", m.seq, n, m.delivered)
 				}
 			}
-			if got := counterValue(t, e.p.m.intakeDuplicates); got != 2 {
+			if got := testutil.ToFloat64(e.p.m.intakeDuplicates); got != 2 {
 				t.Errorf("duplicates %v, want 2", got)
 			}
 			if n := countRows(t, e.pool, `SELECT count(*) FROM processed_messages WHERE consumer = 'producer-intake'`); n != 3 {
@@ -287,7 +288,7 @@ func TestIntakeOneCheckPerDomain(t *testing.T) {
 	if p := e.pendingChecks(t); len(p) != 1 || p["shared.example"] != 1 {
 		t.Errorf("pending checks %v, want one for shared.example", p)
 	}
-	if got := counterValue(t, e.p.m.signupChecks); got != 1 {
+	if got := testutil.ToFloat64(e.p.m.signupChecks); got != 1 {
 		t.Errorf("signup checks %v, want 1", got)
 	}
 	// The sweep sees nothing due: the domain is leased.
@@ -318,7 +319,7 @@ func TestIntakeTransientFailure(t *testing.T) {
 	if m.acks.Load() != 1 || len(e.deadLetters(t)) != 1 {
 		t.Errorf("last delivery: %d acks, %d dead letters; want both 1", m.acks.Load(), len(e.deadLetters(t)))
 	}
-	if got := counterValue(t, e.p.m.intakeErrors); got != 1 {
+	if got := testutil.ToFloat64(e.p.m.intakeErrors); got != 1 {
 		t.Errorf("intake errors %v, want 1", got)
 	}
 }
@@ -395,7 +396,7 @@ func TestIntakeBinaryModeCEID(t *testing.T) {
 			t.Fatalf("settled as %s, want acked", s)
 		}
 	}
-	if got := counterValue(t, e.p.m.intakeDuplicates); got != 2 {
+	if got := testutil.ToFloat64(e.p.m.intakeDuplicates); got != 2 {
 		t.Errorf("duplicates %v, want 2 (the resent binary event and its structured twin)", got)
 	}
 	var ids []string

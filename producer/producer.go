@@ -61,14 +61,11 @@ func (p *Producer) checkMsg(domain string, reason schemas.CheckReason, prev *lif
 	if err != nil {
 		return nil, err
 	}
-	body, err := ev.Marshal()
+	m, err := broker.EventMessage(p.cfg.Topology.Namespace.CheckSubject(domain), ev)
 	if err != nil {
-		return nil, fmt.Errorf("encode check of %s: %w", domain, err)
+		return nil, fmt.Errorf("check of %s: %w", domain, err)
 	}
-	msg := &nats.Msg{Subject: p.cfg.Topology.Namespace.CheckSubject(domain), Data: body, Header: nats.Header{}}
-	msg.Header.Set(schemas.HeaderMsgID, ev.ID)
-	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-	return msg, nil
+	return m.Msg(), nil
 }
 
 // leaseSQL leases enqueued domains (the ones still due: a result the

@@ -77,6 +77,7 @@ func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastPrune time.Time
+	p.startPrivateNames(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,7 +112,8 @@ type dueDomain struct {
 	phase    string
 	evidence []byte
 	// free: the check costs no registry lookup (the domain's evidence
-	// comes from the DNS alone, or no source covers it), so it does not
+	// comes from the DNS alone, it is a name under a private suffix that
+	// only the DNS can check, or no source covers it), so it does not
 	// count against DOMAINGUARD_DAILY_LOOKUP_BUDGET (DESIGN.md §8).
 	free bool
 }
@@ -461,7 +463,7 @@ func duePage(ctx context.Context, conn *pgxpool.Conn, pass sweepPass, now, after
 	maps.Copy(args, pass.args)
 	rows, err := conn.Query(ctx, `
 		SELECT name, phase, evidence, next_check_at,
-		       COALESCE(evidence->>'provider' = 'dns', false) OR unmonitored_since IS NOT NULL FROM domains
+		       COALESCE(evidence->>'provider' = 'dns', false) OR unmonitored_since IS NOT NULL OR private_suffix FROM domains
 		 WHERE next_check_at <= @now AND `+pass.filter+`
 		   AND (next_check_at, name) > (@after_at, @after_name)
 		 ORDER BY next_check_at, name

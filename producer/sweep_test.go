@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
@@ -85,10 +87,10 @@ func TestSweepLeaseAndFirstSeen(t *testing.T) {
 	if res, err := e.p.Sweep(ctx, nil); err != nil || res.Enqueued != 2 {
 		t.Errorf("sweep after the lease = %+v, %v; want the 2 lost checks again", res, err)
 	}
-	if got := counterValue(t, e.p.m.enqueued); got != 5 {
+	if got := testutil.ToFloat64(e.p.m.enqueued); got != 5 {
 		t.Errorf("enqueued counter %v, want 5", got)
 	}
-	if got := counterValue(t, e.p.m.sweeps); got != 3 {
+	if got := testutil.ToFloat64(e.p.m.sweeps); got != 3 {
 		t.Errorf("sweeps counter %v, want 3", got)
 	}
 }
@@ -179,7 +181,7 @@ func TestSweepBudgetUrgency(t *testing.T) {
 	if passes[0] != "never checked" || passes[len(passes)-1] != "routine" {
 		t.Errorf("passes %v", passes)
 	}
-	if got := counterValue(t, e.p.m.budgetLeft); got != 0 {
+	if got := testutil.ToFloat64(e.p.m.budgetLeft); got != 0 {
 		t.Errorf("budget_left gauge %v, want 0", got)
 	}
 
@@ -373,10 +375,10 @@ func TestSweepOverdueGauge(t *testing.T) {
 	if err != nil || res.Due != 2 || res.Overdue != 1 {
 		t.Fatalf("sweep = %+v, %v", res, err)
 	}
-	if got := counterValue(t, e.p.m.domainsOverdue); got != 1 {
+	if got := testutil.ToFloat64(e.p.m.domainsOverdue); got != 1 {
 		t.Errorf("overdue gauge %v, want 1", got)
 	}
-	if got := counterValue(t, e.p.m.domainsDue); got != 2 {
+	if got := testutil.ToFloat64(e.p.m.domainsDue); got != 2 {
 		t.Errorf("due gauge %v, want 2", got)
 	}
 }

@@ -238,8 +238,14 @@ func (m DomainChecked) Validate() error {
 // EmailUnverified is emitted on audit.email.unverified for every address
 // domainguard unverifies.
 type EmailUnverified struct {
-	UserID        string             `json:"user_id"`
-	Email         string             `json:"email"`
+	UserID string `json:"user_id"`
+	// Email is the stored key: the local part as the host sent it, the
+	// domain part lower case.
+	Email string `json:"email"`
+	// EmailAsSent is the address exactly as the host sent it in its
+	// latest applied event or import row (absent for addresses stored
+	// before domainguard kept it).
+	EmailAsSent   string             `json:"email_as_sent,omitempty"`
 	Domain        string             `json:"domain"`
 	Reason        lifecycle.Reason   `json:"reason"`
 	Phase         lifecycle.Phase    `json:"phase"`
@@ -253,6 +259,11 @@ type EmailUnverified struct {
 func (m EmailUnverified) Validate() error {
 	for _, f := range [][2]string{{"user_id", m.UserID}, {"email", m.Email}, {"domain", m.Domain}} {
 		if err := requireText(f[0], f[1], 256); err != nil {
+			return err
+		}
+	}
+	if m.EmailAsSent != "" {
+		if err := requireText("email_as_sent", m.EmailAsSent, 256); err != nil {
 			return err
 		}
 	}
@@ -275,6 +286,8 @@ func (m EmailUnverified) Validate() error {
 type Address struct {
 	UserID string `json:"user_id"`
 	Email  string `json:"email"`
+	// EmailAsSent is the address as the host sent it (see EmailUnverified).
+	EmailAsSent string `json:"email_as_sent,omitempty"`
 }
 
 // DomainEvent is the payload of audit.domain.changed, .expiring, .restored

@@ -9,6 +9,11 @@
 // released only when the parent zone does not delegate the name, and NS/MX
 // moves around the expiration date are lapse signs. DNS failures never
 // change the RDAP result except that a 404 then stays unknown.
+//
+// A name held under a private PSL suffix (acme.us.com, foo.github.io:
+// domainname.IsWatchName) is in no registry: it goes to the DNS alone,
+// never to RDAP or the commercial provider, and without DNS evidence it is
+// unmonitored.
 package auto
 
 import (
@@ -109,6 +114,9 @@ func (p *Provider) Name() string { return ProviderName }
 func (p *Provider) Lookup(ctx context.Context, domain string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
 	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
 	tld := domainname.TLD(name)
+	if domainname.IsWatchName(name) {
+		return p.lookupPrivate(ctx, name, tld, prev)
+	}
 	if p.rdap != nil {
 		ok, err := p.rdap.HasService(ctx, tld)
 		if err != nil {
@@ -134,6 +142,28 @@ func (p *Provider) Lookup(ctx context.Context, domain string, prev *lifecycle.Ob
 		reason += ", DNS evidence off"
 	} else {
 		reason += ", no DNS servers known for it"
+	}
+	return lifecycle.Observation{Domain: name, Phase: lifecycle.PhaseUnknown,
+			Evidence: lifecycle.Evidence{Provider: ProviderName, Detail: reason, ObservedAt: p.clock.Now()}},
+		fmt.Errorf("%w: %s", checker.ErrNoSource, reason)
+}
+
+// ChecksPrivateNames reports true: Lookup sends names under private
+// suffixes to the DNS alone (or reports them unmonitored without it).
+func (p *Provider) ChecksPrivateNames() bool { return true }
+
+// lookupPrivate checks a name under a private suffix through the DNS alone:
+// no registry holds it (an RDAP 404 for it would say nothing).
+func (p *Provider) lookupPrivate(ctx context.Context, name, tld string, prev *lifecycle.Observation) (lifecycle.Observation, error) {
+	if p.dns != nil && p.dns.HasServers(tld) {
+		return p.dns.Lookup(ctx, name, prev)
+	}
+	reason := name + " lies under the private suffix " + domainname.PrivateSuffix(name) +
+		": no registry holds it and only DNS evidence can watch it"
+	if p.dns == nil {
+		reason += ", DNS evidence off"
+	} else {
+		reason += ", no DNS servers known for ." + tld
 	}
 	return lifecycle.Observation{Domain: name, Phase: lifecycle.PhaseUnknown,
 			Evidence: lifecycle.Evidence{Provider: ProviderName, Detail: reason, ObservedAt: p.clock.Now()}},
@@ -205,6 +235,9 @@ func (p *Provider) RateKey(domain string) string {
 // then neither waits on the checker's per-provider rate limit nor counts
 // as a registry lookup (the DNS client limits each server itself).
 func (p *Provider) RateExempt(domain string) bool {
+	if p.dns != nil && domainname.IsWatchName(domain) {
+		return true // lookupPrivate: the DNS alone
+	}
 	if p.dns == nil || p.fallback != nil {
 		return false
 	}

@@ -145,3 +145,65 @@ func (inactiveProvider) Lookup(_ context.Context, domain string, _ *lifecycle.Ob
 	return lifecycle.Observation{Domain: domain, Phase: phase, Evidence: lifecycle.Evidence{Provider: "domainr",
 		Statuses: []string{"inactive"}, Detail: why, ObservedAt: time.Now().UTC()}}, nil
 }
+
+// A name under a private suffix is checked through the DNS alone, as
+// itself: RDAP is never asked (no registry holds it; com's registry would
+// answer 404), and its disappearance from the parent zone is a lapse only
+// after confirmation. Without DNS evidence it is unmonitored.
+func TestAutoPrivateSuffixName(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		hosted bool // present without a zone cut (GitHub Pages style)
+	}{{"acme.us.com", false}, {"acme.eu.org", false}, {"foo.github.io", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newDNSFixture(t, false)
+			f.rdap.Set(tc.name, fakerdap.Answer{NotFound: true})
+			if tc.hosted {
+				f.dns.Host(tc.name)
+			}
+			obs, err := f.p.Lookup(ctx, tc.name, nil)
+			if err != nil || obs.Phase != lifecycle.PhaseActive || obs.Evidence.Provider != lifecycle.ProviderDNS || obs.Domain != tc.name {
+				t.Fatalf("present: %+v, %v", obs, err)
+			}
+			if obs.Evidence.DNS.Hosted != tc.hosted || !obs.Evidence.DNS.Present() {
+				t.Fatalf("present: DNS evidence %+v", obs.Evidence.DNS)
+			}
+			if !f.p.RateExempt(tc.name) {
+				t.Error("a DNS-only check of a private-suffix name waits on the registry rate limit")
+			}
+			f.dns.Undelegate(tc.name)
+			pending, err := f.p.Lookup(ctx, tc.name, &obs)
+			if err != nil || pending.Phase != lifecycle.PhaseActive || !lifecycle.PendingUndelegation(pending.Phase, &pending.Evidence) {
+				t.Fatalf("first NXDOMAIN: %+v, %v; want active awaiting confirmation", pending, err)
+			}
+			later := pending
+			later.Evidence.ObservedAt = pending.Evidence.ObservedAt.Add(-lifecycle.DefaultUndelegatedConfirm)
+			since := later.Evidence.ObservedAt
+			later.Evidence.DNS.UndelegatedSince = &since
+			lapsed, err := f.p.Lookup(ctx, tc.name, &later)
+			if err != nil || lapsed.Phase != lifecycle.PhaseExpired || lifecycle.ReasonOf(lapsed) != lifecycle.ReasonUndelegated {
+				t.Fatalf("confirmed NXDOMAIN: %+v, %v; want expired, domain_undelegated", lapsed, err)
+			}
+			if n := f.rdap.Lookups(tc.name); n != 0 {
+				t.Fatalf("RDAP asked %d times about %s", n, tc.name)
+			}
+		})
+	}
+	t.Run("DNS evidence off: unmonitored, RDAP not asked", func(t *testing.T) {
+		fr := fakerdap.New(t)
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		rc, err := rdap.New(rdap.Config{BootstrapURL: fr.BootstrapURL(), HTTPClient: fr.Client(), Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(rc, nil)
+		_, err = p.Lookup(ctx, "acme.us.com", nil)
+		if !errors.Is(err, checker.ErrNoSource) || fr.TotalLookups() != 0 {
+			t.Fatalf("err %v, RDAP lookups %d; want ErrNoSource and none", err, fr.TotalLookups())
+		}
+		if p.RateExempt("acme.us.com") {
+			t.Error("exempt without DNS evidence")
+		}
+	})
+}

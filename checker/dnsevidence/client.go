@@ -86,6 +86,10 @@ func (c *Client) Resolver() string { return c.cfg.Resolver }
 // lookup rate (see checker.RateKeyer).
 func (c *Client) RateKey(string) string { return "" }
 
+// ChecksPrivateNames reports true: the DNS is the only evidence for a name
+// held under a private suffix (checker.PrivateNameChecker).
+func (c *Client) ChecksPrivateNames() bool { return true }
+
 // Lookup asks the DNS about domain and classifies the answer with
 // lifecycle.ClassifyDNS (DNS as the only evidence). A failed delegation
 // lookup is a temporary *checker.LookupError, never a phase.
@@ -121,8 +125,8 @@ func (c *Client) Evidence(ctx context.Context, domain string) (*lifecycle.DNSEvi
 	if err != nil {
 		return nil, &checker.LookupError{Provider: ProviderName, Domain: name, Temporary: true, Err: err}
 	}
-	d := &lifecycle.DNSEvidence{Delegated: pa.Delegated, Rcode: pa.Rcode, ParentServer: server, Nameservers: pa.Nameservers}
-	if !pa.Delegated || c.cfg.Resolver == "" {
+	d := &lifecycle.DNSEvidence{Delegated: pa.Delegated, Hosted: pa.Hosted, Rcode: pa.Rcode, ParentServer: server, Nameservers: pa.Nameservers}
+	if !d.Present() || c.cfg.Resolver == "" {
 		return d, nil
 	}
 	fqdn := dns.Fqdn(name)
@@ -162,8 +166,9 @@ func (c *Client) delegation(ctx context.Context, name string) (ParentAnswer, str
 		return ParentAnswer{}, "", err
 	}
 	zone := dns.Fqdn(tld)
+	hosted := lifecycle.HostedCounts(name)
 	for hop := 0; ; hop++ {
-		a, server, err := c.askParent(ctx, servers, fqdn, zone)
+		a, server, err := c.askParent(ctx, servers, fqdn, zone, hosted)
 		if err != nil {
 			return a, server, err
 		}
@@ -250,8 +255,10 @@ func (c *Client) addresses(ctx context.Context, hosts []string, glue map[string]
 }
 
 // askParent asks servers (in turn, rounds with backoff) the non-recursive
-// question "NS fqdn" until one gives a decisive answer.
-func (c *Client) askParent(ctx context.Context, servers []string, fqdn, zone string) (ParentAnswer, string, error) {
+// question "NS fqdn" until one gives a decisive answer. hostedOK: an
+// answer that the name exists in the zone without a cut is decisive
+// (lifecycle.HostedCounts); else it is lame.
+func (c *Client) askParent(ctx context.Context, servers []string, fqdn, zone string, hostedOK bool) (ParentAnswer, string, error) {
 	var lastErr error
 	for round := 0; round < c.cfg.Attempts; round++ {
 		if round > 0 {
@@ -271,6 +278,9 @@ func (c *Client) askParent(ctx context.Context, servers []string, fqdn, zone str
 				continue
 			}
 			a, err := InterpretParent(m, fqdn, zone)
+			if err == nil && a.Hosted && !hostedOK {
+				err = errHostedNotEvidence
+			}
 			if err != nil {
 				c.metrics.outcome(targetParent, err)
 				lastErr = fmt.Errorf("%s: %w", server, err)

@@ -182,3 +182,23 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("ResolverFromFile = %q, %v", r, err)
 	}
 }
+
+// An authoritative "exists, no delegation" answer is evidence that a name
+// under a private suffix exists (foo.github.io has no zone cut), and a lame
+// answer for a registrable domain (a registry zone holds delegations).
+func TestEvidenceHostedName(t *testing.T) {
+	fake := fakedns.Start(t)
+	fake.Host("foo.github.io")
+	fake.Host("example.com")
+	c, _, _ := newClient(t, fake.Addr(), fake.Addr())
+	d, err := c.Evidence(context.Background(), "foo.github.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Hosted || d.Delegated || !d.Present() || d.Rcode != "NOERROR" || !d.MXKnown {
+		t.Fatalf("hosted private name: %+v", d)
+	}
+	if _, err := c.Evidence(context.Background(), "example.com"); err == nil {
+		t.Fatal("a registrable domain without a delegation counted as present")
+	}
+}

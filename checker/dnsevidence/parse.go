@@ -109,6 +109,12 @@ type ParentAnswer struct {
 	Delegated bool
 	// NotDelegated: an authoritative NXDOMAIN.
 	NotDelegated bool
+	// Hosted: an authoritative NOERROR without a delegation for the name:
+	// the name exists in the asked zone itself, with no zone cut of its
+	// own (foo.github.io in github.io). Evidence only for names under a
+	// private suffix (lifecycle.HostedCounts); the client treats it as a
+	// lame answer for others.
+	Hosted bool
 	// Rcode is the answer's response code as text.
 	Rcode string
 	// Nameservers is the NS set of the delegation, or of ReferralZone.
@@ -169,8 +175,17 @@ func InterpretParent(m *dns.Msg, domain, zone string) (ParentAnswer, error) {
 			return a, nil
 		}
 	}
+	if m.Authoritative {
+		a.Hosted = true
+		return a, nil
+	}
 	return a, &NoAnswerError{Outcome: OutcomeLame, Detail: "neither a referral for the name nor NXDOMAIN (lame server or no data)"}
 }
+
+// errHostedNotEvidence is the answer "the name exists in the zone without a
+// cut" for a name where that is no evidence (lifecycle.HostedCounts).
+var errHostedNotEvidence = &NoAnswerError{Outcome: OutcomeLame,
+	Detail: "authoritative answer without a delegation for a registrable domain (a registry zone holds delegations)"}
 
 // nsFor returns the sorted, de-duplicated NS targets of owner in rrs.
 func nsFor(rrs []dns.RR, owner string) []string {

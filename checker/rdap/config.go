@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpproxy"
+
 	"github.com/domainguard/domainguard/internal/clock"
+	"github.com/domainguard/domainguard/internal/dialguard"
 )
 
 // Defaults used by Config.WithDefaults.
@@ -51,9 +55,17 @@ type Config struct {
 	// registry profiles' canaries (lifecycle.Profile.CanaryFor); a suffix
 	// neither names nor holds gets no canary, and its 404s stay unknown.
 	Canaries map[string]string
-	// HTTPClient makes the requests. Default: 15 s timeout, redirects only
-	// within the same host. Bodies are capped at 1 MiB either way.
+	// HTTPClient makes the requests. Default: NewHTTPClient (15 s timeout,
+	// redirects only within the same host, no connection to a non-public
+	// address the operator did not name unless AllowPrivateLookups).
+	// Bodies are capped at 1 MiB either way.
 	HTTPClient *http.Client
+	// AllowPrivateLookups (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS) lets the
+	// default HTTP client connect to loopback, private and link-local
+	// addresses found in the bootstrap or a redirect. The bootstrap URL,
+	// the overrides and the HTTP(S) proxy are the operator's own choice and
+	// are always allowed.
+	AllowPrivateLookups bool
 	// Clock tells the time. Default clock.System{}.
 	Clock clock.Clock
 	// Logger receives warnings. Default slog.Default().
@@ -69,9 +81,6 @@ func (cfg Config) WithDefaults() Config {
 	}
 	if cfg.BootstrapMaxAge <= 0 {
 		cfg.BootstrapMaxAge = DefaultBootstrapMaxAge
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = NewHTTPClient(DefaultTimeout)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
@@ -92,6 +101,9 @@ func (cfg Config) WithDefaults() Config {
 		overrides[normalizeTLD(tld)] = withTrailingSlash(base)
 	}
 	cfg.Overrides = overrides
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = NewHTTPClient(DefaultTimeout, cfg.dialGuard())
+	}
 	return cfg
 }
 
@@ -117,10 +129,11 @@ func (cfg Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// NewHTTPClient returns the default HTTP client: the given timeout, and
-// redirects followed only to the same host (at most 5).
-func NewHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{
+// NewHTTPClient returns the default HTTP client: the given timeout,
+// redirects followed only to the same host (at most 5), and every
+// connection checked by guard (nil: no check).
+func NewHTTPClient(timeout time.Duration, guard *dialguard.Guard) *http.Client {
+	c := &http.Client{
 		Timeout: timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
@@ -132,6 +145,43 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 			return nil
 		},
 	}
+	if guard != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.DialContext = guard.DialContext(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
+		t.Proxy = func(req *http.Request) (*url.URL, error) {
+			proxy, err := http.ProxyFromEnvironment(req)
+			if proxy != nil && err == nil {
+				// The proxy resolves the name and dials; only a literal
+				// address can be judged here.
+				if err := guard.CheckLiteral(req.URL); err != nil {
+					return nil, err
+				}
+			}
+			return proxy, err
+		}
+		c.Transport = t
+	}
+	return c
+}
+
+// dialGuard returns the guard of the default HTTP client: every address
+// the operator named (the bootstrap URL, the overrides, the proxies of the
+// environment) is allowed.
+func (cfg Config) dialGuard() *dialguard.Guard {
+	g := &dialguard.Guard{AllowPrivate: cfg.AllowPrivateLookups,
+		Hint: "it came from the RDAP bootstrap or a redirect; set DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS=true to allow private lookups, or name the server in DOMAINGUARD_RDAP_OVERRIDES"}
+	g.Name(cfg.BootstrapURL)
+	for _, base := range cfg.Overrides {
+		g.Name(base)
+	}
+	proxies := httpproxy.FromEnvironment()
+	for _, p := range []string{proxies.HTTPProxy, proxies.HTTPSProxy} {
+		if p != "" && !strings.Contains(p, "://") {
+			p = "http://" + p // as net/http reads a proxy without a scheme
+		}
+		g.Name(p)
+	}
+	return g
 }
 
 // checkBaseURL accepts http and https URLs; configured URLs are the

@@ -20,4 +20,11 @@
 //   - Bootstrap services reachable only over plain http are ignored: an
 //     unauthenticated answer could forge a 404 and its canary alike. Use
 //     Config.Overrides to configure such a TLD deliberately.
+//   - The default HTTP client never connects to a loopback, private or
+//     link-local address (internal/dialguard, checked on the address
+//     dialed) that only the bootstrap or a redirect names, unless
+//     Config.AllowPrivateLookups: whoever controls the bootstrap must not
+//     aim lookups at internal services. The bootstrap URL and the
+//     overrides are the operator's and always allowed. A refusal is a
+//     *checker.LookupError wrapping checker.ErrLookupRefused.
 package rdap

@@ -2,8 +2,6 @@ package rdap
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,18 +15,7 @@ import (
 func TestSeededBootstrapFile(t *testing.T) {
 	srv := fakerdap.New(t)
 	srv.Set("lapsed.com", fakerdap.Answer{Phase: lifecycle.PhasePendingDelete})
-	body, err := json.Marshal(map[string]any{
-		"version":  "1.0",
-		"services": [][][]string{{{"com"}, {srv.URL()}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "dns.json")
-	if err := os.WriteFile(path, body, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(Config{BootstrapURL: "file://" + path, HTTPClient: srv.Client(), CacheDir: t.TempDir()})
+	c, err := New(Config{BootstrapURL: fakerdap.WriteBootstrapFile(t, srv.URL(), "com"), HTTPClient: srv.Client(), CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("New with a file:// bootstrap: %v", err)
 	}

@@ -40,7 +40,7 @@ func runCheck(ctx context.Context, inv invocation) error {
 	if err != nil {
 		return err
 	}
-	name, err := domainname.Registrable(rest[0])
+	name, err := domainname.CheckName(rest[0]) // the pipeline's name: registrable, or own name under a private suffix
 	if err != nil {
 		return fmt.Errorf("check %q: %w", rest[0], err)
 	}
@@ -139,6 +139,9 @@ const offlineHint = "no network path to the lookup provider. Without internet ac
 func withOfflineHint(err error) error {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
+	if errors.Is(err, checker.ErrLookupRefused) {
+		return err // not offline: the guard refused the server's address, and says so
+	}
 	if errors.As(err, &dnsErr) || errors.As(err, &opErr) {
 		return fmt.Errorf("%w\n%s", err, offlineHint)
 	}

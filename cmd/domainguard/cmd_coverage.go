@@ -54,7 +54,11 @@ func writeCoverage(w io.Writer, rep coverage.Report) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "TLD\tdomains\taddresses\tsource\t")
 	for _, t := range rep.TLDs {
-		fmt.Fprintf(tw, ".%s\t%s\t%s\t%s\t\n", t.TLD, coverage.Thousands(t.Domains), coverage.Thousands(t.Addresses), t.Source)
+		label := "." + t.TLD
+		if t.PrivateSuffix {
+			label += " (private suffixes: own names)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", label, coverage.Thousands(t.Domains), coverage.Thousands(t.Addresses), t.Source)
 	}
 	fmt.Fprintf(tw, "total\t%s\t%s\t\t\n", coverage.Thousands(rep.Domains), coverage.Thousands(rep.Addresses))
 	for _, s := range coverage.AllSources {
@@ -63,6 +67,12 @@ func writeCoverage(w io.Writer, rep coverage.Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, rep.Summary())
-	return err
+	if _, err := fmt.Fprintln(w, rep.Summary()); err != nil {
+		return err
+	}
+	if _, none := rep.PrivateSuffix(); none > 0 {
+		_, err := fmt.Fprintf(w, "%s addresses NOT COVERED: %s\n", coverage.Thousands(none), coverage.NotCoveredPrivate)
+		return err
+	}
+	return nil
 }

@@ -46,8 +46,9 @@ func runImport(ctx context.Context, inv invocation) error {
 	defer a.close()
 	progress := newProgressLine(inv.stderr)
 	res, err := producer.Import(ctx, a.pool, in, producer.ImportOptions{
-		Size:     size,
-		Progress: func(p producer.ImportProgress) { progress.update(p.String(), p.Done) },
+		Size:              size,
+		Progress:          func(p producer.ImportProgress) { progress.update(p.String(), p.Done) },
+		WatchPrivateNames: cfg.DNSEvidenceInUse(),
 	})
 	progress.done()
 	if err != nil {

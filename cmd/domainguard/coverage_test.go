@@ -48,3 +48,22 @@ func TestCoverageSourcesFollowTheProvider(t *testing.T) {
 		t.Fatalf("rdap only: %+v", s)
 	}
 }
+
+// A private-suffix row is labelled as such, and its uncovered addresses are
+// named with the reason.
+func TestWriteCoveragePrivateSuffixes(t *testing.T) {
+	rep := coverage.NewReport([]coverage.TLD{
+		{TLD: "com", Domains: 9, Addresses: 100, Source: coverage.SourceRDAP},
+		{TLD: "com", PrivateSuffix: true, Domains: 3, Addresses: 4, Source: coverage.SourceNone, Reason: coverage.NotCoveredPrivate},
+	})
+	var b bytes.Buffer
+	if err := writeCoverage(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".com (private suffixes: own names)", "104 addresses on 1 TLDs", "4 under private suffixes, 4 of them not covered",
+		"4 addresses NOT COVERED: the user's own name"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}

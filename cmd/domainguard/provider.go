@@ -26,6 +26,8 @@ func newProvider(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 			Overrides:    cfg.RDAPOverrides,
 			Canaries:     cfg.RDAPCanaries,
 			Logger:       log,
+
+			AllowPrivateLookups: cfg.AllowPrivateLookups,
 		})
 	}
 	newDomainr := func(kind string) (checker.Provider, error) {
@@ -98,13 +100,13 @@ func coverageSources(cfg config.Config, log *slog.Logger) (coverage.Sources, err
 		return coverage.Sources{Commercial: true}, nil
 	case config.ProviderRDAP, config.ProviderAuto:
 		r, err := rdap.New(rdap.Config{BootstrapURL: cfg.RDAPBootstrapURL, CacheDir: filepath.Join(cfg.DataDir, "rdap"),
-			Overrides: cfg.RDAPOverrides, Logger: log})
+			Overrides: cfg.RDAPOverrides, AllowPrivateLookups: cfg.AllowPrivateLookups, Logger: log})
 		if err != nil {
 			return coverage.Sources{}, err
 		}
 		s := coverage.Sources{RDAP: r.HasService}
 		if cfg.Provider == config.ProviderAuto {
-			s.Commercial, s.DNS = commercial, cfg.DNSEvidence
+			s.Commercial, s.DNS = commercial, cfg.DNSEvidenceInUse()
 		}
 		return s, nil
 	}

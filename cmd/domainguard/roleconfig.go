@@ -16,6 +16,7 @@ func (a *app) producerConfig() producer.Config {
 	return producer.Config{
 		Pool: a.pool, JS: a.js, Topology: a.topo, Logger: a.log, Registerer: a.reg, // producer.New adds role=producer
 		DailyBudget: a.cfg.DailyLookupBudget, SweepInterval: a.cfg.SweepInterval,
+		WatchPrivateNames: a.cfg.DNSEvidenceInUse(),
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/domainguard/domainguard/bench"
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/testbin"
 	"github.com/domainguard/domainguard/schemas"
@@ -61,7 +62,7 @@ func TestCheckerScaling(t *testing.T) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "checker scaling: 3-node cluster, R3 streams, provider latency %s, concurrency %d per process, race detector %v\n",
 		scalingLatency, concurrency, raceEnabled)
-	fmt.Fprintf(&table, "machine: %d CPUs, load average at start %s\n", runtime.NumCPU(), loadAverage())
+	fmt.Fprintf(&table, "machine: %d CPUs, load average at start %s\n", runtime.NumCPU(), bench.LoadAvg())
 	fmt.Fprintf(&table, "%-9s %-22s %7s %9s %9s %13s %13s %10s\n", "checkers", "limit/process", "checks", "checks/s", "per proc",
 		"checker CPU", "NATS CPU", "machine")
 	fmt.Fprintf(&table, "%-9s %-22s %7s %9s %9s %13s %13s %10s\n", "", "", "", "", "", "ms/check", "ms/check", "busy cores")
@@ -89,7 +90,7 @@ func TestCheckerScaling(t *testing.T) {
 			t.Errorf("%d checkers: %.1f checks/s, less than one checker's %.1f", r.checkers, rate, base)
 		}
 	}
-	fmt.Fprintf(&table, "load average at end %s\n", loadAverage())
+	fmt.Fprintf(&table, "load average at end %s\n", bench.LoadAvg())
 	t.Logf("\n%s", table.String())
 	fmt.Print(table.String())
 }
@@ -237,18 +238,6 @@ func processCPU(pids []int) time.Duration {
 		ticks += u + s
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // cpuSample is the machine's CPU time from /proc/stat, in clock ticks.

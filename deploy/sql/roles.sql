@@ -54,8 +54,8 @@ $$;
 -- It cannot change a domain's phase or evidence, and cannot touch the audit
 -- log, the outbox, holds, the breaker or the observation history.
 GRANT SELECT, DELETE ON emails TO domainguard_producer;
-GRANT INSERT (user_id, email, domain, verified, verified_at, event_at) ON emails TO domainguard_producer;
-GRANT UPDATE (domain, verified, verified_at, event_at, unverified_at, unverify_reason, unverify_phase, updated_at)
+GRANT INSERT (user_id, email, domain, verified, verified_at, event_at, email_as_sent, watch_name) ON emails TO domainguard_producer;
+GRANT UPDATE (domain, verified, verified_at, event_at, email_as_sent, watch_name, unverified_at, unverify_reason, unverify_phase, updated_at)
     ON emails TO domainguard_producer;
 -- Removal tombstones: a verified event not newer than the removal does not
 -- bring the address back.
@@ -65,7 +65,9 @@ GRANT UPDATE (removed_at, recorded_at) ON email_removals TO domainguard_producer
 -- owner's functions, which delete nothing younger than the retention.
 GRANT EXECUTE ON FUNCTION prune_processed_messages(text, timestamptz), prune_email_removals(timestamptz) TO domainguard_producer;
 GRANT SELECT ON domains TO domainguard_producer;
-GRANT INSERT (name, next_check_at) ON domains TO domainguard_producer;
+-- private_suffix: a name under a private PSL suffix (acme.us.com), which
+-- intake, import and the sweeper's start add with DNS evidence on.
+GRANT INSERT (name, next_check_at, private_suffix) ON domains TO domainguard_producer;
 GRANT UPDATE (next_check_at, last_enqueued_at) ON domains TO domainguard_producer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON lookup_budget TO domainguard_producer;
 GRANT SELECT, INSERT ON processed_messages TO domainguard_producer;

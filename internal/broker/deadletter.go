@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/domainguard/domainguard/internal/redact"
@@ -23,7 +22,7 @@ import (
 // dead-lettering the same message twice stores it once. If the publish
 // fails, the original is not acknowledged and the error is returned: the
 // message is redelivered rather than lost.
-func (t Topology) DeadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, stream, consumer string, cause error) error {
+func (t Topology) DeadLetter(ctx context.Context, js jetstream.Publisher, msg jetstream.Msg, stream, consumer string, cause error) error {
 	t = t.WithDefaults()
 	errText := "dead-lettered without a cause"
 	if cause != nil && cause.Error() != "" {
@@ -60,10 +59,9 @@ func (t Topology) DeadLetter(ctx context.Context, js jetstream.JetStream, msg je
 	if err != nil {
 		return fmt.Errorf("dead-letter %s seq %d: encode: %w", stream, dl.Sequence, err)
 	}
-	out := &nats.Msg{Subject: t.Namespace.DeadLetterSubject(stream), Data: body, Header: nats.Header{}}
-	out.Header.Set(schemas.HeaderMsgID, stream+"-"+strconv.FormatUint(dl.Sequence, 10))
-	out.Header.Set("Content-Type", schemas.ContentTypeJSON)
-	if _, err := js.PublishMsg(ctx, out); err != nil {
+	out := Message{Subject: t.Namespace.DeadLetterSubject(stream), Data: body,
+		ID: stream + "-" + strconv.FormatUint(dl.Sequence, 10), ContentType: schemas.ContentTypeJSON}
+	if _, err := js.PublishMsg(ctx, out.Msg()); err != nil {
 		return fmt.Errorf("dead-letter %s seq %d: publish to %s: %w", stream, dl.Sequence, out.Subject, err)
 	}
 	// A confirmed ack: when it returns, a work-queue stream has removed the

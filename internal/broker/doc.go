@@ -4,8 +4,10 @@
 // disconnects and asynchronous errors (Connect), an in-process JetStream
 // server for `domainguard run` without NATS_URL (StartEmbedded), a resilient
 // pull loop every role shares (Topology.Run, Topology.RunBatch), the one
-// settle policy (settle.go), dead lettering (Topology.DeadLetter) and event
-// publishing (PublishEvent).
+// settle policy (settle.go), dead lettering (Topology.DeadLetter), event
+// publishing (PublishEvent) and the one builder of the NATS messages
+// domainguard publishes (Message, EventMessage: Nats-Msg-Id and
+// Content-Type set the same way by every role and command).
 //
 // Settle policy: handlers never ack, nak or dead-letter. They return an
 // Outcome — Done, Retry, RetryAfter(d), Permanent or Release (OutcomeOf

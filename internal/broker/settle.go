@@ -121,7 +121,7 @@ const settleTimeout = 20 * time.Second
 // with the growing delay. It reports what it did, also to o.OnSettled.
 // Run and RunBatch settle every message this way; tests may call it to
 // settle a message they handled directly.
-func (t Topology) Settle(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, msg jetstream.Msg, out Outcome) Settlement {
+func (t Topology) Settle(ctx context.Context, js jetstream.Publisher, o ConsumeOptions, msg jetstream.Msg, out Outcome) Settlement {
 	o = o.withDefaults()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
@@ -132,7 +132,7 @@ func (t Topology) Settle(ctx context.Context, js jetstream.JetStream, o ConsumeO
 	return s
 }
 
-func (t Topology) settle(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, msg jetstream.Msg, out Outcome) Settlement {
+func (t Topology) settle(ctx context.Context, js jetstream.Publisher, o ConsumeOptions, msg jetstream.Msg, out Outcome) Settlement {
 	log := o.Logger.With("subject", msg.Subject())
 	switch out.action {
 	case actionDone:
@@ -167,7 +167,7 @@ func (t Topology) settle(ctx context.Context, js jetstream.JetStream, o ConsumeO
 	}
 }
 
-func (t Topology) deadLetter(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, log *slog.Logger, msg jetstream.Msg, cause error) Settlement {
+func (t Topology) deadLetter(ctx context.Context, js jetstream.Publisher, o ConsumeOptions, log *slog.Logger, msg jetstream.Msg, cause error) Settlement {
 	if err := t.DeadLetter(ctx, js, msg, o.Stream, o.Durable, cause); err != nil {
 		delay := nakDelay(o.NakDelay, msg)
 		log.Error("dead-letter failed; the message will be redelivered", "error", err, "redeliver_in", delay)

@@ -54,6 +54,23 @@ type Topology struct {
 	// enqueues the domain again anyway. It removes checks a server crash
 	// stranded below the consumer's ack floor. Default 6h.
 	ChecksMaxAge time.Duration
+	// Message limits of the streams (MaxMsgs), so that no stream grows
+	// without bound. Counts, not bytes: a stream's MaxBytes reserves that
+	// much of the server's max_file_store when the stream is created, so
+	// byte limits large enough for production would not fit next to each
+	// other on a small server; the bytes are bounded by the count times
+	// the largest message (schemas.MaxMessageBytes for what the consumers
+	// accept, max_payload for what the server takes). Defaults:
+	// DefaultAccountsMaxMsgs, DefaultEventsMaxMsgs, DefaultAuditMaxMsgs,
+	// DefaultDLQMaxMsgs, DefaultChecksMaxMsgs.
+	//
+	// ACCOUNTS, DOMAIN_EVENTS, AUDIT and DOMAIN_CHECKS refuse new messages
+	// when full (DiscardNew): a full stream must not drop work nobody has
+	// processed yet, so the publisher gets an error and retries (the host
+	// API answers 503, the checker naks the check, the outbox relay keeps
+	// the row). The DLQ drops its oldest letters instead (DiscardOld): a
+	// refused dead letter would keep a poison message in its stream.
+	AccountsMaxMsgs, EventsMaxMsgs, AuditMaxMsgs, DLQMaxMsgs, ChecksMaxMsgs int64
 	// CheckAckWait is the checker consumer's ack wait: one lookup, rate
 	// limiting included, must finish within it. Default 2m.
 	CheckAckWait time.Duration
@@ -88,6 +105,21 @@ const (
 	DefaultEventAckWait = time.Minute
 )
 
+// Default message limits of the streams (Topology.*MaxMsgs), sized for
+// about a million watched addresses with room to spare: ACCOUNTS keeps 14
+// days of host events (a bulk onboarding of every user fits), DOMAIN_EVENTS
+// 14 days of heartbeats and changes (one per check), AUDIT 90 days of
+// audit events, the DLQ 90 days of dead letters, DOMAIN_CHECKS one pending
+// check per domain. The stream-usage alert (DomainguardStreamNearLimit)
+// fires at 80 %.
+const (
+	DefaultAccountsMaxMsgs int64 = 5_000_000
+	DefaultEventsMaxMsgs   int64 = 10_000_000
+	DefaultAuditMaxMsgs    int64 = 10_000_000
+	DefaultDLQMaxMsgs      int64 = 1_000_000
+	DefaultChecksMaxMsgs   int64 = 5_000_000
+)
+
 // WithDefaults returns t with every unset field at its documented default.
 func (t Topology) WithDefaults() Topology {
 	setDur := func(d *time.Duration, def time.Duration) {
@@ -104,6 +136,16 @@ func (t Topology) WithDefaults() Topology {
 	setDur(&t.DLQMaxAge, 90*24*time.Hour)
 	setDur(&t.AccountsMaxAge, 14*24*time.Hour)
 	setDur(&t.ChecksMaxAge, 6*time.Hour)
+	setCount := func(n *int64, def int64) {
+		if *n == 0 {
+			*n = def
+		}
+	}
+	setCount(&t.AccountsMaxMsgs, DefaultAccountsMaxMsgs)
+	setCount(&t.EventsMaxMsgs, DefaultEventsMaxMsgs)
+	setCount(&t.AuditMaxMsgs, DefaultAuditMaxMsgs)
+	setCount(&t.DLQMaxMsgs, DefaultDLQMaxMsgs)
+	setCount(&t.ChecksMaxMsgs, DefaultChecksMaxMsgs)
 	setDur(&t.CheckAckWait, DefaultCheckAckWait)
 	setDur(&t.EventAckWait, DefaultEventAckWait)
 	if t.CheckMaxDeliver == 0 {
@@ -147,6 +189,14 @@ func (t Topology) Validate() error {
 			return fmt.Errorf("topology: duplicate window %s exceeds %s %s", t.DuplicateWindow, a.name, a.d)
 		}
 	}
+	for _, l := range []struct {
+		name string
+		n    int64
+	}{{"accounts", t.AccountsMaxMsgs}, {"events", t.EventsMaxMsgs}, {"audit", t.AuditMaxMsgs}, {"dlq", t.DLQMaxMsgs}, {"checks", t.ChecksMaxMsgs}} {
+		if l.n < 1 {
+			return fmt.Errorf("topology: %s max messages %d must be positive", l.name, l.n)
+		}
+	}
 	if t.DuplicateWindow <= 0 {
 		return fmt.Errorf("topology: duplicate window %s must be positive", t.DuplicateWindow)
 	}
@@ -163,7 +213,7 @@ func (t Topology) Validate() error {
 func (t Topology) Streams() []jetstream.StreamConfig {
 	t = t.WithDefaults()
 	ns := t.Namespace
-	limits := func(name, desc string, maxAge time.Duration, subjects ...string) jetstream.StreamConfig {
+	limits := func(name, desc string, maxAge time.Duration, maxMsgs int64, discard jetstream.DiscardPolicy, subjects ...string) jetstream.StreamConfig {
 		for i, s := range subjects {
 			subjects[i] = ns.Subject(s)
 		}
@@ -172,8 +222,9 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Description: desc,
 			Subjects:    subjects,
 			Retention:   jetstream.LimitsPolicy,
-			Discard:     jetstream.DiscardOld,
+			Discard:     discard,
 			MaxAge:      maxAge,
+			MaxMsgs:     maxMsgs,
 			Storage:     t.Storage,
 			Replicas:    t.Replicas,
 			Duplicates:  t.DuplicateWindow,
@@ -187,6 +238,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		// One pending check per domain subject; a second publish is refused
 		// (IsAlreadyPending) instead of replacing the pending one.
 		MaxMsgsPerSubject:    1,
+		MaxMsgs:              t.ChecksMaxMsgs,
 		MaxAge:               t.ChecksMaxAge,
 		Discard:              jetstream.DiscardNew,
 		DiscardNewPerSubject: true,
@@ -195,12 +247,15 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		Duplicates:           t.DuplicateWindow,
 	}
 	return []jetstream.StreamConfig{
-		limits(schemas.StreamAccounts, "domainguard intake: host account events", t.AccountsMaxAge, schemas.SubjectAccountsAll),
+		limits(schemas.StreamAccounts, "domainguard intake: host account events", t.AccountsMaxAge, t.AccountsMaxMsgs,
+			jetstream.DiscardNew, schemas.SubjectAccountsAll),
 		checks,
-		limits(schemas.StreamDomainEvents, "domainguard domain changes and check heartbeats", t.EventsMaxAge,
-			schemas.SubjectDomainEventsChanged, schemas.SubjectDomainEventsChecked),
-		limits(schemas.StreamAudit, "domainguard audit events", t.AuditMaxAge, schemas.SubjectAuditAll),
-		limits(schemas.StreamDLQ, "domainguard dead letters", t.DLQMaxAge, schemas.SubjectDeadLetterAll),
+		limits(schemas.StreamDomainEvents, "domainguard domain changes and check heartbeats", t.EventsMaxAge, t.EventsMaxMsgs,
+			jetstream.DiscardNew, schemas.SubjectDomainEventsChanged, schemas.SubjectDomainEventsChecked),
+		limits(schemas.StreamAudit, "domainguard audit events", t.AuditMaxAge, t.AuditMaxMsgs,
+			jetstream.DiscardNew, schemas.SubjectAuditAll),
+		limits(schemas.StreamDLQ, "domainguard dead letters", t.DLQMaxAge, t.DLQMaxMsgs,
+			jetstream.DiscardOld, schemas.SubjectDeadLetterAll),
 	}
 }
 

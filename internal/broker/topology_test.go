@@ -54,6 +54,7 @@ func TestTopologyValidate(t *testing.T) {
 		{"duplicate window beyond max age", broker.Topology{DuplicateWindow: time.Hour, EventsMaxAge: time.Minute}, true},
 		{"ack wait too short", broker.Topology{CheckAckWait: time.Millisecond}, true},
 		{"negative max deliver", broker.Topology{CheckMaxDeliver: -1}, true},
+		{"negative max messages", broker.Topology{DLQMaxMsgs: -1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,5 +221,83 @@ func TestVerify(t *testing.T) {
 	}
 	if _, err := js.Stream(ctx, other.Namespace.Stream(schemas.StreamAudit)); err == nil {
 		t.Fatal("Verify created a stream")
+	}
+}
+
+// Every stream has a message limit, and a full work stream refuses new
+// messages (the publisher gets an error and retries) while a full DLQ
+// drops its oldest letters. Ensure moves streams created by an older
+// version (no limits, DiscardOld) to the limits, keeping their messages.
+func TestStreamLimitsAndUpgrade(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			js, _, base := srv.setup(t, nil)
+			ctx := testContext(t)
+			topo := base
+			topo.Namespace = schemas.Namespace{Prefix: testnats.UniquePrefix()}
+			topo.AccountsMaxMsgs, topo.DLQMaxMsgs = 3, 2
+			t.Cleanup(func() {
+				for _, s := range topo.Streams() {
+					_ = js.DeleteStream(context.Background(), s.Name)
+				}
+			})
+			// The streams as the version before the limits created them.
+			for _, cfg := range topo.Streams() {
+				cfg.MaxMsgs = 0
+				if cfg.Retention == jetstream.LimitsPolicy {
+					cfg.Discard = jetstream.DiscardOld
+				}
+				if _, err := js.CreateStream(ctx, cfg); err != nil {
+					t.Fatalf("create old stream %s: %v", cfg.Name, err)
+				}
+			}
+			accounts := topo.Namespace.Subject(schemas.SubjectEmailVerified)
+			for range 2 {
+				if _, err := js.Publish(ctx, accounts, []byte(`{}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := topo.Ensure(ctx, js); err != nil {
+				t.Fatalf("Ensure over the old streams: %v", err)
+			}
+			for _, cfg := range topo.Streams() {
+				s, err := js.Stream(ctx, cfg.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := s.CachedInfo().Config
+				if got.MaxMsgs != cfg.MaxMsgs || cfg.MaxMsgs <= 0 || got.Discard != cfg.Discard {
+					t.Errorf("%s: max msgs %d, discard %s; want %d, %s", cfg.Name, got.MaxMsgs, got.Discard, cfg.MaxMsgs, cfg.Discard)
+				}
+				wantDiscard := jetstream.DiscardNew
+				if strings.HasSuffix(cfg.Name, schemas.StreamDLQ) {
+					wantDiscard = jetstream.DiscardOld
+				}
+				if cfg.Discard != wantDiscard {
+					t.Errorf("%s: discard %s, want %s", cfg.Name, cfg.Discard, wantDiscard)
+				}
+			}
+			// ACCOUNTS kept its two messages and takes one more, then refuses.
+			if _, err := js.Publish(ctx, accounts, []byte(`{}`)); err != nil {
+				t.Fatalf("third message: %v", err)
+			}
+			if _, err := js.Publish(ctx, accounts, []byte(`{}`)); err == nil {
+				t.Fatal("a full ACCOUNTS took a fourth message (it must refuse, not drop unprocessed work)")
+			} else if broker.IsAlreadyPending(err) {
+				t.Errorf("a full stream reads as an already pending check: %v", err)
+			}
+			if n := testnats.StreamMsgs(t, js, topo.Namespace.Stream(schemas.StreamAccounts)); n != 3 {
+				t.Errorf("ACCOUNTS holds %d messages, want 3", n)
+			}
+			// The DLQ keeps its newest letters.
+			for i := range 3 {
+				if _, err := js.Publish(ctx, topo.Namespace.Subject("dlq."+schemas.StreamAccounts), []byte{byte('0' + i)}); err != nil {
+					t.Fatalf("dead letter %d: %v", i, err)
+				}
+			}
+			if n := testnats.StreamMsgs(t, js, topo.Namespace.Stream(schemas.StreamDLQ)); n != 2 {
+				t.Errorf("DLQ holds %d letters, want its limit 2", n)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestGetAndString(t *testing.T) {
@@ -35,19 +36,12 @@ func TestRegister(t *testing.T) {
 	if err := Register(reg, Info{Version: "v1", Revision: "abc", GoVersion: "go1.26.8"}); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mfs) != 1 || mfs[0].GetName() != "domainguard_build_info" || len(mfs[0].GetMetric()) != 1 {
-		t.Fatalf("gathered %v", mfs)
-	}
-	m := mfs[0].GetMetric()[0]
-	labels := map[string]string{}
-	for _, l := range m.GetLabel() {
-		labels[l.GetName()] = l.GetValue()
-	}
-	if m.GetGauge().GetValue() != 1 || labels["version"] != "v1" || labels["revision"] != "abc" || labels["go_version"] != "go1.26.8" {
-		t.Errorf("domainguard_build_info = %v %v", m.GetGauge().GetValue(), labels)
+	want := `
+# HELP domainguard_build_info Always 1; the labels say which build of domainguard is running.
+# TYPE domainguard_build_info gauge
+domainguard_build_info{go_version="go1.26.8",revision="abc",version="v1"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

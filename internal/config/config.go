@@ -117,6 +117,12 @@ type Config struct {
 	// suffix, in addition to (and before) the registry profiles' canaries
 	// (keys lower case, no leading dot: "com", "gc.ca"). Default none.
 	RDAPCanaries map[string]string
+	// AllowPrivateLookups (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS): let RDAP
+	// lookups connect to loopback, private and link-local addresses found
+	// in the bootstrap or a redirect. Default false: such a lookup is
+	// refused (the bootstrap, the overrides, the API URLs and the DNS
+	// variables are the operator's and always allowed).
+	AllowPrivateLookups bool
 	// FastlyAPIURL (FASTLY_API_URL): default "https://api.fastly.com";
 	// WithDefaults fills it. FastlyAPIKey (FASTLY_API_KEY): secret.
 	FastlyAPIURL string
@@ -188,11 +194,13 @@ type Config struct {
 	// WithDefaults fills it.
 	MaxUnverifyPerDomain int
 	// BreakerPct (DOMAINGUARD_BREAKER_PCT): enforcement pauses when more than
-	// this percent of the domains observed in the last hour turn non-active.
+	// this percent of the domains observed in the last hour (or, when fewer
+	// than BreakerMinDomains were, in the last BreakerMinDomains looked at)
+	// turn non-active.
 	// Default 5; WithDefaults fills it.
 	BreakerPct float64
 	// BreakerMinDomains (DOMAINGUARD_BREAKER_MIN_DOMAINS): ... and at least
-	// this many of them. Default 20; WithDefaults fills it.
+	// this many of them; also the size of the window by count. Default 20; WithDefaults fills it.
 	BreakerMinDomains int
 	// ProtectedDomains (DOMAINGUARD_PROTECTED_DOMAINS, comma list): held
 	// like large mailbox providers, in addition to the built-in list.
@@ -242,6 +250,13 @@ func Defaults() Config {
 		ManageTopology:    true,
 		DNSEvidence:       true,
 	}.WithDefaults()
+}
+
+// DNSEvidenceInUse reports whether the checker uses DNS evidence: it is on
+// and the provider is auto (the other providers ask one source only). Names
+// under private PSL suffixes are watched exactly then (DESIGN.md §2).
+func (c Config) DNSEvidenceInUse() bool {
+	return c.DNSEvidence && c.Provider == ProviderAuto
 }
 
 // WithDefaults returns c with every zero field that has no zero meaning set

@@ -103,6 +103,7 @@ func TestLoadEnvThenFlagsWin(t *testing.T) {
 		"DOMAINGUARD_DNS_TLD_SERVERS":        "EU=127.0.0.1:5353, .eu=127.0.0.1:5354,*=[::1]:53",
 		"DOMAINGUARD_DNS_QUERIES_PER_SECOND": "7",
 		"DOMAINGUARD_UNDELEGATED_CONFIRM":    "36h",
+		"DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS":  "true",
 	})
 	fs := quietFlags()
 	own := fs.Bool("json", false, "command's own flag")
@@ -142,6 +143,7 @@ func TestLoadEnvThenFlagsWin(t *testing.T) {
 		{"env: dns tld servers", c.DNSTLDServers, map[string][]string{"eu": {"127.0.0.1:5353", "127.0.0.1:5354"}, "*": {"[::1]:53"}}},
 		{"env: dns qps", c.DNSQueriesPerSecond, 7.0},
 		{"env: undelegated confirm", c.UndelegatedConfirm, 36 * time.Hour},
+		{"env: allow private lookups", c.AllowPrivateLookups, true},
 		{"default kept", c.MaxUnverifyPerDomain, 50},
 	}
 	for _, ch := range checks {

@@ -76,6 +76,9 @@ var settings = []setting{
 	{env: "DOMAINGUARD_RDAP_CANARIES", help: "known-registered names confirming RDAP 404s per public suffix: `suffix=name,...`",
 		parse:  parseCanaries,
 		format: func(c Config) string { return formatOverrides(c.RDAPCanaries) }},
+	{env: "DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS", boolean: true, help: "let RDAP lookups reach loopback, private and link-local addresses found in the bootstrap or a redirect (addresses named in RDAP_BOOTSTRAP_URL and DOMAINGUARD_RDAP_OVERRIDES are always allowed)",
+		parse:  boolParser(func(c *Config) *bool { return &c.AllowPrivateLookups }),
+		format: func(c Config) string { return strconv.FormatBool(c.AllowPrivateLookups) }},
 	{env: "FASTLY_API_URL", url: true, help: "Fastly API base `url`",
 		parse:  func(c *Config, v string) error { c.FastlyAPIURL = strings.TrimSpace(v); return nil },
 		format: func(c Config) string { return c.FastlyAPIURL }},
@@ -145,7 +148,7 @@ var settings = []setting{
 	{env: "DOMAINGUARD_BREAKER_PCT", help: "pause enforcement when more than this `percent` of recently observed domains turn non-active",
 		parse:  floatParser(func(c *Config) *float64 { return &c.BreakerPct }),
 		format: func(c Config) string { return strconv.FormatFloat(c.BreakerPct, 'g', -1, 64) }},
-	{env: "DOMAINGUARD_BREAKER_MIN_DOMAINS", help: "least `number` of non-active domains that can trip the breaker",
+	{env: "DOMAINGUARD_BREAKER_MIN_DOMAINS", help: "least `number` of domains looked at that the breaker counts over: the last hour's, or the last this many looked at when the hour saw fewer",
 		parse:  intParser(func(c *Config) *int { return &c.BreakerMinDomains }),
 		format: func(c Config) string { return strconv.Itoa(c.BreakerMinDomains) }},
 	{env: "DOMAINGUARD_PROTECTED_DOMAINS", help: "extra protected `domains`, comma separated",
@@ -181,48 +184,42 @@ var settings = []setting{
 		format: func(c Config) string { return c.APITokens }},
 }
 
-func intParser(field func(*Config) *int) func(*Config, string) error {
+// valueParser parses a setting's trimmed value with parse into field; want
+// says what a valid value looks like.
+func valueParser[T any](field func(*Config) *T, parse func(string) (T, error), want string) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
+		x, err := parse(strings.TrimSpace(v))
 		if err != nil {
-			return errors.New("want a whole number")
+			return errors.New(want)
 		}
-		*field(c) = n
+		*field(c) = x
 		return nil
 	}
+}
+
+func intParser(field func(*Config) *int) func(*Config, string) error {
+	return valueParser(field, strconv.Atoi, "want a whole number")
 }
 
 func floatParser(field func(*Config) *float64) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return errors.New("want a number")
-		}
-		*field(c) = f
-		return nil
-	}
+	return valueParser(field, parseFinite, "want a number")
 }
 
 func durationParser(field func(*Config) *time.Duration) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil {
-			return errors.New("want a Go duration such as 90s, 15m or 720h")
-		}
-		*field(c) = d
-		return nil
-	}
+	return valueParser(field, time.ParseDuration, "want a Go duration such as 90s, 15m or 720h")
 }
 
 func boolParser(field func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return errors.New("want true or false")
-		}
-		*field(c) = b
-		return nil
+	return valueParser(field, strconv.ParseBool, "want true or false")
+}
+
+// parseFinite is strconv.ParseFloat without NaN and the infinities.
+func parseFinite(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		err = errors.New("not a finite number")
 	}
+	return f, err
 }
 
 func splitDomains(v string) []string {
@@ -238,15 +235,8 @@ func splitDomains(v string) []string {
 
 func parseOverrides(c *Config, v string) error {
 	out := map[string]string{}
-	for _, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		tld, base, ok := strings.Cut(item, "=")
-		tld = strings.Trim(strings.ToLower(strings.TrimSpace(tld)), ".")
-		base = strings.TrimSpace(base)
-		if !ok || tld == "" || base == "" {
+	err := eachPair(v, func(item, tld, base string, ok bool) error {
+		if !ok {
 			return fmt.Errorf("item %q: want tld=url", redact.List(item))
 		}
 		u, err := url.Parse(base)
@@ -254,6 +244,10 @@ func parseOverrides(c *Config, v string) error {
 			return fmt.Errorf("item %q: %q is not an http(s) URL", redact.List(item), redact.URL(base))
 		}
 		out[tld] = base
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	c.RDAPOverrides = out
 	return nil
@@ -261,21 +255,19 @@ func parseOverrides(c *Config, v string) error {
 
 func parseCanaries(c *Config, v string) error {
 	out := map[string]string{}
-	for _, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		suffix, name, ok := strings.Cut(item, "=")
-		suffix = strings.Trim(strings.ToLower(strings.TrimSpace(suffix)), ".")
-		name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
-		if !ok || suffix == "" || name == "" {
+	err := eachPair(v, func(item, suffix, name string, ok bool) error {
+		name = strings.TrimSuffix(strings.ToLower(name), ".")
+		if !ok || name == "" {
 			return fmt.Errorf("item %q: want suffix=name", item)
 		}
 		if !strings.HasSuffix(name, "."+suffix) {
 			return fmt.Errorf("item %q: the canary %q must be a name under .%s", item, name, suffix)
 		}
 		out[suffix] = name
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	c.RDAPCanaries = out
 	return nil
@@ -285,15 +277,8 @@ func parseCanaries(c *Config, v string) error {
 // again adds a server).
 func parseTLDServers(c *Config, v string) error {
 	out := map[string][]string{}
-	for _, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		tld, addr, ok := strings.Cut(item, "=")
-		tld = strings.Trim(strings.ToLower(strings.TrimSpace(tld)), ".")
-		addr = strings.TrimSpace(addr)
-		if !ok || tld == "" || addr == "" {
+	err := eachPair(v, func(item, tld, addr string, ok bool) error {
+		if !ok {
 			return fmt.Errorf("item %q: want tld=host:port", item)
 		}
 		host, port, err := net.SplitHostPort(addr)
@@ -304,8 +289,32 @@ func parseTLDServers(c *Config, v string) error {
 			return fmt.Errorf("item %q: port %q is not 1-65535", item, port)
 		}
 		out[tld] = append(out[tld], addr)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	c.DNSTLDServers = out
+	return nil
+}
+
+// eachPair calls f with every item of a "key=value,…" list, empty items
+// skipped: the key trimmed, lower case and without leading or trailing
+// dots (a TLD or suffix as written in any form), the value trimmed. ok is
+// false when the item has no "=" or either side is empty.
+func eachPair(v string, f func(item, key, value string, ok bool) error) error {
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		key, value, ok := strings.Cut(item, "=")
+		key = strings.Trim(strings.ToLower(strings.TrimSpace(key)), ".")
+		value = strings.TrimSpace(value)
+		if err := f(item, key, value, ok && key != "" && value != ""); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -3,6 +3,12 @@
 // commercial provider, the DNS alone, or none. The `coverage` command, the
 // run/checker start-up log line, the domainguard_coverage_addresses gauge
 // and the console all use Query, so they show the same numbers.
+//
+// An address under a private PSL suffix (alice@acme.us.com: the
+// emails.watch_name column is set) is counted on a row of its own per TLD:
+// its own name lapses with the suffix's operator, which no registry sees,
+// so only the DNS covers it (SourceDNS with DNS evidence on, else
+// SourceNone with the reason).
 package coverage
 
 import (
@@ -63,13 +69,30 @@ func (s Sources) SourceFor(ctx context.Context, tld string) (Source, error) {
 	return SourceNone, nil
 }
 
+// privateSource is the source that covers names under private suffixes:
+// the DNS alone, or none (with the reason).
+func (s Sources) privateSource() (Source, string) {
+	if s.DNS {
+		return SourceDNS, ""
+	}
+	return SourceNone, NotCoveredPrivate
+}
+
 // TLD is one row of a Report.
 type TLD struct {
-	TLD       string `json:"tld"`
-	Domains   int64  `json:"domains"`
-	Addresses int64  `json:"addresses"`
-	Source    Source `json:"source"`
+	TLD string `json:"tld"`
+	// PrivateSuffix: the row counts the addresses under private suffixes
+	// in the TLD, and Domains their own names (acme.us.com).
+	PrivateSuffix bool   `json:"private_suffix,omitempty"`
+	Domains       int64  `json:"domains"`
+	Addresses     int64  `json:"addresses"`
+	Source        Source `json:"source"`
+	// Reason says why a private-suffix row is not covered.
+	Reason string `json:"reason,omitempty"`
 }
+
+// NotCoveredPrivate is the reason a private-suffix row is not covered.
+const NotCoveredPrivate = "the user's own name under a private suffix (acme.us.com) can lapse while its registrable domain stays active; only DNS evidence (DOMAINGUARD_DNS_EVIDENCE=true with provider auto) watches it"
 
 // Report is the coverage of the watched (verified) addresses.
 type Report struct {
@@ -81,11 +104,12 @@ type Report struct {
 	BySource map[Source]int64 `json:"by_source"`
 }
 
-// querySQL counts verified addresses and their domains per TLD.
+// querySQL counts verified addresses and their domains per TLD, the
+// addresses under private suffixes (and their own names) apart.
 const querySQL = `
-SELECT substring(domain from '[^.]+$') AS tld, count(DISTINCT domain), count(*)
+SELECT substring(domain from '[^.]+$') AS tld, watch_name IS NOT NULL, count(DISTINCT COALESCE(watch_name, domain)), count(*)
   FROM emails WHERE verified
- GROUP BY 1 ORDER BY 3 DESC, 1`
+ GROUP BY 1, 2 ORDER BY 4 DESC, 1, 2`
 
 // Query reads the watched addresses per TLD and classifies each TLD.
 func Query(ctx context.Context, pool *pgxpool.Pool, s Sources) (Report, error) {
@@ -96,7 +120,7 @@ func Query(ctx context.Context, pool *pgxpool.Pool, s Sources) (Report, error) {
 	var tlds []TLD
 	for rows.Next() {
 		var t TLD
-		if err := rows.Scan(&t.TLD, &t.Domains, &t.Addresses); err != nil {
+		if err := rows.Scan(&t.TLD, &t.PrivateSuffix, &t.Domains, &t.Addresses); err != nil {
 			rows.Close()
 			return Report{}, fmt.Errorf("coverage: %w", err)
 		}
@@ -107,6 +131,10 @@ func Query(ctx context.Context, pool *pgxpool.Pool, s Sources) (Report, error) {
 		return Report{}, fmt.Errorf("coverage: %w", err)
 	}
 	for i := range tlds {
+		if tlds[i].PrivateSuffix {
+			tlds[i].Source, tlds[i].Reason = s.privateSource()
+			continue
+		}
 		src, err := s.SourceFor(ctx, tlds[i].TLD)
 		if err != nil {
 			return Report{}, err
@@ -130,6 +158,29 @@ func NewReport(tlds []TLD) Report {
 	return r
 }
 
+// tldCount is the number of distinct TLDs among the rows.
+func (r Report) tldCount() int {
+	seen := make(map[string]bool, len(r.TLDs))
+	for _, t := range r.TLDs {
+		seen[t.TLD] = true
+	}
+	return len(seen)
+}
+
+// PrivateSuffix counts the addresses under private suffixes, and those
+// of them no source covers.
+func (r Report) PrivateSuffix() (addresses, notCovered int64) {
+	for _, t := range r.TLDs {
+		if t.PrivateSuffix {
+			addresses += t.Addresses
+			if t.Source == SourceNone {
+				notCovered += t.Addresses
+			}
+		}
+	}
+	return addresses, notCovered
+}
+
 // Share returns the percentage of addresses covered by src (0 with none).
 func (r Report) Share(src Source) float64 {
 	if r.Addresses == 0 {
@@ -139,10 +190,12 @@ func (r Report) Share(src Source) float64 {
 }
 
 // Summary is the one-line summary logged at start, e.g.
-// "12,031 addresses on 41 TLDs: 88 % rdap, 0 % commercial, 11 % dns only, 1 % none".
+// "12,031 addresses on 41 TLDs: 88 % rdap, 0 % commercial, 11 % dns only, 1 % none",
+// followed by "; 40 under private suffixes, 0 of them not covered" when
+// there are such addresses.
 func (r Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s addresses on %d TLDs:", Thousands(r.Addresses), len(r.TLDs))
+	fmt.Fprintf(&b, "%s addresses on %d TLDs:", Thousands(r.Addresses), r.tldCount())
 	for i, s := range AllSources {
 		label := string(s)
 		if s == SourceDNS {
@@ -153,6 +206,9 @@ func (r Report) Summary() string {
 			sep = ""
 		}
 		fmt.Fprintf(&b, "%s %.0f %% %s", sep, r.Share(s), label)
+	}
+	if n, none := r.PrivateSuffix(); n > 0 {
+		fmt.Fprintf(&b, "; %s under private suffixes, %s of them not covered", Thousands(n), Thousands(none))
 	}
 	return b.String()
 }
@@ -196,6 +252,8 @@ func NewGauge(reg prometheus.Registerer) (*Gauge, error) {
 func (g *Gauge) Set(r Report) {
 	g.vec.Reset()
 	for _, t := range r.TLDs {
-		g.vec.WithLabelValues(t.TLD, string(t.Source)).Set(float64(t.Addresses))
+		// A TLD's private-suffix row may share its source with the TLD's
+		// other row: the series counts both.
+		g.vec.WithLabelValues(t.TLD, string(t.Source)).Add(float64(t.Addresses))
 	}
 }

@@ -103,3 +103,64 @@ func TestThousands(t *testing.T) {
 		t.Error("empty summary")
 	}
 }
+
+// Addresses under private suffixes are counted apart: covered by the DNS
+// (their own names) when DNS evidence is on, not covered otherwise.
+func TestQueryPrivateSuffixes(t *testing.T) {
+	pool, _ := testdb.New(t)
+	ctx := context.Background()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, row := range []struct{ email, domain, watch string }{
+		{"a@x.com", "x.com", ""}, {"b@us.com", "us.com", ""},
+		{"c@acme.us.com", "us.com", "acme.us.com"}, {"d@mail.acme.us.com", "us.com", "acme.us.com"},
+		{"e@other.us.com", "us.com", "other.us.com"},
+	} {
+		var watch *string
+		if row.watch != "" {
+			watch = &row.watch
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO emails (user_id, email, domain, verified, verified_at, watch_name) VALUES ($1, $2, $3, true, $4, $5)`,
+			"u"+string(rune('0'+i)), row.email, row.domain, at, watch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		dns  bool
+		want Source
+	}{{true, SourceDNS}, {false, SourceNone}} {
+		r, err := Query(ctx, pool, Sources{RDAP: rdapFor("com"), DNS: tc.dns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Addresses != 5 || len(r.TLDs) != 2 {
+			t.Fatalf("dns %v: report %+v", tc.dns, r)
+		}
+		var private *TLD
+		for i := range r.TLDs {
+			if r.TLDs[i].PrivateSuffix {
+				private = &r.TLDs[i]
+			} else if r.TLDs[i].Addresses != 2 || r.TLDs[i].Domains != 2 || r.TLDs[i].Source != SourceRDAP {
+				t.Fatalf("dns %v: plain row %+v", tc.dns, r.TLDs[i])
+			}
+		}
+		if private == nil || private.TLD != "com" || private.Addresses != 3 || private.Domains != 2 || private.Source != tc.want ||
+			(private.Reason == "") != tc.dns {
+			t.Fatalf("dns %v: private-suffix row %+v", tc.dns, private)
+		}
+		n, none := r.PrivateSuffix()
+		if n != 3 || (none == 0) != tc.dns || r.BySource[tc.want] != 3 {
+			t.Fatalf("dns %v: private %d, not covered %d, by source %v", tc.dns, n, none, r.BySource)
+		}
+		if !strings.Contains(r.Summary(), "on 1 TLDs") || !strings.Contains(r.Summary(), "3 under private suffixes") {
+			t.Fatalf("summary %q", r.Summary())
+		}
+		g, err := NewGauge(prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Set(r)
+		if v := testutil.ToFloat64(g.vec.WithLabelValues("com", string(tc.want))); v != 3 {
+			t.Fatalf("dns %v: gauge com/%s = %v", tc.dns, tc.want, v)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func Get(ctx context.Context, stream jetstream.Stream, seq uint64) (Entry, error
 // headers (Nats-… other than Nats-Msg-Id) are dropped. The replay's
 // Nats-Msg-Id is derived from the dead letter, so replaying twice (a crash
 // between publish and delete) publishes once within the duplicate window.
-func Replay(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, topo broker.Topology, seq uint64, by string, now time.Time) (Entry, error) {
+func Replay(ctx context.Context, js jetstream.Publisher, stream jetstream.Stream, topo broker.Topology, seq uint64, by string, now time.Time) (Entry, error) {
 	e, err := Get(ctx, stream, seq)
 	if err != nil {
 		return Entry{}, fmt.Errorf("dlq replay: %w", err)
@@ -130,17 +130,14 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream
 	if err != nil {
 		return Entry{}, fmt.Errorf("dlq replay %d: %w", seq, err)
 	}
-	msg := &nats.Msg{Subject: subject, Data: dl.Payload, Header: nats.Header{}}
+	msgID := "replay-" + dl.Stream + "-" + strconv.FormatUint(dl.Sequence, 10) + "-" + strconv.FormatUint(seq, 10)
+	msg := broker.Message{Subject: subject, Data: dl.Payload, ID: msgID, Header: nats.Header{}}
 	for k, vs := range dl.Headers {
 		if strings.HasPrefix(k, "Nats-") && k != schemas.HeaderMsgID {
 			continue
 		}
-		for _, v := range vs {
-			msg.Header.Add(k, v)
-		}
+		msg.Header[k] = append(msg.Header[k], vs...)
 	}
-	msgID := "replay-" + dl.Stream + "-" + strconv.FormatUint(dl.Sequence, 10) + "-" + strconv.FormatUint(seq, 10)
-	msg.Header.Set(schemas.HeaderMsgID, msgID)
 	sum := sha256.Sum256(dl.Payload)
 	record := schemas.DeadLetterReplayed{DLQSequence: seq, Stream: dl.Stream, Sequence: dl.Sequence, Subject: dl.Subject,
 		PayloadSHA256: hex.EncodeToString(sum[:]), MessageID: msgID, By: by, At: now.UTC()}
@@ -153,7 +150,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream
 	if _, err := broker.PublishEvent(ctx, js, topo.Namespace.Subject(schemas.SubjectDeadLetterReplayed), ev); err != nil {
 		return Entry{}, fmt.Errorf("dlq replay %d: record the replay on %s: %w", seq, schemas.SubjectDeadLetterReplayed, err)
 	}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
+	if _, err := js.PublishMsg(ctx, msg.Msg()); err != nil {
 		return Entry{}, fmt.Errorf("dlq replay %d to %s: %w", seq, msg.Subject, err)
 	}
 	if err := stream.DeleteMsg(ctx, seq); err != nil {

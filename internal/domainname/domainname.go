@@ -153,6 +153,17 @@ func Normalize(host string) (string, error) {
 	return ascii, nil
 }
 
+// normalizeQuick is Normalize, without the IDNA pass for a name that is
+// already in normal form (lower-case LDH, no A-labels to validate): the
+// enforcer and checker ask about stored names, many times a second.
+func normalizeQuick(host string) (string, error) {
+	if isASCII(host) && !strings.Contains(host, "xn--") && host == strings.ToLower(host) &&
+		checkLDH(host) == nil && checkTLD(host) == nil {
+		return host, nil
+	}
+	return Normalize(host)
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
@@ -263,7 +274,7 @@ func PublicSuffix(name string) string {
 // user's own name can lapse there while the registrable domain domainguard
 // watches (us.com, github.io) stays active.
 func PrivateSuffix(host string) string {
-	name, err := Normalize(host)
+	name, err := normalizeQuick(host)
 	if err != nil {
 		return ""
 	}
@@ -272,6 +283,55 @@ func PrivateSuffix(host string) string {
 		return "" // ICANN suffix, or the "*" rule of a TLD the list does not know
 	}
 	return suffix
+}
+
+// WatchName returns the name a user holds under a private PSL suffix: the
+// label just below the suffix and the suffix ("mail.acme.us.com" →
+// "acme.us.com", "foo.github.io" → "foo.github.io"), or "" when host lies
+// under no private suffix (PrivateSuffix). No registry holds this name, so
+// only the DNS can watch it (DESIGN.md §2 "Private suffixes").
+func WatchName(host string) string {
+	suffix := PrivateSuffix(host)
+	if suffix == "" {
+		return ""
+	}
+	name, _ := normalizeQuick(host) // PrivateSuffix normalised it already
+	rest := strings.TrimSuffix(name, "."+suffix)
+	if i := strings.LastIndexByte(rest, '.'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return rest + "." + suffix
+}
+
+// WatchNameFromEmail returns WatchName of the address's domain ("" for an
+// invalid address or one under no private suffix).
+func WatchNameFromEmail(email string) string {
+	_, domain, err := FromEmail(email)
+	if err != nil {
+		return ""
+	}
+	return WatchName(domain)
+}
+
+// IsWatchName reports whether name is itself a name held under a private
+// suffix (WatchName(name) == name): such a name is checked through the DNS
+// alone and never reduced to its registrable domain.
+func IsWatchName(name string) bool {
+	if strings.Count(strings.TrimSuffix(name, "."), ".") < 2 {
+		return false // a label and a private suffix of two labels at least
+	}
+	w := WatchName(name)
+	return w != "" && w == strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
+}
+
+// CheckName returns the name a check of host looks up: host's own name
+// when it is held under a private suffix (IsWatchName), else its
+// registrable domain.
+func CheckName(host string) (string, error) {
+	if IsWatchName(host) {
+		return WatchName(host), nil
+	}
+	return Registrable(host)
 }
 
 // Covered reports whether watching the registrable domain of email covers

@@ -261,3 +261,38 @@ func TestPrivateSuffixAndCoverage(t *testing.T) {
 		t.Errorf("PublicSuffix(foo.github.io) = %q", got)
 	}
 }
+
+func TestWatchNameAndCheckName(t *testing.T) {
+	for _, tt := range []struct {
+		host  string
+		watch string // WatchName
+		check string // CheckName ("" = error)
+	}{
+		{"acme.us.com", "acme.us.com", "acme.us.com"},
+		{"mail.acme.us.com", "acme.us.com", "us.com"}, // a check is of a stored name: the watch name or a registrable domain
+		{"ACME.EU.ORG.", "acme.eu.org", "acme.eu.org"},
+		{"foo.pp.ua", "foo.pp.ua", "foo.pp.ua"},
+		{"foo.github.io", "foo.github.io", "foo.github.io"},
+		{"x.foo.github.io", "foo.github.io", "github.io"},
+		{"us.com", "", "us.com"},
+		{"github.io", "", "github.io"},
+		{"example.com", "", "example.com"},
+		{"www.example.com", "", "example.com"},
+		{"cs.ox.ac.uk", "", "ox.ac.uk"},
+		{"com", "", ""},
+	} {
+		if got := WatchName(tt.host); got != tt.watch {
+			t.Errorf("WatchName(%q) = %q, want %q", tt.host, got, tt.watch)
+		}
+		if got := IsWatchName(tt.host); got != (tt.watch != "" && tt.watch == tt.check) {
+			t.Errorf("IsWatchName(%q) = %v", tt.host, got)
+		}
+		got, err := CheckName(tt.host)
+		if (err != nil) != (tt.check == "") || got != tt.check {
+			t.Errorf("CheckName(%q) = %q, %v; want %q", tt.host, got, err, tt.check)
+		}
+	}
+	if got := WatchNameFromEmail("Alice@Foo.GitHub.io"); got != "foo.github.io" {
+		t.Errorf("WatchNameFromEmail = %q", got)
+	}
+}

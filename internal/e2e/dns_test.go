@@ -24,14 +24,7 @@ func TestDNSEvidence(t *testing.T) {
 	t.Parallel()
 	dns := fakedns.Start(t)
 	const confirm = 6 * time.Second
-	c := newCluster(t, clusterOptions{extraEnv: []string{
-		"DOMAINGUARD_PROVIDER=auto",
-		"DOMAINGUARD_DNS_EVIDENCE=true",
-		"DOMAINGUARD_DNS_RESOLVER=" + dns.Addr(),
-		"DOMAINGUARD_DNS_TLD_SERVERS=*=" + dns.Addr(),
-		"DOMAINGUARD_UNDELEGATED_CONFIRM=" + confirm.String(),
-		"DOMAINGUARD_BREAKER_PCT=100",
-	}})
+	c := newCluster(t, clusterOptions{extraEnv: dnsEvidenceEnv(dns, confirm)})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -135,5 +128,19 @@ func TestDNSEvidence(t *testing.T) {
 	}
 	if hb, ok := c.lastHeartbeat(ctx, names["contra"]); !ok || !hb.Failed {
 		t.Errorf("contradicted 404: last heartbeat %+v (found %v), want a failed (unknown) one", hb, ok)
+	}
+}
+
+// dnsEvidenceEnv configures the auto provider with DNS evidence asking dns
+// (parent zone of every TLD and resolver), confirming undelegations after
+// confirm, with the breaker out of the way.
+func dnsEvidenceEnv(dns *fakedns.Server, confirm time.Duration) []string {
+	return []string{
+		"DOMAINGUARD_PROVIDER=auto",
+		"DOMAINGUARD_DNS_EVIDENCE=true",
+		"DOMAINGUARD_DNS_RESOLVER=" + dns.Addr(),
+		"DOMAINGUARD_DNS_TLD_SERVERS=*=" + dns.Addr(),
+		"DOMAINGUARD_UNDELEGATED_CONFIRM=" + confirm.String(),
+		"DOMAINGUARD_BREAKER_PCT=100",
 	}
 }

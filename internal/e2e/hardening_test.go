@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/fakerdap"
 	"github.com/domainguard/domainguard/internal/testbin"
+	"github.com/domainguard/domainguard/internal/testmetrics"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testroles"
 	"github.com/domainguard/domainguard/schemas"
@@ -360,19 +359,14 @@ func TestPausedRegistryStallsNothing(t *testing.T) {
 	}
 
 	// The pause is exported for the server, capped at 6h.
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	families, err := testmetrics.Scrape("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatalf("scrape checker metrics: %v", err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	// One series per lookup server; the paused one is furthest ahead.
 	var until float64
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "domainguard_checker_paused_until_seconds{") {
-			if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &until); err != nil {
-				t.Errorf("metric line %q: %v", line, err)
-			}
-		}
+	for _, m := range families["domainguard_checker_paused_until_seconds"].GetMetric() {
+		until = max(until, m.GetGauge().GetValue())
 	}
 	if left := time.Until(time.Unix(int64(until), 0)); left < 5*time.Hour || left > 6*time.Hour+time.Minute {
 		t.Errorf("domainguard_checker_paused_until_seconds is %.0f (%s from now); want about 6h from now (Retry-After 86400 capped)", until, left)

@@ -8,8 +8,9 @@
 //     NXDOMAIN for the others.
 //
 // Names are delegated by default (to ns1.<name> and ns2.<name>, with MX
-// mx.<name>), like fakerdap's default active answer; Undelegate, Delegate
-// and SetMX script them. Faults (SERVFAIL, REFUSED, no answer at all,
+// mx.<name>), like fakerdap's default active answer; Undelegate, Delegate,
+// Host (a name held in the parent zone itself, without a zone cut, as
+// foo.github.io is) and SetMX script them. Faults (SERVFAIL, REFUSED, no answer at all,
 // malformed, truncated, oversized, mismatched-ID and lame answers) can be
 // set per name or for every name ("*"). UDP and TCP listen on the same
 // loopback port. Never reaches the internet. Safe for concurrent use.
@@ -56,6 +57,7 @@ const Wildcard = "*"
 
 type entry struct {
 	delegated bool
+	hosted    bool // present without a cut: authoritative NOERROR, no referral
 	ns        []string
 	mx        []string
 }
@@ -146,10 +148,21 @@ func (s *Server) Delegate(name string, ns ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entryLocked(key(name))
-	e.delegated = true
+	e.delegated, e.hosted = true, false
 	if len(ns) > 0 {
 		e.ns = append([]string(nil), ns...)
 	}
+}
+
+// Host makes the parent zone hold name itself, with no zone cut: asked for
+// its NS, a parent server answers with authority NOERROR and no records
+// (no data), as github.io's servers do for a GitHub Pages name. The
+// resolver answers as for a delegated name.
+func (s *Server) Host(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entryLocked(key(name))
+	e.delegated, e.hosted = true, true
 }
 
 // Undelegate makes the parent zone answer NXDOMAIN for name (and the
@@ -289,6 +302,13 @@ func (s *Server) answer(req, m *dns.Msg, e entry) *dns.Msg {
 	if !e.delegated {
 		m.Rcode = dns.RcodeNameError
 		m.Authoritative = !req.RecursionDesired
+		m.Ns = append(m.Ns, &dns.SOA{Hdr: hdr(parentOf(q.Name), dns.TypeSOA), Ns: "a.nic." + parentOf(q.Name), Mbox: "hostmaster.nic." + parentOf(q.Name),
+			Serial: 2026010101, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 300})
+		return m
+	}
+	if !req.RecursionDesired && e.hosted {
+		// The parent zone holds the name: authoritative, no data.
+		m.Authoritative = true
 		m.Ns = append(m.Ns, &dns.SOA{Hdr: hdr(parentOf(q.Name), dns.TypeSOA), Ns: "a.nic." + parentOf(q.Name), Mbox: "hostmaster.nic." + parentOf(q.Name),
 			Serial: 2026010101, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 300})
 		return m

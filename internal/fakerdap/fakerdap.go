@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,6 +215,23 @@ func (s *Server) WriteCACert(path string) error {
 		return fmt.Errorf("fakerdap: write CA cert: %w", err)
 	}
 	return nil
+}
+
+// WriteBootstrapFile writes a bootstrap file (RFC 9224) listing base as
+// the RDAP service of tlds into a temporary directory of t, and returns its
+// file:// URL: a seeded bootstrap naming a server without serving it (the
+// server's address then comes from the bootstrap, not from the operator).
+func WriteBootstrapFile(t testing.TB, base string, tlds ...string) string {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"version": "1.0", "services": [][][]string{{tlds, {base}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dns.json")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + path
 }
 
 // Set scripts the answer for domain (case-insensitive) and resets its

@@ -35,7 +35,11 @@ type Address struct {
 
 // AddressUser is one user holding the address.
 type AddressUser struct {
-	UserID       string     `json:"user_id"`
+	UserID string `json:"user_id"`
+	// EmailAsSent is the address as the host sent it for this user ("" for
+	// addresses stored before domainguard kept it); Email above is the
+	// normalised key it was looked up by.
+	EmailAsSent  string     `json:"email_as_sent"`
 	Verified     bool       `json:"verified"`
 	VerifiedAt   time.Time  `json:"verified_at"`
 	UnverifiedAt *time.Time `json:"unverified_at"`
@@ -43,11 +47,13 @@ type AddressUser struct {
 }
 
 // addressSQL is the one indexed query (emails_email_idx, domains pkey); it
-// lists at most 100 users of one address.
+// lists at most 100 users of one address, with the phase of the address's
+// own name under a private suffix where that name is watched ('unknown'
+// otherwise).
 const addressSQL = `
-SELECT e.user_id, e.domain, e.verified, e.verified_at, e.unverified_at, COALESCE(e.unverify_reason, ''),
-       COALESCE(d.phase, 'unknown'), d.last_checked_at
-  FROM emails e LEFT JOIN domains d ON d.name = e.domain
+SELECT e.user_id, COALESCE(e.email_as_sent, ''), e.domain, e.verified, e.verified_at, e.unverified_at, COALESCE(e.unverify_reason, ''),
+       COALESCE(d.phase, 'unknown'), d.last_checked_at, COALESCE(w.phase, 'unknown')
+  FROM emails e LEFT JOIN domains d ON d.name = e.domain LEFT JOIN domains w ON w.name = e.watch_name
  WHERE e.email = $1 AND ($2 = '' OR e.user_id = $2)
  ORDER BY e.user_id
  LIMIT 100`
@@ -83,8 +89,9 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 		dom   string
 		phase string
 		check *time.Time
+		watch string // phase of the address's own name under a private suffix
 	)
-	_, err = pgx.ForEachRow(rows, []any{&u.UserID, &dom, &u.Verified, &u.VerifiedAt, &u.UnverifiedAt, &u.Reason, &phase, &check}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&u.UserID, &u.EmailAsSent, &dom, &u.Verified, &u.VerifiedAt, &u.UnverifiedAt, &u.Reason, &phase, &check, &watch}, func() error {
 		out.Domain, out.Phase, out.CheckedAt = dom, lifecycle.Phase(phase), check
 		if !u.Verified {
 			out.Verified = false
@@ -105,6 +112,7 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown_address", "domainguard does not watch this address")
 		return
 	}
-	out.TrustedForReset = TrustedForReset(out.Verified, out.Phase)
+	// The own name under a private suffix must be trustworthy too.
+	out.TrustedForReset = TrustedForReset(out.Verified, out.Phase) && TrustedForReset(true, lifecycle.Phase(watch))
 	writeJSON(w, http.StatusOK, out)
 }

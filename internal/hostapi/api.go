@@ -26,8 +26,8 @@ type Config struct {
 	Tokens []Token
 	// Pool answers address lookups.
 	Pool *pgxpool.Pool
-	// JS publishes intake events to ACCOUNTS.
-	JS jetstream.JetStream
+	// JS publishes intake events to ACCOUNTS (all the API does with NATS).
+	JS jetstream.Publisher
 	// Topology names the streams and subjects. Default: unprefixed.
 	Topology broker.Topology
 	// Logger. Default slog.Default().

@@ -15,11 +15,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/clock"
 	"github.com/domainguard/domainguard/internal/testbin"
 	"github.com/domainguard/domainguard/internal/testdb"
+	"github.com/domainguard/domainguard/internal/testmetrics"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -87,15 +89,7 @@ func (e *env) do(t *testing.T, method, path string, header map[string]string, bo
 // accountsMessages counts the messages in the ACCOUNTS stream.
 func (e *env) accountsMessages(t *testing.T) uint64 {
 	t.Helper()
-	s, err := e.js.Stream(context.Background(), e.topo.Namespace.Stream(schemas.StreamAccounts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return testnats.StreamMsgs(t, e.js, e.topo.Namespace.Stream(schemas.StreamAccounts))
 }
 
 func bearer(token string) map[string]string {
@@ -253,13 +247,17 @@ func testdbCount(t *testing.T, e *env, sql string) int {
 
 func TestGetAddress(t *testing.T) {
 	e := newEnv(t)
-	e.exec(t, `INSERT INTO domains (name, phase, last_checked_at) VALUES ('ok.org', 'active', $1), ('grace.org', 'grace', $1), ('gone.org', 'released', $1)`, t0)
-	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase) VALUES
-		('u1', 'Ada@ok.org', 'ok.org', true, $1, NULL, NULL, NULL),
-		('u2', 'bob@grace.org', 'grace.org', true, $1, NULL, NULL, NULL),
-		('u3', 'cy@gone.org', 'gone.org', false, $1, $2, 'domain_released', 'released'),
-		('u4', 'cy@gone.org', 'gone.org', true, $2, NULL, NULL, NULL),
-		('u5', 'new@fresh.org', 'fresh.org', true, $1, NULL, NULL, NULL)`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
+	e.exec(t, `INSERT INTO domains (name, phase, last_checked_at) VALUES ('ok.org', 'active', $1), ('grace.org', 'grace', $1), ('gone.org', 'released', $1),
+		('us.com', 'active', $1), ('acme.us.com', 'expired', $1), ('fine.us.com', 'active', $1)`, t0)
+	// Under a private suffix: held (not yet unverified) while acme.us.com lapsed.
+	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, watch_name) VALUES
+		('p1', 'al@acme.us.com', 'us.com', true, $1, 'acme.us.com'), ('p2', 'al@fine.us.com', 'us.com', true, $1, 'fine.us.com')`, t0.Add(-48*time.Hour))
+	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase, email_as_sent) VALUES
+		('u1', 'Ada@ok.org', 'ok.org', true, $1, NULL, NULL, NULL, 'Ada@OK.Org.'),
+		('u2', 'bob@grace.org', 'grace.org', true, $1, NULL, NULL, NULL, NULL),
+		('u3', 'cy@gone.org', 'gone.org', false, $1, $2, 'domain_released', 'released', NULL),
+		('u4', 'cy@gone.org', 'gone.org', true, $2, NULL, NULL, NULL, NULL),
+		('u5', 'new@fresh.org', 'fresh.org', true, $1, NULL, NULL, NULL, NULL)`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
 	auth := bearer(goodToken)
 	get := func(path string) (int, Address) {
 		t.Helper()
@@ -284,6 +282,8 @@ func TestGetAddress(t *testing.T) {
 		{"/v1/addresses/cy@gone.org?user_id=u4", "released", "", false, true, true, 1},
 		{"/v1/addresses/new@fresh.org", "unknown", "", true, true, false, 1},
 		{"/v1/addresses/" + url.PathEscape("Ada@ok.org"), "active", "", true, true, true, 1},
+		{"/v1/addresses/al@acme.us.com", "active", "", false, true, true, 1},
+		{"/v1/addresses/al@fine.us.com", "active", "", true, true, true, 1},
 	}
 	for _, c := range cases {
 		code, a := get(c.path)
@@ -291,6 +291,10 @@ func TestGetAddress(t *testing.T) {
 			a.Verified != c.verified || (a.CheckedAt != nil) != c.checked || len(a.Users) != c.users {
 			t.Errorf("%s: %d %+v", c.path, code, a)
 		}
+	}
+	// Each user's form of the address as the host sent it, beside the key.
+	if _, a := get("/v1/addresses/Ada@ok.ORG"); a.Email != "Ada@ok.org" || len(a.Users) != 1 || a.Users[0].EmailAsSent != "Ada@OK.Org." {
+		t.Errorf("address as sent: %+v", a)
 	}
 	for path, want := range map[string]int{
 		"/v1/addresses/nobody@ok.org":                                404,
@@ -320,35 +324,21 @@ func TestRouteMetrics(t *testing.T) {
 	e.do(t, "GET", "/v1/addresses/a@example.org", bearer(goodToken), "")
 	e.do(t, "GET", "/v1/addresses/a@example.org", nil, "")
 	e.do(t, "GET", "/v1/openapi.json", nil, "")
-	families, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	want := `
+# HELP domainguard_http_requests_total HTTP requests served, by server, route and status code.
+# TYPE domainguard_http_requests_total counter
+domainguard_http_requests_total{code="401",route="GET /v1/addresses/{email}",server="api"} 1
+domainguard_http_requests_total{code="404",route="GET /v1/addresses/{email}",server="api"} 1
+domainguard_http_requests_total{code="200",route="GET /v1/openapi.json",server="api"} 1
+`
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want), "domainguard_http_requests_total"); err != nil {
+		t.Error(err)
 	}
-	counts := map[string]float64{}
-	hist := 0
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			switch f.GetName() {
-			case "domainguard_http_requests_total":
-				counts[labels["route"]+" "+labels["code"]] += m.GetCounter().GetValue()
-			case "domainguard_http_request_duration_seconds":
-				if labels["server"] == "api" && m.GetHistogram().GetSampleCount() > 0 {
-					hist++
-				}
-			}
+	for route, want := range map[string]uint64{"GET /v1/addresses/{email}": 2, "GET /v1/openapi.json": 1, "POST /v1/events": 0} {
+		got, err := testmetrics.Observations(e.reg, "domainguard_http_request_duration_seconds", map[string]string{"server": "api", "route": route})
+		if err != nil || got != want {
+			t.Errorf("latency samples of %s = %d (%v), want %d", route, got, err, want)
 		}
-	}
-	for k, want := range map[string]float64{"GET /v1/addresses/{email} 404": 1, "GET /v1/addresses/{email} 401": 1, "GET /v1/openapi.json 200": 1} {
-		if counts[k] != want {
-			t.Errorf("%s = %v, want %v (all: %v)", k, counts[k], want, counts)
-		}
-	}
-	if hist != 2 {
-		t.Errorf("routes with latency samples = %d, want 2", hist)
 	}
 }
 

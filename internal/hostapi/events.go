@@ -63,16 +63,13 @@ func (a *API) postEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_event", err.Error())
 		return
 	}
-	body, err := ev.Marshal()
+	msg, err := broker.EventMessage(a.cfg.Topology.Namespace.Subject(subject), ev)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_event", err.Error())
 		return
 	}
-	msg := &nats.Msg{Subject: a.cfg.Topology.Namespace.Subject(subject), Data: body, Header: nats.Header{}}
-	msg.Header.Set(schemas.HeaderMsgID, ev.ID)
-	msg.Header.Set("Content-Type", broker.ContentTypeCloudEvent)
-	msg.Header.Set(HeaderClient, client(r))
-	ack, err := a.cfg.JS.PublishMsg(r.Context(), msg)
+	msg.Header = nats.Header{HeaderClient: {client(r)}}
+	ack, err := a.cfg.JS.PublishMsg(r.Context(), msg.Msg())
 	if err != nil {
 		a.log.Error("host API: publish failed", "client", client(r), "subject", subject, "id", ev.ID, "error", err)
 		w.Header().Set("Retry-After", "5")

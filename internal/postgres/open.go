@@ -208,9 +208,20 @@ func EnsureDatabase(ctx context.Context, url string, opts ...Option) (created bo
 // concurrent CREATE DATABASE statements provoke (test packages, benchmarks
 // and several processes starting at once).
 func CreateDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
+	return CreateDatabaseFrom(ctx, conn, name, "")
+}
+
+// CreateDatabaseFrom runs CREATE DATABASE name TEMPLATE template on conn
+// (template1 when template is empty), with CreateDatabase's retry: a
+// template with a session still on it refuses to be copied (55006).
+func CreateDatabaseFrom(ctx context.Context, conn *pgx.Conn, name, template string) error {
+	stmt := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		stmt += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
 	var err error
 	for attempt := range 20 {
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+		_, err = conn.Exec(ctx, stmt)
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" {
 			return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -52,9 +53,17 @@ func TestServeEndpoints(t *testing.T) {
 		t.Fatalf("Addr() = %s, want the real port", srv.Addr())
 	}
 
-	code, body := get(t, base+"/metrics")
-	if code != 200 || !strings.Contains(body, "domainguard_test_checks_total 3") || !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "process_") {
-		t.Fatalf("/metrics = %d:\n%.500s", code, body)
+	want := `
+# HELP domainguard_test_checks_total test counter
+# TYPE domainguard_test_checks_total counter
+domainguard_test_checks_total 3
+`
+	if err := testutil.ScrapeAndCompare(base+"/metrics", strings.NewReader(want), "domainguard_test_checks_total"); err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	// The registry /metrics serves has the runtime and process collectors.
+	if n, err := testutil.GatherAndCount(reg, "go_goroutines", "process_start_time_seconds"); err != nil || n != 2 {
+		t.Fatalf("go_goroutines and process_start_time_seconds: %d series (%v), want 2", n, err)
 	}
 	if code, body := get(t, base+"/healthz"); code != 200 {
 		t.Fatalf("/healthz = %d %q", code, body)

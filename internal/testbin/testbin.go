@@ -233,10 +233,13 @@ const noDNS = "127.0.0.1:9"
 // baseEnv is the minimal environment every process starts with. Tests never
 // query the machine's DNS: the resolver and every TLD's servers point at
 // noDNS unless the test's own environment (which comes later and wins)
-// names a fake.
+// names a fake. Lookups may reach loopback servers that only the fake
+// bootstrap names (fakerdap lists 127.0.0.1 services); a test of the
+// private-address guard sets DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS=false.
 func baseEnv() []string {
 	return []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"DOMAINGUARD_DNS_RESOLVER=" + noDNS, "DOMAINGUARD_DNS_TLD_SERVERS=*=" + noDNS,
+		"DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS=true",
 	}
 }

@@ -3,6 +3,13 @@
 // DOMAINGUARD_TEST_DATABASE_URL), migrated with the embedded schema and
 // dropped when the test ends. It fails the test, never skips it, when the
 // server is unreachable.
+//
+// Migrated databases are copies of a template database, dg_tmpl_<hash of the
+// migrations>, which the first test of any process builds once (under an
+// advisory lock, so parallel test processes build it once between them) and
+// nobody connects to afterwards: PostgreSQL refuses to copy a database that
+// has a session on it. A changed migration hashes to a new template; old
+// dg_tmpl_* databases are left behind and may be dropped while no test runs.
 package testdb
 
 import (
@@ -21,7 +28,6 @@ import (
 
 	"github.com/domainguard/domainguard/internal/postgres"
 	"github.com/domainguard/domainguard/internal/redact"
-	"github.com/domainguard/domainguard/schemas"
 )
 
 // EnvServerURL names the variable that overrides the test server URL.
@@ -44,18 +50,20 @@ func ServerURL() string {
 // closed and the database dropped (WITH (FORCE)) when the test ends.
 func New(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
-	dbURL := NewEmpty(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	tmpl, err := migratedTemplate(ctx, ServerURL())
+	if err != nil {
+		t.Fatalf("testdb: template database on %s: %v (is PostgreSQL running? set %s to point elsewhere)",
+			redact.ConnString(ServerURL()), err, EnvServerURL)
+	}
+	dbURL := create(t, tmpl)
 	pool, err := postgres.Open(ctx, dbURL, postgres.WithMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatalf("testdb: open %s: %v", redact.ConnString(dbURL), err)
 	}
-	// Registered after NewEmpty's drop, so it runs before it.
+	// Registered after create's drop, so it runs before it.
 	t.Cleanup(pool.Close)
-	if _, err := postgres.Migrate(ctx, pool, schemas.Migrations); err != nil {
-		t.Fatalf("testdb: migrate %s: %v", redact.ConnString(dbURL), err)
-	}
 	return pool, dbURL
 }
 
@@ -63,6 +71,13 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 // dropped (WITH (FORCE), so open connections do not block it) when the test
 // ends.
 func NewEmpty(t testing.TB) string {
+	t.Helper()
+	return create(t, "")
+}
+
+// create makes a database copied from template (template1 when empty),
+// dropped when the test ends, and returns its URL.
+func create(t testing.TB, template string) string {
 	t.Helper()
 	server := ServerURL()
 	name := databaseName(t.Name())
@@ -74,7 +89,7 @@ func NewEmpty(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := admin(ctx, server, func(conn *pgx.Conn) error {
-		return postgres.CreateDatabase(ctx, conn, name)
+		return postgres.CreateDatabaseFrom(ctx, conn, name, template)
 	}); err != nil {
 		t.Fatalf("testdb: create database %s on %s: %v (is PostgreSQL running? set %s to point elsewhere)",
 			name, redact.ConnString(server), err, EnvServerURL)

@@ -178,3 +178,17 @@ func deleteStaleStreams(ctx context.Context, js jetstream.JetStream) {
 		_ = js.DeleteStream(ctx, name)
 	}
 }
+
+// StreamMsgs returns how many messages the stream (full name) holds.
+func StreamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
