@@ -187,11 +187,20 @@ func (e *env) runEnforcer(ctx context.Context, prefix string, domains, per int, 
 		return 0, 0, 0, err
 	}
 	now := time.Now().UTC()
+	// Each domain observed a millisecond after the one before, ending now,
+	// as a checker observes one domain after another (faster than any
+	// provider allows). The audit event ids start with the observation's
+	// millisecond (schemas.DerivedID), so this keeps them in the order a
+	// real wave produces; one instant for every domain made them random
+	// within it and each insert into the outbox and audit_log keys a
+	// random index page.
+	first := now.Add(-time.Duration(domains) * time.Millisecond)
 	if _, err := publishAll(ctx, e.js, domains, 1000, func(i int) (*nats.Msg, error) {
 		d := prefix + strconv.Itoa(i+1) + ".com"
 		prev := active
+		observed := first.Add(time.Duration(i+1) * time.Millisecond)
 		ch := schemas.DomainChanged{Domain: d, PreviousPhase: lifecycle.PhaseActive, Phase: lifecycle.PhaseReleased,
-			PreviousEvidence: &prev, Evidence: lifecycle.Evidence{Provider: providerName, NotFound: true, ObservedAt: now}}
+			PreviousEvidence: &prev, Evidence: lifecycle.Evidence{Provider: providerName, NotFound: true, ObservedAt: observed}}
 		return eventMsg(topo.Namespace.ChangedSubject(d), "domains.changed", d, now, ch)
 	}); err != nil {
 		return 0, 0, 0, fmt.Errorf("publish changed events: %w", err)

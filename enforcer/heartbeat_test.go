@@ -227,7 +227,7 @@ func TestStatusMarksPrivateSuffixAddressesNotCovered(t *testing.T) {
 func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{}.WithDefaults()
 	if c.MaxUnverifyPerDomain != 50 || c.BreakerPct != 5 || c.BreakerMinDomains != 20 || c.BreakerWindow != time.Hour ||
-		c.RecheckInterval != 720*time.Hour || c.Batch != 50 || c.RelayInterval != time.Second || c.Source != DefaultSource {
+		c.RecheckInterval != 720*time.Hour || c.Batch != DefaultBatch || c.Group != DefaultGroup || c.RelayInterval != time.Second || c.Source != DefaultSource {
 		t.Errorf("defaults %+v", c)
 	}
 	if err := c.Validate(); err == nil {

@@ -576,14 +576,19 @@ RETURNING id::text`, ids).Query(func(rows pgx.Rows) error {
 			futures = append(futures, f)
 		}
 	}
+	// What is published is finished even when ctx ends (a shutdown): a
+	// batch marked sent now is not published again after the restart,
+	// which may come after JetStream's duplicate window. ackTimeout bounds
+	// the wait.
+	finish := context.WithoutCancel(ctx)
 	timeout := time.NewTimer(ackTimeout)
 	defer timeout.Stop()
 	for _, f := range futures {
-		if err := awaitAck(ctx, f, timeout.C); err != nil {
+		if err := awaitAck(finish, f, timeout.C); err != nil {
 			return err
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.Commit(finish); err != nil {
 		return fmt.Errorf("outbox: commit batches: %w", err)
 	}
 	r.metrics.published.Add(float64(len(futures)))
