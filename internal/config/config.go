@@ -21,6 +21,8 @@ import (
 
 	"github.com/domainguard/domainguard/checker"
 	"github.com/domainguard/domainguard/checker/dnsevidence"
+	"github.com/domainguard/domainguard/checker/domainr"
+	"github.com/domainguard/domainguard/checker/rdap"
 	"github.com/domainguard/domainguard/enforcer"
 	"github.com/domainguard/domainguard/internal/broker"
 	"github.com/domainguard/domainguard/internal/redact"
@@ -34,9 +36,9 @@ const (
 	DefaultDatabaseURL          = "postgres://localhost:5432/domainguard"
 	DefaultDataDir              = "./data"
 	DefaultProvider             = ProviderAuto
-	DefaultRDAPBootstrapURL     = "https://data.iana.org/rdap/dns.json"
-	DefaultFastlyAPIURL         = "https://api.fastly.com"
-	DefaultDomainrAPIURL        = "https://api.domainr.com"
+	DefaultRDAPBootstrapURL     = rdap.DefaultBootstrapURL
+	DefaultFastlyAPIURL         = domainr.DefaultFastlyURL
+	DefaultDomainrAPIURL        = domainr.DefaultDomainrURL
 	DefaultLookupsPerSecond     = checker.DefaultLookupsPerSecond
 	DefaultDailyLookupBudget    = 100000
 	DefaultRecheckInterval      = lifecycle.DefaultRecheckInterval
