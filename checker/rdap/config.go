@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/net/http/httpproxy"
 
@@ -224,8 +225,11 @@ func seededBootstrapPath(raw string) (path string, ok bool) {
 	return u.Path, true
 }
 
+// normalizeTLD lower-cases tld and trims dots and white space from both
+// ends, in any mix, so that normalising twice gives the same key (" x. "
+// and "x. ." alike).
 func normalizeTLD(tld string) string {
-	return strings.ToLower(strings.Trim(strings.TrimSpace(tld), "."))
+	return strings.ToLower(strings.TrimFunc(tld, func(r rune) bool { return r == '.' || unicode.IsSpace(r) }))
 }
 
 func withTrailingSlash(base string) string {
