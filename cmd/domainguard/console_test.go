@@ -58,7 +58,7 @@ func TestRunStartsConsoleAndAPI(t *testing.T) {
 	if err := console.AddUser(users, "olga", console.RoleOperator, "a long enough password"); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"NATS_URL=" + testnats.URL(), "DOMAINGUARD_SUBJECT_PREFIX=" + testnats.UniquePrefix(), "DATABASE_URL=" + dbURL,
+	env := []string{"NATS_URL=" + testnats.URL(), "DOMAINGUARD_SUBJECT_PREFIX=" + testnats.ProcessPrefix(t), "DATABASE_URL=" + dbURL,
 		"DOMAINGUARD_METRICS_ADDR=off", "DOMAINGUARD_CONSOLE_ADDR=127.0.0.1:0", "DOMAINGUARD_CONSOLE_USERS=" + users,
 		"DOMAINGUARD_API_ADDR=127.0.0.1:0", "DOMAINGUARD_API_TOKENS=webapp:0123456789abcdef-token"}
 	p := testbin.Start(t, testbin.Options{Name: "run", Env: env}, "run")

@@ -304,14 +304,9 @@ func TestFlagsFirst(t *testing.T) {
 // With DOMAINGUARD_MANAGE_TOPOLOGY=false a role refuses to start until an
 // operator has created the topology with `domainguard topology`.
 func TestRoleWaitsForOperatorTopology(t *testing.T) {
-	prefix := testnats.UniquePrefix()
+	prefix := testnats.ProcessPrefix(t)
 	topo := broker.Topology{Namespace: schemas.Namespace{Prefix: prefix}}
-	js, _, _ := testnats.Shared(t) // a connection to inspect and delete our streams
-	t.Cleanup(func() {
-		for _, s := range topo.Streams() {
-			_ = js.DeleteStream(context.Background(), s.Name)
-		}
-	})
+	js, _, _ := testnats.Shared(t) // a connection to inspect our streams
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	env := []string{"NATS_URL=" + testnats.URL(), "DOMAINGUARD_SUBJECT_PREFIX=" + prefix,
@@ -368,13 +363,8 @@ func TestDLQReplayAfterFixIsApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _, _ := testnats.Shared(t)
-	prefix := testnats.UniquePrefix()
+	prefix := testnats.ProcessPrefix(t)
 	topo := broker.Topology{Namespace: schemas.Namespace{Prefix: prefix}}
-	t.Cleanup(func() {
-		for _, s := range topo.Streams() {
-			_ = js.DeleteStream(context.Background(), s.Name)
-		}
-	})
 	env := []string{"NATS_URL=" + testnats.URL(), "DOMAINGUARD_SUBJECT_PREFIX=" + prefix, "DATABASE_URL=" + dbURL,
 		"DOMAINGUARD_METRICS_ADDR=off", "DOMAINGUARD_PROVIDER=rdap", "RDAP_BOOTSTRAP_URL=" + rdap.BootstrapURL(),
 		"SSL_CERT_FILE=" + ca, "DOMAINGUARD_DATA_DIR=" + t.TempDir(), "DOMAINGUARD_LOOKUPS_PER_SECOND=100",

@@ -111,6 +111,32 @@ func EmbeddedWith(t testing.TB, adjust func(*broker.Topology)) (*broker.Embedded
 	return srv, js, nc, topo
 }
 
+// ProcessPrefix returns a fresh namespace prefix for processes a test
+// starts against the system server (DOMAINGUARD_SUBJECT_PREFIX): they
+// create the streams, the test deletes them when it ends, so a passing run
+// leaves nothing behind on the shared server.
+func ProcessPrefix(t testing.TB) string {
+	t.Helper()
+	prefix := UniquePrefix()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		nc, js, err := broker.Connect(ctx, broker.ConnectOptions{URL: URL(), Name: "test cleanup " + t.Name()})
+		if err != nil {
+			t.Errorf("testnats: connect to delete the streams of %s: %v", prefix, err)
+			return
+		}
+		defer nc.Close()
+		topo := broker.Topology{Namespace: schemas.Namespace{Prefix: prefix}}
+		for _, s := range topo.Streams() {
+			if err := js.DeleteStream(ctx, s.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				t.Errorf("testnats: delete stream %s: %v", s.Name, err)
+			}
+		}
+	})
+	return prefix
+}
+
 // UniquePrefix returns a fresh namespace prefix, "t" and 12 hex digits.
 func UniquePrefix() string {
 	var b [6]byte
