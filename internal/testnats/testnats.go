@@ -63,13 +63,7 @@ func SharedWith(t testing.TB, adjust func(*broker.Topology)) (jetstream.JetStrea
 		adjust(&topo)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for _, s := range topo.Streams() {
-			if err := js.DeleteStream(ctx, s.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				t.Errorf("testnats: delete stream %s: %v", s.Name, err)
-			}
-		}
+		deleteStreams(t, js, topo)
 		nc.Close()
 	})
 	if err := topo.Ensure(ctx, js); err != nil {
@@ -127,14 +121,20 @@ func ProcessPrefix(t testing.TB) string {
 			return
 		}
 		defer nc.Close()
-		topo := broker.Topology{Namespace: schemas.Namespace{Prefix: prefix}}
-		for _, s := range topo.Streams() {
-			if err := js.DeleteStream(ctx, s.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				t.Errorf("testnats: delete stream %s: %v", s.Name, err)
-			}
-		}
+		deleteStreams(t, js, broker.Topology{Namespace: schemas.Namespace{Prefix: prefix}})
 	})
 	return prefix
+}
+
+// deleteStreams deletes the streams of topo's namespace, those that exist.
+func deleteStreams(t testing.TB, js jetstream.JetStream, topo broker.Topology) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range topo.Streams() {
+		if err := js.DeleteStream(ctx, s.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("testnats: delete stream %s: %v", s.Name, err)
+		}
+	}
 }
 
 // UniquePrefix returns a fresh namespace prefix, "t" and 12 hex digits.
