@@ -8,6 +8,8 @@
 // name resolution, so a public-looking name that resolves to 127.0.0.1 is
 // refused as well as a literal one, and a name cannot resolve to a public
 // address for a check and to a private one for the connection.
+// CheckAddress judges an ip:port a client picked itself before dialing it
+// (the DNS evidence client, whose nameserver addresses come from glue).
 package dialguard
 
 import (
