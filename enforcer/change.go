@@ -241,9 +241,15 @@ INSERT INTO processed_messages (consumer, message_id, processed_at)
 SELECT $1, id, $3 FROM unnest($2::text[]) AS t(id)
 ON CONFLICT (consumer, message_id) DO NOTHING
 RETURNING message_id`, consumerName, ids, now)
+	// A row made here for a name under a private suffix is marked so, as
+	// the producer marks it: the sweep checks it by DNS alone, free.
+	privateSuffix := make([]bool, len(names))
+	for i, n := range names {
+		privateSuffix[i] = slices.Contains(private, n)
+	}
 	b.Queue(`
-INSERT INTO domains (name, next_check_at) SELECT name, $2 FROM unnest($1::text[]) AS t(name)
-ON CONFLICT (name) DO NOTHING`, names, now)
+INSERT INTO domains (name, next_check_at, private_suffix) SELECT name, $2, ps FROM unnest($1::text[], $3::bool[]) AS t(name, ps)
+ON CONFLICT (name) DO NOTHING`, names, now, privateSuffix)
 	b.Queue(`
 SELECT name, phase, evidence, observed_at, expiry_warned_for, released_since, check_failures
 FROM domains WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, names)

@@ -83,4 +83,11 @@ func TestPrivateSuffixNameLapseUnverifiesItsAddresses(t *testing.T) {
 	if got := f.email("carol@other.us.com"); got.verified {
 		t.Errorf("carol still verified after us.com lapsed")
 	}
+	// The rows the enforcer made are marked as the producer marks them, so
+	// the sweep checks the private names by DNS alone, outside the budget.
+	for name, want := range map[string]int{"acme.us.com": 1, "other.us.com": 1, "us.com": 0, "plain.com": 0} {
+		if got := f.count(`SELECT count(*) FROM domains WHERE name = $1 AND private_suffix`, name); got != want {
+			t.Errorf("%s: %d private_suffix rows, want %d", name, got, want)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -91,7 +92,8 @@ type domainRow struct {
 // lockDomain creates the domains row if missing and locks it for the rest of
 // tx: concurrent replicas enforce one domain one event at a time.
 func lockDomain(ctx context.Context, tx pgx.Tx, name string, now time.Time) (domainRow, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, now); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO domains (name, next_check_at, private_suffix) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+		name, now, domainname.IsWatchName(name)); err != nil {
 		return domainRow{}, fmt.Errorf("ensure domain %s: %w", name, err)
 	}
 	var got string

@@ -23,7 +23,8 @@ var ErrUnknownDomain = errors.New("domain is not watched")
 // was already queued (which is as good).
 func (p *Producer) EnqueueManual(ctx context.Context, domain string) (pending bool, err error) {
 	var d dueDomain
-	err = p.cfg.Pool.QueryRow(ctx, `SELECT name, phase, evidence FROM domains WHERE name = $1`, domain).Scan(&d.name, &d.phase, &d.evidence)
+	err = p.cfg.Pool.QueryRow(ctx, `SELECT name, phase, evidence, `+freeCheckSQL+` FROM domains WHERE name = $1`, domain).
+		Scan(&d.name, &d.phase, &d.evidence, &d.free)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("check %s: %w", domain, ErrUnknownDomain)
 	}
@@ -35,7 +36,12 @@ func (p *Producer) EnqueueManual(ctx context.Context, domain string) (pending bo
 	if err != nil {
 		return false, err
 	}
+	// A free check (DNS alone, unmonitored, private suffix) costs no
+	// lookup, so it does not count against the daily budget.
 	enqueued := 1
+	if d.free {
+		enqueued = 0
+	}
 	if _, err := p.cfg.JS.PublishMsg(ctx, msg); err != nil {
 		if !broker.IsAlreadyPending(err) {
 			return false, fmt.Errorf("check %s: publish: %w", d.name, err)

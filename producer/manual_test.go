@@ -43,3 +43,42 @@ func TestEnqueueManual(t *testing.T) {
 		t.Errorf("unknown domain: %v, want ErrUnknownDomain", err)
 	}
 }
+
+// TestEnqueueManualBudget: check now counts against the daily lookup budget
+// exactly when a sweep's check of the same domain would (freeCheckSQL).
+func TestEnqueueManualBudget(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	rdapEv := lifecycle.Evidence{Provider: "rdap", Statuses: []string{"active"}, ObservedAt: t0.Add(-time.Hour)}
+	dnsEv := lifecycle.Evidence{Provider: "dns", ObservedAt: t0.Add(-time.Hour)}
+	for _, tc := range []struct {
+		name  string
+		setup string
+		args  []any
+		paid  int
+	}{
+		{"paid.example", `INSERT INTO domains (name, phase, evidence, next_check_at) VALUES ($1, 'active', $2, $3)`,
+			[]any{rdapEv, t0}, 1},
+		{"dnsonly.example", `INSERT INTO domains (name, phase, evidence, next_check_at) VALUES ($1, 'active', $2, $3)`,
+			[]any{dnsEv, t0}, 0},
+		{"acme.us.com", `INSERT INTO domains (name, next_check_at, private_suffix) VALUES ($1, $2, true)`,
+			[]any{t0}, 0},
+		{"nowhere.example", `INSERT INTO domains (name, next_check_at, unmonitored_since) VALUES ($1, $2, $2)`,
+			[]any{t0}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := e.pool.Exec(ctx, `DELETE FROM lookup_budget`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.pool.Exec(ctx, tc.setup, append([]any{tc.name}, tc.args...)...); err != nil {
+				t.Fatal(err)
+			}
+			if pending, err := e.p.EnqueueManual(ctx, tc.name); err != nil || pending {
+				t.Fatalf("EnqueueManual = %v, %v", pending, err)
+			}
+			if n := countRows(t, e.pool, `SELECT COALESCE(sum(count), 0)::int FROM lookup_budget`); n != tc.paid {
+				t.Errorf("lookups counted = %d, want %d", n, tc.paid)
+			}
+		})
+	}
+}

@@ -461,14 +461,18 @@ func readDue(ctx context.Context, conn *pgxpool.Conn, now time.Time, pageSize in
 	return nil
 }
 
+// freeCheckSQL is the rule for dueDomain.free, as a select expression over
+// a domains row: every path that enqueues a check (sweep, check now) reads
+// it from here.
+const freeCheckSQL = `COALESCE(evidence->>'provider' = 'dns', false) OR unmonitored_since IS NOT NULL OR private_suffix`
+
 // duePage reads the next page of due domains of one pass after the keyset
 // cursor, and returns it with the next_check_at of its last row.
 func duePage(ctx context.Context, conn *pgxpool.Conn, pass sweepPass, now, afterAt time.Time, afterName string, limit int64) ([]dueDomain, time.Time, error) {
 	args := pgx.NamedArgs{"now": now, "after_at": afterAt, "after_name": afterName, "limit": limit}
 	maps.Copy(args, pass.args)
 	rows, err := conn.Query(ctx, `
-		SELECT name, phase, evidence, next_check_at,
-		       COALESCE(evidence->>'provider' = 'dns', false) OR unmonitored_since IS NOT NULL OR private_suffix FROM domains
+		SELECT name, phase, evidence, next_check_at, `+freeCheckSQL+` FROM domains
 		 WHERE next_check_at <= @now AND `+pass.filter+`
 		   AND (next_check_at, name) > (@after_at, @after_name)
 		 ORDER BY next_check_at, name
