@@ -6,33 +6,21 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
 
-// releasedJumps reads domainguard_checker_released_without_lapse_total by
-// its exported name from the worker's registry, failing unless it is one
-// counter without labels.
-func releasedJumps(t *testing.T, g prometheus.Gatherer) float64 {
+// releasedJumps reads the worker's released-without-lapse counter,
+// failing unless the registry exports it under its documented name.
+func releasedJumps(t *testing.T, w *Worker) float64 {
 	t.Helper()
-	families, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
+	g := w.cfg.Registerer.(prometheus.Gatherer)
+	if n, err := testutil.GatherAndCount(g, "domainguard_checker_released_without_lapse_total"); err != nil || n != 1 {
+		t.Fatalf("domainguard_checker_released_without_lapse_total exported as %d series (%v), want 1", n, err)
 	}
-	for _, f := range families {
-		if f.GetName() != "domainguard_checker_released_without_lapse_total" {
-			continue
-		}
-		if f.GetType() != dto.MetricType_COUNTER || len(f.GetMetric()) != 1 || len(f.GetMetric()[0].GetLabel()) != 0 {
-			t.Fatalf("released without lapse metric is %s with %d series (%v), want one unlabelled counter",
-				f.GetType(), len(f.GetMetric()), f.GetMetric())
-		}
-		return f.GetMetric()[0].GetCounter().GetValue()
-	}
-	t.Fatal("domainguard_checker_released_without_lapse_total is not exported")
-	return 0
+	return testutil.ToFloat64(w.metrics.releasedJumps)
 }
 
 // TestReleasedWithoutLapseCounted: a released answer after a lapse phase
@@ -45,11 +33,8 @@ func TestReleasedWithoutLapseCounted(t *testing.T) {
 		return lifecycle.Observation{Domain: domain, Phase: lifecycle.PhaseReleased, Evidence: lifecycle.Evidence{
 			Provider: "fake", NotFound: true, ObservedAt: time.Now().UTC()}}, nil
 	}}
-	reg := prometheus.NewRegistry()
-	cfg := e.baseConfig(t, p)
-	cfg.Registerer = reg
-	startWorker(t, cfg)
-	if got := releasedJumps(t, reg); got != 0 {
+	w := startWorker(t, e.baseConfig(t, p))
+	if got := releasedJumps(t, w); got != 0 {
 		t.Fatalf("counter starts at %g", got)
 	}
 
@@ -79,13 +64,13 @@ func TestReleasedWithoutLapseCounted(t *testing.T) {
 			t.Fatalf("event on %s: %+v, %v; want a change to released", m.Subject, ch, err)
 		}
 	}
-	if got := releasedJumps(t, reg); got != 0 {
+	if got := releasedJumps(t, w); got != 0 {
 		t.Errorf("released after a lapse phase or no active observation: counter = %g, want 0", got)
 	}
 
 	e.publishCheck(t, "jumped.com", prev("jumped.com", lifecycle.PhaseActive))
 	e.waitEvents(t, len(notCounted)+1, 300*time.Millisecond)
-	if got := releasedJumps(t, reg); got != 1 {
+	if got := releasedJumps(t, w); got != 1 {
 		t.Errorf("released straight after active: counter = %g, want 1", got)
 	}
 }
