@@ -75,6 +75,7 @@ type SweepResult struct {
 // since whatever was not leased is still due.
 func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
+	p.startRekey(ctx)
 	defer timer.Stop()
 	var lastPrune time.Time
 	p.startPrivateNames(ctx)
