@@ -24,19 +24,19 @@ func TestIntakeKeysEveryFormOfAnAddressAlike(t *testing.T) {
 	send(schemas.SubjectEmailVerified, "v1", v1, verified("u1", "Alice@bücher.de", v1))
 	send(schemas.SubjectEmailVerified, "v2", v1.Add(time.Minute), verified("u1", "Alice@XN--BCHER-KVA.DE.", v1.Add(time.Minute)))
 	if n := countRows(t, e.pool, `SELECT count(*) FROM emails WHERE user_id = 'u1'`); n != 1 {
-		t.Fatalf("%d rows for one address verified in two forms, want 1", n)
+		t.Errorf("%d rows for one address verified in two forms, want 1", n)
 	}
 	if r, ok := readEmail(t, e.pool, "u1", "Alice@xn--bcher-kva.de"); !ok || !r.verifiedAt.Equal(v1.Add(time.Minute)) {
-		t.Fatalf("address under the normalised key: %+v, %v; want verified at %s", r, ok, v1.Add(time.Minute))
+		t.Errorf("address under the normalised key: %+v, %v; want verified at %s", r, ok, v1.Add(time.Minute))
 	}
 	removedAt := v1.Add(time.Hour)
 	send(schemas.SubjectEmailRemoved, "r1", removedAt, schemas.EmailRemoved{UserID: "u1", Email: "Alice@BÜCHER.de."})
 	if n := countRows(t, e.pool, `SELECT count(*) FROM emails WHERE user_id = 'u1'`); n != 0 {
-		t.Fatalf("a removal in another form left %d rows of the address", n)
+		t.Errorf("a removal in another form left %d rows of the address", n)
 	}
 	send(schemas.SubjectEmailVerified, "v-stale", removedAt.Add(-time.Second), verified("u1", "Alice@bücher.de.", removedAt.Add(-time.Second)))
 	if n := countRows(t, e.pool, `SELECT count(*) FROM emails WHERE user_id = 'u1'`); n != 0 {
-		t.Fatal("a verification older than the removal, in a third form, brought the address back")
+		t.Errorf("%d rows of the address after its removal and an older verification in a third form, want 0", n)
 	}
 }
 
