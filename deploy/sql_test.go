@@ -148,6 +148,7 @@ WITH leased AS (
 INSERT INTO lookup_budget (hour, count) SELECT date_trunc('hour', now()), (SELECT count(*) FROM leased)
 ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 			{"prune budget", `DELETE FROM lookup_budget WHERE hour < now() - interval '7 days'`},
+			{"lock an address's domains to rekey it", `SELECT 1 FROM domains d WHERE d.name IN ('example.com') ORDER BY d.name FOR SHARE OF d`},
 			{"rekey address", `UPDATE emails SET email = 'a@example.com', updated_at = now() WHERE user_id = 'u1' AND email = 'a@example.com.'`},
 			{"rekey tombstone", `
 WITH old AS (DELETE FROM email_removals WHERE user_id = 'u1' AND email = 'a@example.com.' RETURNING removed_at, recorded_at)

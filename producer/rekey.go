@@ -181,6 +181,16 @@ func (p *Producer) rekeyAddress(ctx context.Context, userID, old, key string, re
 		if err := lockRekey(ctx, tx, userID, old, key); err != nil {
 			return err
 		}
+		// The enforcer reads a domain's addresses and then unverifies them
+		// by key, holding the domain's row: renaming a key in between would
+		// make it miss the address. So wait for it, and keep it waiting,
+		// on the rows of the names the address is watched by (in name
+		// order, as it locks them; domains before emails, as it does).
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM domains d
+			WHERE d.name IN (SELECT unnest(ARRAY[e.domain, e.watch_name]) FROM emails e WHERE e.user_id = $1 AND e.email IN ($2, $3))
+			ORDER BY d.name FOR SHARE OF d`, userID, old, key); err != nil {
+			return fmt.Errorf("lock the address's domains: %w", err)
+		}
 		read := func(email string) (storedAddress, bool, error) {
 			var a storedAddress
 			err := tx.QueryRow(ctx, `SELECT `+storedAddressColumns+` FROM emails WHERE user_id = $1 AND email = $2 FOR UPDATE`,

@@ -75,6 +75,8 @@ UPDATE emails SET unverified_at = $1::timestamptz + interval '1 hour', unverify_
 UPDATE emails SET unverified_at = $1::timestamptz + interval '2 hours', unverify_reason = 'domain_expired', unverify_phase = 'expired'
  WHERE user_id = 'u3' AND email = 'c@xn--bcher-kva.de'`, []any{e1}},
 		{`
+INSERT INTO domains (name, next_check_at) VALUES ('xn--bcher-kva.de', $1), ('example.com', $1)`, []any{e1}},
+		{`
 INSERT INTO email_removals (user_id, email, removed_at) VALUES
   ('u4', 'd@bücher.de.', $2),
   ('u5', 'e@example.com.', $2),
@@ -235,5 +237,54 @@ func TestMergeAddresses(t *testing.T) {
 		if got.Verified != tt.verified || gotReason != tt.reason || got.EventAt != wantEvent {
 			t.Errorf("%s: verified %v reason %q event %v; want %v %q %v", tt.name, got.Verified, gotReason, got.EventAt, tt.verified, tt.reason, wantEvent)
 		}
+	}
+}
+
+// The enforcer unverifies a lapsed domain's addresses by key while it holds
+// the domain's row: the rekeying waits for it, so the unverification lands
+// (on the old key) and moves with the address, never misses it.
+func TestRekeyWaitsForTheEnforcersDomainLock(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO domains (name, next_check_at) VALUES ('example.com', $1)`, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO emails (user_id, email, domain, verified_at, event_at) VALUES ('u1', 'a@example.com.', 'example.com', $1, $1)`, t0.Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// The enforcer's transaction: the domain locked, its addresses read.
+	enf, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = enf.Rollback(ctx) }()
+	if _, err := enf.Exec(ctx, `SELECT 1 FROM domains WHERE name = 'example.com' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.p.RekeyAddresses(ctx)
+		done <- err
+	}()
+	testwait.For(t, 15*time.Second, "the rekeying waiting on the domain's row (or done)", func() bool {
+		return len(done) > 0 || countRows(t, e.pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%FOR SHARE OF d%'`) == 1
+	})
+	tag, err := enf.Exec(ctx, `UPDATE emails SET verified = false, unverified_at = $1, unverify_reason = 'domain_released', unverify_phase = 'released'
+		WHERE user_id = 'u1' AND email = 'a@example.com.' AND verified`, t0)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("the enforcer's unverification by the key it read: %v, %d rows; want 1 (the key was renamed under it)", err, tag.RowsAffected())
+	}
+	if err := enf.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("RekeyAddresses: %v", err)
+	}
+	var verified bool
+	var reason string
+	if err := e.pool.QueryRow(ctx, `SELECT verified, COALESCE(unverify_reason, '') FROM emails WHERE user_id = 'u1' AND email = 'a@example.com'`).
+		Scan(&verified, &reason); err != nil || verified || reason != "domain_released" {
+		t.Errorf("rekeyed address: verified %v reason %q, %v; want unverified, domain_released", verified, reason, err)
 	}
 }
