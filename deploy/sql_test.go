@@ -139,6 +139,8 @@ VALUES ('u3', 'c@acme.us.com', 'us.com', true, now(), now(), 'acme.us.com')
 ON CONFLICT (user_id, email) DO UPDATE SET watch_name = excluded.watch_name`},
 			{"insert private-suffix name", `INSERT INTO domains (name, next_check_at, private_suffix) VALUES ('acme.us.com', now(), true) ON CONFLICT (name) DO NOTHING`},
 			{"fill watch names", `UPDATE emails SET watch_name = 'acme.us.com' WHERE watch_name IS NULL AND email = 'c@acme.us.com'`},
+			{"lock backfill marker", `SELECT revision FROM backfills WHERE name = 'watch_name' FOR UPDATE`},
+			{"record backfill", `UPDATE backfills SET revision = 'psl r1', completed_at = now() WHERE name = 'watch_name'`},
 			{"delete removed address", `DELETE FROM emails WHERE user_id = 'u1' AND email = 'a@example.com'`},
 			{"read due domains", `SELECT name, phase, evidence, next_check_at FROM domains WHERE next_check_at <= now() ORDER BY next_check_at, name`},
 			{"lease and count budget", `
@@ -187,6 +189,7 @@ ON CONFLICT (user_id, email) DO UPDATE SET removed_at = greatest(r.removed_at, e
 			{"holds", `SELECT count(*) FROM holds`},
 			{"breaker", `SELECT count(*) FROM breaker`},
 			{"budget", `SELECT count(*) FROM lookup_budget`},
+			{"backfills", `SELECT count(*) FROM backfills`},
 		},
 	}
 	denied := map[string][]stmt{
@@ -203,6 +206,9 @@ ON CONFLICT (user_id, email) DO UPDATE SET removed_at = greatest(r.removed_at, e
 			{"fake observation", `INSERT INTO domain_observations (domain, phase, evidence, observed_at, applied) VALUES ('example.com', 'active', '{}', now(), true)`},
 			{"rewrite created_at", `UPDATE emails SET created_at = now()`},
 			{"truncate emails", `TRUNCATE emails`},
+			{"add backfill marker", `INSERT INTO backfills (name, revision) VALUES ('other', 'x')`},
+			{"forget backfill marker", `DELETE FROM backfills`},
+			{"rename backfill marker", `UPDATE backfills SET name = 'other'`},
 		},
 		"enforcer": {
 			{"create address", `INSERT INTO emails (user_id, email, domain, verified_at) VALUES ('u2', 'b@example.com', 'example.com', now())`},

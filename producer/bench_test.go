@@ -187,3 +187,62 @@ func benchInFlight() int {
 	n, _ := strconv.Atoi(os.Getenv("DOMAINGUARD_BENCH_INFLIGHT"))
 	return n
 }
+
+// BenchmarkPrivateNames times the private-suffix step of a producer start
+// on N stored addresses (nine in ten on hosts of three labels under no
+// private suffix, one in ten under eu.org, ten thousand names per hundred
+// thousand addresses): with the backfill marker matching the list in use
+// (a restart) and with another revision recorded (the first start on a new
+// list: every address read), with DNS evidence off (the backfill alone)
+// and on (plus the domains rows of the names, added at every start).
+func BenchmarkPrivateNames(b *testing.B) {
+	n := benchN(b)
+	ctx := context.Background()
+	pool, _ := testdb.New(b)
+	js, _, topo := testnats.SharedWith(b, nil)
+	producer := func(watch bool) *Producer {
+		p, err := New(Config{Pool: pool, JS: js, Topology: topo, Clock: clock.NewStub(t0), Logger: testnats.Logger(b),
+			WatchPrivateNames: watch})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO emails (user_id, email, domain, verified_at)
+		SELECT format('user-%s', i),
+		       CASE WHEN i % 10 = 0 THEN format('p%s@x%s.eu.org', i, i / 10) ELSE format('p%s@mail.host%s.com', i, i / 10) END,
+		       CASE WHEN i % 10 = 0 THEN 'eu.org' ELSE format('host%s.com', i / 10) END, $1::timestamptz
+		  FROM generate_series(1, $2) AS i`, t0, n); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := producer(true).PrivateNames(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE emails, domains`); err != nil {
+		b.Fatal(err)
+	}
+	for _, watch := range []bool{false, true} {
+		p := producer(watch)
+		for _, bc := range []struct {
+			name   string
+			marker string // the revision recorded before each start; "" keeps the one in use
+		}{{"marker matches", ""}, {"revision differs", "another list"}} {
+			b.Run(fmt.Sprintf("%s/dns evidence %v", bc.name, watch), func(b *testing.B) {
+				for b.Loop() {
+					if bc.marker != "" {
+						b.StopTimer()
+						if _, err := pool.Exec(ctx, `UPDATE backfills SET revision = $1`, bc.marker); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					if changed, added, err := p.PrivateNames(ctx); err != nil || changed != 0 || added != 0 {
+						b.Fatalf("PrivateNames = %d, %d, %v; want nothing to change", changed, added, err)
+					}
+				}
+				b.ReportMetric(float64(n), "addresses")
+			})
+		}
+	}
+}

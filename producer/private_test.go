@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -121,4 +122,122 @@ func TestPrivateNamesSweepAndBackfill(t *testing.T) {
 	if err := e.pool.QueryRow(ctx, `SELECT COALESCE(sum(count), 0) FROM lookup_budget`).Scan(&used); err != nil || used != 1 {
 		t.Errorf("budget used %d (%v), want 1: private-suffix names are free", used, err)
 	}
+}
+
+// insertAddress stores a verified address as the owner, behind the
+// producer's back (watch may be nil: no watch name).
+func insertAddress(t *testing.T, e *env, user, email, domain string, watch any) {
+	t.Helper()
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO emails (user_id, email, domain, verified, verified_at, watch_name)
+		VALUES ($1, $2, $3, true, $4, $5)`, user, email, domain, t0.Add(-time.Hour), watch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// watchNameOf is the stored watch_name of the user's address ("" for NULL).
+func watchNameOf(t *testing.T, e *env, user string) string {
+	t.Helper()
+	var w string
+	if err := e.pool.QueryRow(context.Background(), `SELECT COALESCE(watch_name, '') FROM emails WHERE user_id = $1`, user).Scan(&w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// The watch_name backfill is keyed by the revision of the list in use: a
+// restart with the revision the last backfill completed against scans
+// nothing (addresses stored behind the producer's back, one under a
+// private suffix without its name and one with a name that is not its
+// own, are left as they are); another recorded revision computes every
+// address's name again and records the one in use; an unknown revision
+// runs at every start and is never recorded.
+func TestPrivateNamesKeyedByRevision(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	insertAddress(t, e, "a", "a@acme.eu.org", "eu.org", nil)
+	if changed, _, err := e.p.PrivateNames(ctx); err != nil || changed != 1 || watchNameOf(t, e, "a") != "acme.eu.org" {
+		t.Fatalf("first start: PrivateNames = %d, %v, watch name %q; want 1 address filled", changed, err, watchNameOf(t, e, "a"))
+	}
+
+	insertAddress(t, e, "b", "b@foo.pp.ua", "pp.ua", nil)
+	insertAddress(t, e, "c", "c@mail.example.com", "example.com", "stale.us.com")
+	restarted := e.newProducer(t)
+	if changed, _, err := restarted.PrivateNames(ctx); err != nil || changed != 0 {
+		t.Fatalf("restart with the same list: PrivateNames = %d, %v; want no scan", changed, err)
+	}
+	if b, c := watchNameOf(t, e, "b"), watchNameOf(t, e, "c"); b != "" || c != "stale.us.com" {
+		t.Fatalf("restart with the same list rescanned: watch names %q, %q", b, c)
+	}
+
+	if _, err := e.pool.Exec(ctx, `UPDATE backfills SET revision = 'another list' WHERE name = 'watch_name'`); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _, err := restarted.PrivateNames(ctx); err != nil || changed != 2 {
+		t.Fatalf("restart after another list: PrivateNames = %d, %v; want 2 addresses changed", changed, err)
+	}
+	for user, want := range map[string]string{"a": "acme.eu.org", "b": "foo.pp.ua", "c": ""} {
+		if got := watchNameOf(t, e, user); got != want {
+			t.Errorf("after another list, %s's watch name is %q, want %q", user, got, want)
+		}
+	}
+	var rev string
+	var completed *time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT revision, completed_at FROM backfills WHERE name = 'watch_name'`).Scan(&rev, &completed); err != nil ||
+		rev != restarted.watchRev || rev == "" || completed == nil || !completed.Equal(t0) {
+		t.Fatalf("marker %q at %v (%v); want %q at %s", rev, completed, err, restarted.watchRev, t0)
+	}
+
+	unknown := e.newProducer(t)
+	unknown.watchRev = ""
+	insertAddress(t, e, "d", "d@x.foo.github.io", "github.io", nil)
+	if changed, _, err := unknown.PrivateNames(ctx); err != nil || changed != 1 || watchNameOf(t, e, "d") != "foo.github.io" {
+		t.Fatalf("unknown revision: PrivateNames = %d, %v, watch name %q; want the backfill run", changed, err, watchNameOf(t, e, "d"))
+	}
+	if n := countRows(t, e.pool, `SELECT count(*) FROM backfills WHERE name = 'watch_name' AND revision = $1`, restarted.watchRev); n != 1 {
+		t.Fatal("an unknown revision was recorded")
+	}
+}
+
+// The backfill does not hold up the first sweep: while it waits on an
+// address row the test keeps locked, the sweeper enqueues every due
+// domain; once the lock goes, the backfill completes (and adds the name).
+func TestPrivateNamesBesideFirstSweep(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.WatchPrivateNames = true })
+	ctx := context.Background()
+	addDueDomains(t, e, 3)
+	insertAddress(t, e, "a", "a@acme.eu.org", "eu.org", nil)
+	lock, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM emails WHERE user_id = 'a' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.p.RunSweeper(runCtx) }()
+	t.Cleanup(func() { // before the env's cleanup closes the pool
+		_ = lock.Rollback(context.Background())
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunSweeper: %v", err)
+		}
+	})
+
+	testwait.For(t, 15*time.Second, "the backfill waiting on the locked address", func() bool {
+		return countRows(t, e.pool, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE emails%watch_name%'`) == 1
+	})
+	testwait.For(t, 15*time.Second, "the first sweep", func() bool { return len(e.pendingChecks(t)) == 3 })
+	if w := watchNameOf(t, e, "a"); w != "" {
+		t.Fatalf("watch name %q written through the test's lock", w)
+	}
+
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 15*time.Second, "the backfill", func() bool {
+		return watchNameOf(t, e, "a") == "acme.eu.org" &&
+			countRows(t, e.pool, `SELECT count(*) FROM domains WHERE name = 'acme.eu.org' AND private_suffix`) == 1
+	})
 }

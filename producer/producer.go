@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -20,6 +21,9 @@ type Producer struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
+	// watchRev is the revision of the watch-name rules in use
+	// (domainname.WatchNameRevision), which the backfill is keyed by.
+	watchRev string
 }
 
 // New checks cfg (after filling its defaults) and registers the metrics.
@@ -32,7 +36,8 @@ func New(cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{cfg: cfg, log: cfg.Logger.With("role", "producer"), m: m}, nil
+	return &Producer{cfg: cfg, log: cfg.Logger.With("role", "producer"), m: m,
+		watchRev: domainname.WatchNameRevision()}, nil
 }
 
 // Run runs the intake consumer and the sweeper until ctx ends, then drains

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,13 +73,17 @@ type SweepResult struct {
 
 // RunSweeper sweeps at once and then every SweepInterval until ctx ends. A
 // failed sweep is logged and retried at the next tick; nothing is lost,
-// since whatever was not leased is still due.
+// since whatever was not leased is still due. Beside the first sweep it
+// brings the private-suffix names up to date (startPrivateNames), and it
+// returns only once that is over too.
 func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	p.startRekey(ctx)
 	defer timer.Stop()
 	var lastPrune time.Time
-	p.startPrivateNames(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { p.startPrivateNames(ctx) })
 	for {
 		select {
 		case <-ctx.Done():

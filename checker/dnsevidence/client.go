@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/domainguard/domainguard/checker"
+	"github.com/domainguard/domainguard/internal/dialguard"
 	"github.com/domainguard/domainguard/lifecycle"
 )
 
@@ -24,6 +25,11 @@ const ProviderName = lifecycle.ProviderDNS
 
 // maxReferralHops bounds how many zone cuts below the TLD are followed.
 const maxReferralHops = 4
+
+// refusalLogInterval spaces the warnings about refused nameserver
+// addresses: one zone can be asked thousands of times a day, and the
+// metric counts every refusal.
+const refusalLogInterval = time.Minute
 
 // Client asks the DNS; see the package doc. Safe for concurrent use.
 type Client struct {
@@ -35,6 +41,14 @@ type Client struct {
 
 	cacheMu sync.Mutex
 	servers map[string]serverCacheEntry // tld → parent zone servers found through the resolver
+
+	// guard judges the nameserver addresses learned from answers.
+	guard *dialguard.Guard
+	// refusalLog spaces the warnings about refused addresses.
+	refusalLog rate.Sometimes
+	// dialContext connects to a server; tests replace it to reach fake
+	// servers at the addresses glue names.
+	dialContext func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 type serverCacheEntry struct {
@@ -72,7 +86,16 @@ func New(cfg Config) (*Client, error) {
 		tlds[strings.ToLower(strings.Trim(k, ". "))] = v
 	}
 	cfg.TLDServers = tlds
-	return &Client{cfg: cfg, metrics: m, limiters: make(map[string]*rate.Limiter), servers: make(map[string]serverCacheEntry)}, nil
+	guard := &dialguard.Guard{AllowPrivate: cfg.AllowPrivateLookups,
+		Hint: "a nameserver address from a DNS answer; set DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS=true to query it"}
+	// The operator's servers are named: a learned address equal to one of
+	// them is a server the operator already lets the client query.
+	guard.NameAddress(cfg.Resolver)
+	for _, servers := range tlds {
+		guard.NameAddress(servers...)
+	}
+	return &Client{cfg: cfg, metrics: m, limiters: make(map[string]*rate.Limiter), servers: make(map[string]serverCacheEntry),
+		guard: guard, refusalLog: rate.Sometimes{Interval: refusalLogInterval}, dialContext: (&net.Dialer{}).DialContext}, nil
 }
 
 // Name returns "dns".
@@ -116,6 +139,14 @@ func (c *Client) Lookup(ctx context.Context, domain string, prev *lifecycle.Obse
 // delegated, the resolver for its MX and SOA. Only a failed delegation
 // lookup is an error (temporary *checker.LookupError); a resolver that does
 // not answer leaves MX (MXKnown false) and SOA empty.
+//
+// A zone whose every server learned from an answer is at a refused
+// address (see addresses) is such an error too, wrapping
+// checker.ErrLookupRefused: no evidence either way. It must not read as
+// "not delegated": that would let whoever holds the zone (by pointing its
+// glue at 10.0.0.1) make the names below it lapse and unverify their
+// users. As an error it is a failed heartbeat that keeps the previous
+// phase, as for an RDAP server the guard refuses.
 func (c *Client) Evidence(ctx context.Context, domain string) (*lifecycle.DNSEvidence, error) {
 	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
 	if _, ok := dns.IsDomainName(name); !ok || !strings.Contains(name, ".") {
@@ -178,7 +209,7 @@ func (c *Client) delegation(ctx context.Context, name string) (ParentAnswer, str
 		if hop >= maxReferralHops {
 			return a, server, fmt.Errorf("more than %d referrals below .%s for %s", maxReferralHops, tld, name)
 		}
-		next, err := c.addresses(ctx, a.Nameservers, a.Glue)
+		next, err := c.addresses(ctx, a.ReferralZone, a.Nameservers, a.Glue)
 		if err != nil {
 			return a, server, fmt.Errorf("servers of %s: %w", a.ReferralZone, err)
 		}
@@ -209,7 +240,7 @@ func (c *Client) parentServers(ctx context.Context, tld string) ([]string, error
 	if len(hosts) == 0 {
 		return nil, fmt.Errorf("NS of .%s: the resolver gave none", tld)
 	}
-	addrs, err := c.addresses(ctx, hosts, glue(m.Extra))
+	addrs, err := c.addresses(ctx, dns.Fqdn(tld), hosts, glue(m.Extra))
 	if err != nil {
 		return nil, fmt.Errorf("servers of .%s: %w", tld, err)
 	}
@@ -219,11 +250,16 @@ func (c *Client) parentServers(ctx context.Context, tld string) ([]string, error
 	return addrs, nil
 }
 
-// addresses turns nameserver host names into host:53 addresses, from glue
-// or the resolver, at most maxServersPerZone.
-func (c *Client) addresses(ctx context.Context, hosts []string, glue map[string][]string) ([]string, error) {
+// addresses turns the nameserver host names of zone into host:53
+// addresses, from glue or the resolver, at most maxServersPerZone. These
+// addresses come from answers, chosen by whoever holds the zone (or its
+// nameservers' names): one that is not public (dialguard.Classify) is
+// skipped unless the operator named it or allows private lookups, so DNS
+// data cannot aim the client's queries at internal hosts. When refusals
+// leave no server, the error wraps the *dialguard.RefusedError.
+func (c *Client) addresses(ctx context.Context, zone string, hosts []string, glue map[string][]string) ([]string, error) {
 	var out []string
-	var lastErr error
+	var lastErr, refused error
 	for _, h := range hosts {
 		if len(out) >= maxServersPerZone {
 			break
@@ -241,17 +277,38 @@ func (c *Client) addresses(ctx context.Context, hosts []string, glue map[string]
 				}
 			}
 		}
-		if len(ips) > 0 {
-			out = append(out, net.JoinHostPort(ips[0], "53"))
+		for _, ip := range ips {
+			server := net.JoinHostPort(ip, "53")
+			if err := c.guard.CheckAddress(server); err != nil {
+				c.refused(zone, h, err)
+				refused = err
+				continue
+			}
+			out = append(out, server)
+			break
 		}
 	}
 	if len(out) == 0 {
-		if lastErr == nil {
-			lastErr = errors.New("no addresses")
+		switch {
+		case lastErr != nil: // a retry may find a server
+			return nil, lastErr
+		case refused != nil:
+			return nil, fmt.Errorf("every server at a non-public address: %w", refused)
 		}
-		return nil, lastErr
+		return nil, errors.New("no addresses")
 	}
 	return out, nil
+}
+
+// refused counts and logs a nameserver address the guard refused.
+func (c *Client) refused(zone, host string, err error) {
+	c.metrics.queries.WithLabelValues(targetParent, OutcomeAddressRefused).Inc()
+	attrs := []any{"zone", zone, "nameserver", host, "error", err}
+	c.cfg.Logger.Debug("dns evidence: nameserver address refused", attrs...)
+	c.refusalLog.Do(func() {
+		c.cfg.Logger.Warn("dns evidence: not querying a nameserver at a non-public address learned from a DNS answer; "+
+			"further refusals this minute are only counted (domainguard_dns_queries_total{outcome=\"address_refused\"})", attrs...)
+	})
 }
 
 // askParent asks servers (in turn, rounds with backoff) the non-recursive
@@ -370,7 +427,7 @@ func (c *Client) exchange(ctx context.Context, server string, q *dns.Msg, target
 }
 
 func (c *Client) exchangeUDP(ctx context.Context, server string, q *dns.Msg, wire []byte) (*dns.Msg, error) {
-	conn, done, err := dial(ctx, "udp", server)
+	conn, done, err := c.dial(ctx, "udp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +451,7 @@ func (c *Client) exchangeUDP(ctx context.Context, server string, q *dns.Msg, wir
 }
 
 func (c *Client) exchangeTCP(ctx context.Context, server string, q *dns.Msg, wire []byte) (*dns.Msg, error) {
-	conn, done, err := dial(ctx, "tcp", server)
+	conn, done, err := c.dial(ctx, "tcp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -422,9 +479,8 @@ func (c *Client) exchangeTCP(ctx context.Context, server string, q *dns.Msg, wir
 
 // dial connects to server with ctx's deadline on every read and write; a
 // cancelled ctx unblocks them at once. done closes the connection.
-func dial(ctx context.Context, network, server string) (conn net.Conn, done func(), err error) {
-	var d net.Dialer
-	conn, err = d.DialContext(ctx, network, server)
+func (c *Client) dial(ctx context.Context, network, server string) (conn net.Conn, done func(), err error) {
+	conn, err = c.dialContext(ctx, network, server)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -154,7 +154,10 @@ func TestNameBelowASecondLevelSuffix(t *testing.T) {
 func TestParentServersFoundThroughTheResolver(t *testing.T) {
 	fake := fakedns.Start(t)
 	reg := prometheus.NewRegistry()
-	c, err := New(Config{Resolver: fake.Addr(), Timeout: 150 * time.Millisecond, Attempts: 1, Registerer: reg})
+	// The fake resolver gives 127.0.0.1 for every nameserver: a learned
+	// address, followed only with private lookups allowed
+	// (TestLearnedNonPublicServersAreNotQueried).
+	c, err := New(Config{Resolver: fake.Addr(), Timeout: 150 * time.Millisecond, Attempts: 1, Registerer: reg, AllowPrivateLookups: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,13 @@ type Config struct {
 	// ServerCacheTTL is how long the TLD servers found through the resolver
 	// are kept. Default 1h.
 	ServerCacheTTL time.Duration
+	// AllowPrivateLookups (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS) lets the
+	// client query nameservers at loopback, private, link-local and other
+	// non-public addresses learned from answers (glue, the resolver's
+	// addresses of NS hosts). Default false: such a server is skipped,
+	// since whoever holds a zone chooses them. Resolver and TLDServers are
+	// the operator's and always queried.
+	AllowPrivateLookups bool
 	// UndelegatedConfirm is DOMAINGUARD_UNDELEGATED_CONFIRM, used by
 	// Lookup (lifecycle.ClassifyDNS). Default 24h.
 	UndelegatedConfirm time.Duration

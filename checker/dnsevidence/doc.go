@@ -15,6 +15,18 @@
 // addresses and cached for an hour. A referral to a zone cut below the TLD
 // (ac.uk for uni.ac.uk) is followed, at most a few steps.
 //
+// Nameserver addresses learned from answers (glue, the resolver's A
+// records for NS hosts) are chosen by whoever holds the zone, so one that
+// is loopback, private, link-local or otherwise non-public
+// (dialguard.Classify) is never queried unless Config.AllowPrivateLookups
+// (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS) or the operator named it (the
+// resolver and the configured TLD servers are always queried). It is
+// skipped, counted (outcome address_refused) and logged, a warning at most
+// once a minute. A zone with no other server is a temporary
+// *checker.LookupError wrapping checker.ErrLookupRefused: no evidence,
+// never "not delegated", which would let the zone's holder make the names
+// below it lapse.
+//
 // Queries go over UDP with EDNS0 and fall back to TCP when the answer is
 // truncated; each server is rate limited on its own
 // (Config.QueriesPerSecond), every query has a timeout, and a round of
@@ -31,6 +43,6 @@
 //
 // Metrics (registered on Config.Registerer):
 //
-//	domainguard_dns_queries_total{target,outcome}  counter; target: parent, resolver; outcome: ok, nxdomain, servfail, refused, other_rcode, timeout, network_error, bad_answer
+//	domainguard_dns_queries_total{target,outcome}  counter; target: parent, resolver; outcome: ok, nxdomain, servfail, refused, lame, other_rcode, timeout, network_error, bad_answer, address_refused (not sent)
 //	domainguard_dns_bad_answers_total{reason}      counter; reason: malformed, truncated, oversized, mismatched_id, wrong_question, not_a_response
 package dnsevidence

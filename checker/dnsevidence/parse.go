@@ -101,6 +101,9 @@ const (
 	OutcomeTimeout      = "timeout"
 	OutcomeNetworkError = "network_error"
 	OutcomeBadAnswer    = "bad_answer"
+	// OutcomeAddressRefused: not sent, the server's address (learned from
+	// an answer) is non-public (Config.AllowPrivateLookups).
+	OutcomeAddressRefused = "address_refused"
 )
 
 // ParentAnswer is what a parent zone server said about a name.

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -84,8 +83,7 @@ func coverageSources(cfg config.Config, log *slog.Logger) (coverage.Sources, err
 	case config.ProviderFastly, config.ProviderDomainr:
 		return coverage.Sources{Commercial: true}, nil
 	case config.ProviderRDAP, config.ProviderAuto:
-		r, err := rdap.New(rdap.Config{BootstrapURL: cfg.RDAPBootstrapURL, CacheDir: filepath.Join(cfg.DataDir, "rdap"),
-			Overrides: cfg.RDAPOverrides, AllowPrivateLookups: cfg.AllowPrivateLookups, Logger: log})
+		r, err := rdap.New(rdapConfig(cfg, log))
 		if err != nil {
 			return coverage.Sources{}, err
 		}

@@ -56,6 +56,8 @@ func dnsEvidenceConfig(cfg config.Config, log *slog.Logger, reg prometheus.Regis
 		UndelegatedConfirm: cfg.UndelegatedConfirm,
 		Logger:             log,
 		Registerer:         reg,
+
+		AllowPrivateLookups: cfg.AllowPrivateLookups,
 	}
 }
 

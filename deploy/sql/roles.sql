@@ -75,6 +75,11 @@ GRANT SELECT ON domains TO domainguard_producer;
 -- intake, import and the sweeper's start add with DNS evidence on.
 GRANT INSERT (name, next_check_at, private_suffix) ON domains TO domainguard_producer;
 GRANT UPDATE (next_check_at, last_enqueued_at) ON domains TO domainguard_producer;
+-- The backfill marker (the rules the watch_name backfill last completed
+-- against): read and locked at start, updated after a backfill; its rows
+-- come from the migration.
+GRANT SELECT ON backfills TO domainguard_producer;
+GRANT UPDATE (revision, completed_at) ON backfills TO domainguard_producer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON lookup_budget TO domainguard_producer;
 GRANT SELECT, INSERT ON processed_messages TO domainguard_producer;
 

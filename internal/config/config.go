@@ -121,9 +121,10 @@ type Config struct {
 	RDAPCanaries map[string]string
 	// AllowPrivateLookups (DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS): let RDAP
 	// lookups connect to loopback, private and link-local addresses found
-	// in the bootstrap or a redirect. Default false: such a lookup is
-	// refused (the bootstrap, the overrides, the API URLs and the DNS
-	// variables are the operator's and always allowed).
+	// in the bootstrap or a redirect, and DNS evidence query nameservers at
+	// such addresses learned from DNS answers (glue). Default false: such a
+	// lookup or server is refused (the bootstrap, the overrides, the API
+	// URLs and the DNS variables are the operator's and always allowed).
 	AllowPrivateLookups bool
 	// FastlyAPIURL (FASTLY_API_URL): default "https://api.fastly.com";
 	// WithDefaults fills it. FastlyAPIKey (FASTLY_API_KEY): secret.

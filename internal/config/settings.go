@@ -77,7 +77,7 @@ var settings = []setting{
 	{env: "DOMAINGUARD_RDAP_CANARIES", help: "known-registered names confirming RDAP 404s per public suffix: `suffix=name,...`",
 		parse:  parseCanaries,
 		format: func(c Config) string { return formatOverrides(c.RDAPCanaries) }},
-	{env: "DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS", boolean: true, help: "let RDAP lookups reach loopback, private and link-local addresses found in the bootstrap or a redirect (addresses named in RDAP_BOOTSTRAP_URL and DOMAINGUARD_RDAP_OVERRIDES are always allowed)",
+	{env: "DOMAINGUARD_ALLOW_PRIVATE_LOOKUPS", boolean: true, help: "let RDAP lookups reach loopback, private and link-local addresses found in the bootstrap or a redirect, and DNS evidence query nameservers at such addresses found in DNS answers (addresses named in RDAP_BOOTSTRAP_URL, DOMAINGUARD_RDAP_OVERRIDES and the DNS variables are always allowed)",
 		parse:  boolParser(func(c *Config) *bool { return &c.AllowPrivateLookups }),
 		format: func(c Config) string { return strconv.FormatBool(c.AllowPrivateLookups) }},
 	{env: "FASTLY_API_URL", url: true, help: "Fastly API base `url`",

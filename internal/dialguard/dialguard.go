@@ -8,6 +8,8 @@
 // name resolution, so a public-looking name that resolves to 127.0.0.1 is
 // refused as well as a literal one, and a name cannot resolve to a public
 // address for a check and to a private one for the connection.
+// CheckAddress judges an ip:port a client picked itself before dialing it
+// (the DNS evidence client, whose nameserver addresses come from glue).
 package dialguard
 
 import (
@@ -76,6 +78,20 @@ func (g *Guard) Name(rawURLs ...string) {
 		}
 		if address, ok := HostPort(u); ok {
 			g.named[address] = true
+		}
+	}
+}
+
+// NameAddress marks each host:port (a DNS server from the settings) as
+// named by the operator, like Name for URLs. Strings that are not
+// host:port are ignored. Not safe for concurrent use with dialing.
+func (g *Guard) NameAddress(addresses ...string) {
+	if g.named == nil {
+		g.named = make(map[string]bool)
+	}
+	for _, address := range addresses {
+		if host, port, err := net.SplitHostPort(strings.TrimSpace(address)); err == nil && host != "" {
+			g.named[target(host, port)] = true
 		}
 	}
 }
@@ -157,17 +173,25 @@ func (g *Guard) check(target, resolved string) error {
 // names itself, so only literals can be judged here.
 func (g *Guard) CheckLiteral(u *url.URL) error {
 	address, ok := HostPort(u)
-	if !ok || g.AllowPrivate || g.named[address] {
+	if !ok {
 		return nil
 	}
-	addr, err := netip.ParseAddr(u.Hostname())
-	if err != nil {
+	if _, err := netip.ParseAddr(u.Hostname()); err != nil {
 		return nil // a name: the proxy resolves it
 	}
-	if class := Classify(addr); class != "" {
-		return &RefusedError{Target: address, Addr: addr.WithZone(""), Class: class, Hint: g.Hint}
+	return g.CheckAddress(address)
+}
+
+// CheckAddress refuses address (ip:port, the IP a literal) unless it is
+// public, the operator named it, or AllowPrivate is set. It is for clients
+// that choose the addresses they dial from data they did not choose (the
+// DNS evidence client following glue): no resolution happens between the
+// check and the dial. A name is refused: it cannot be judged unresolved.
+func (g *Guard) CheckAddress(address string) error {
+	if g.AllowPrivate || g.Named(address) {
+		return nil
 	}
-	return nil
+	return g.check(address, address)
 }
 
 // nonPublic lists the ranges refused besides what netip classifies

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -114,5 +115,37 @@ func TestCheckLiteral(t *testing.T) {
 		if err := g.CheckLiteral(u); (err != nil) != refused {
 			t.Errorf("CheckLiteral(%s) = %v, want refused %v", raw, err, refused)
 		}
+	}
+}
+
+func TestCheckAddress(t *testing.T) {
+	g := Guard{Hint: "set X"}
+	g.NameAddress("10.0.0.53:53", "[FD00::53]:5353", "not an address")
+	for address, class := range map[string]string{
+		"10.0.0.1:53":           "private",
+		"127.0.0.1:53":          "loopback",
+		"169.254.169.254:53":    "link-local",
+		"[fd00::1]:53":          "private",
+		"[::ffff:127.0.0.1]:53": "loopback",
+		"[64:ff9b::a00:1]:53":   "private", // NAT64 of 10.0.0.1
+		"ns.example:53":         "unparseable",
+		"10.0.0.53:53":          "",        // named
+		"[fd00::53]:5353":       "",        // named, written another way
+		"10.0.0.53:54":          "private", // named on another port only
+		"192.0.2.1:53":          "",
+		"[2001:db8::1]:53":      "",
+	} {
+		err := g.CheckAddress(address)
+		var re *RefusedError
+		switch {
+		case class == "" && err != nil:
+			t.Errorf("CheckAddress(%s) = %v, want allowed", address, err)
+		case class != "" && (!errors.As(err, &re) || re.Class != class || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "set X")):
+			t.Errorf("CheckAddress(%s) = %v, want refused as %s with the hint", address, err, class)
+		}
+	}
+	g.AllowPrivate = true
+	if err := g.CheckAddress("127.0.0.1:53"); err != nil {
+		t.Errorf("AllowPrivate: %v", err)
 	}
 }

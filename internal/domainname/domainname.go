@@ -313,6 +313,26 @@ func WatchName(host string) string {
 	return rest + "." + suffix
 }
 
+// watchNameRule is the version of WatchName's own rule (the label kept
+// below the suffix): change it whenever WatchName gives another result for
+// some host under the same Public Suffix List, so that the watch names
+// stored before are computed again (WatchNameRevision).
+const watchNameRule = "1"
+
+// WatchNameRevision identifies what WatchName's results depend on: the
+// Public Suffix List compiled in (golang.org/x/net/publicsuffix names its
+// git revision) and watchNameRule. A watch name stored under the same
+// revision needs no computing again; another revision may place existing
+// hosts under a new private suffix, or under none. "" means the list does
+// not say which it is: treat every stored name as stale then.
+func WatchNameRevision() string {
+	psl := publicsuffix.List.String()
+	if psl == "" {
+		return ""
+	}
+	return psl + "; watch-name rule " + watchNameRule
+}
+
 // WatchNameFromEmail returns WatchName of the address's domain ("" for an
 // invalid address or one under no private suffix).
 func WatchNameFromEmail(email string) string {

@@ -296,3 +296,16 @@ func TestWatchNameAndCheckName(t *testing.T) {
 		t.Errorf("WatchNameFromEmail = %q", got)
 	}
 }
+
+// The revision names the list compiled in, which the producer keys its
+// watch-name backfill on: it must say which list it is, and say it the
+// same way every time.
+func TestWatchNameRevision(t *testing.T) {
+	rev := WatchNameRevision()
+	if !strings.Contains(rev, "public_suffix_list.dat, git revision ") || !strings.HasSuffix(rev, "; watch-name rule "+watchNameRule) {
+		t.Fatalf("WatchNameRevision() = %q, want the PSL's git revision and the rule version", rev)
+	}
+	if again := WatchNameRevision(); again != rev {
+		t.Fatalf("WatchNameRevision() = %q, then %q", rev, again)
+	}
+}

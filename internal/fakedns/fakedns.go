@@ -12,13 +12,15 @@
 // Host (a name held in the parent zone itself, without a zone cut, as
 // foo.github.io is) and SetMX script them. Faults (SERVFAIL, REFUSED, no answer at all,
 // malformed, truncated, oversized, mismatched-ID and lame answers) can be
-// set per name or for every name ("*"). UDP and TCP listen on the same
-// loopback port. Never reaches the internet. Safe for concurrent use.
+// set per name or for every name ("*"). Cut scripts a zone cut below the
+// parent zone (ac.uk under uk), referred to with glue. UDP and TCP listen
+// on the same loopback port. Never reaches the internet. Safe for concurrent use.
 package fakedns
 
 import (
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +75,7 @@ type Server struct {
 	parent  map[string]Fault // faults of the parent zone role
 	resolve map[string]Fault // faults of the resolver role
 	queries map[string]int   // per lower-case name without dot
+	cuts    map[string]map[string][]string
 }
 
 // Start starts a Server on a free loopback port and stops it when the test
@@ -91,7 +94,8 @@ func Start(tb testing.TB) *Server {
 // stops it.
 func Listen() (*Server, error) {
 	s := &Server{names: make(map[string]*entry), parent: make(map[string]Fault),
-		resolve: make(map[string]Fault), queries: make(map[string]int)}
+		resolve: make(map[string]Fault), queries: make(map[string]int),
+		cuts: make(map[string]map[string][]string)}
 	var lastErr error
 	for try := 0; try < 20; try++ {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -173,6 +177,21 @@ func (s *Server) Undelegate(name string) {
 	s.entryLocked(key(name)).delegated = false
 }
 
+// Cut makes the parent zone role answer every name strictly below zone
+// with a referral to zone: NS records for each host of ns and, in the
+// additional section, A or AAAA glue for the addresses listed with it (a
+// host without addresses gets none). As a TLD server refers uni.ac.uk to
+// the servers of ac.uk.
+func (s *Server) Cut(zone string, ns map[string][]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := make(map[string][]string, len(ns))
+	for h, addrs := range ns {
+		c[key(h)] = append([]string(nil), addrs...)
+	}
+	s.cuts[key(zone)] = c
+}
+
 // SetMX sets the MX hosts the resolver gives for name (none: no MX).
 func (s *Server) SetMX(name string, hosts ...string) {
 	s.mu.Lock()
@@ -240,6 +259,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		fault = faults[Wildcard]
 	}
 	e := *s.entryLocked(k)
+	cut, cutNS := s.cutLocked(k)
 	s.mu.Unlock()
 
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
@@ -290,7 +310,46 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		_, _ = w.Write(wire)
 		return
 	}
+	if cut != "" && !req.RecursionDesired {
+		_ = w.WriteMsg(referral(m, cut, cutNS))
+		return
+	}
 	_ = w.WriteMsg(s.answer(req, m, e))
+}
+
+// cutLocked returns the deepest scripted cut strictly above name k.
+func (s *Server) cutLocked(k string) (zone string, ns map[string][]string) {
+	for z, n := range s.cuts {
+		if strings.HasSuffix(k, "."+z) && len(z) > len(zone) {
+			zone, ns = z, n
+		}
+	}
+	return zone, ns
+}
+
+// referral fills m with a referral to zone's servers ns, with their glue.
+func referral(m *dns.Msg, zone string, ns map[string][]string) *dns.Msg {
+	hosts := make([]string, 0, len(ns))
+	for h := range ns {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	hdr := func(name string, t uint16) dns.RR_Header {
+		return dns.RR_Header{Name: dns.Fqdn(name), Rrtype: t, Class: dns.ClassINET, Ttl: 300}
+	}
+	for _, h := range hosts {
+		m.Ns = append(m.Ns, &dns.NS{Hdr: hdr(zone, dns.TypeNS), Ns: dns.Fqdn(h)})
+		for _, a := range ns[h] {
+			switch ip := net.ParseIP(a); {
+			case ip == nil:
+			case ip.To4() != nil:
+				m.Extra = append(m.Extra, &dns.A{Hdr: hdr(h, dns.TypeA), A: ip.To4()})
+			default:
+				m.Extra = append(m.Extra, &dns.AAAA{Hdr: hdr(h, dns.TypeAAAA), AAAA: ip})
+			}
+		}
+	}
+	return m
 }
 
 // answer fills m (a reply to req) from the scripted state of the name.
