@@ -145,16 +145,15 @@ type storedAddress struct {
 	VerifiedAt     time.Time
 	EventAt        *time.Time
 	AsSent         *string
-	WatchName      *string
 	UnverifiedAt   *time.Time
 	UnverifyReason *string
 	UnverifyPhase  *string
 }
 
-const storedAddressColumns = `domain, verified, verified_at, event_at, email_as_sent, watch_name, unverified_at, unverify_reason, unverify_phase`
+const storedAddressColumns = `domain, verified, verified_at, event_at, email_as_sent, unverified_at, unverify_reason, unverify_phase`
 
 func (a *storedAddress) fields() []any {
-	return []any{&a.Domain, &a.Verified, &a.VerifiedAt, &a.EventAt, &a.AsSent, &a.WatchName, &a.UnverifiedAt, &a.UnverifyReason, &a.UnverifyPhase}
+	return []any{&a.Domain, &a.Verified, &a.VerifiedAt, &a.EventAt, &a.AsSent, &a.UnverifiedAt, &a.UnverifyReason, &a.UnverifyPhase}
 }
 
 // mergeAddresses is the one row two rows of one address become (current:
@@ -208,9 +207,13 @@ func (p *Producer) rekeyAddress(ctx context.Context, userID, old, key string, re
 		if err != nil {
 			return err
 		}
+		// watch_name as intake would store it for key: a backfill of watch
+		// names racing with this rename (another replica's start) may have
+		// missed the row.
+		watch := nullable(domainname.WatchNameFromEmail(key))
 		if !clash {
-			if _, err := tx.Exec(ctx, `UPDATE emails SET email = $3, updated_at = now() WHERE user_id = $1 AND email = $2`,
-				userID, old, key); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE emails SET email = $3, watch_name = $4, updated_at = now() WHERE user_id = $1 AND email = $2`,
+				userID, old, key, watch); err != nil {
 				return fmt.Errorf("move address: %w", err)
 			}
 		} else {
@@ -218,7 +221,7 @@ func (p *Producer) rekeyAddress(ctx context.Context, userID, old, key string, re
 			if _, err := tx.Exec(ctx, `UPDATE emails SET domain = $3, verified = $4, verified_at = $5, event_at = $6,
 				email_as_sent = $7, watch_name = $8, unverified_at = $9, unverify_reason = $10, unverify_phase = $11, updated_at = now()
 				WHERE user_id = $1 AND email = $2`, userID, key, m.Domain, m.Verified, m.VerifiedAt, m.EventAt,
-				m.AsSent, m.WatchName, m.UnverifiedAt, m.UnverifyReason, m.UnverifyPhase); err != nil {
+				m.AsSent, watch, m.UnverifiedAt, m.UnverifyReason, m.UnverifyPhase); err != nil {
 				return fmt.Errorf("merge address: %w", err)
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM emails WHERE user_id = $1 AND email = $2`, userID, old); err != nil {

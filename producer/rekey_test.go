@@ -67,7 +67,9 @@ INSERT INTO emails (user_id, email, domain, verified, verified_at, event_at, ema
   ('u4', 'd@xn--bcher-kva.de', 'xn--bcher-kva.de', true, $1, $1, 'd@xn--bcher-kva.de'),
   -- u6: a domain that does not normalise, u7: a non-ASCII local part only.
   ('u6', 'f@ü', 'ü', true, $1, $1, NULL),
-  ('u7', 'ü@example.com', 'example.com', true, $1, $1, NULL)`, []any{e1, e2}},
+  ('u7', 'ü@example.com', 'example.com', true, $1, $1, NULL),
+  -- u8: under a private suffix, stored before watch_name was kept.
+  ('u8', 'g@bücher.us.com', 'us.com', true, $1, $1, NULL)`, []any{e1, e2}},
 		{`
 UPDATE emails SET unverified_at = $1::timestamptz + interval '1 hour', unverify_reason = 'domain_released', unverify_phase = 'released'
  WHERE user_id = 'u2' AND email = 'b@example.com.'`, []any{e1}},
@@ -103,7 +105,7 @@ INSERT INTO email_removals (user_id, email, removed_at) VALUES
 	if err != nil {
 		t.Fatalf("RekeyAddresses as the producer role: %v", err)
 	}
-	if want := (RekeyResult{Tombstones: 2, Addresses: 3, Merged: 2, Removed: 1, Kept: 1}); res != want {
+	if want := (RekeyResult{Tombstones: 2, Addresses: 4, Merged: 2, Removed: 1, Kept: 1}); res != want {
 		t.Errorf("result %+v, want %+v", res, want)
 	}
 
@@ -138,6 +140,7 @@ INSERT INTO email_removals (user_id, email, removed_at) VALUES
 		"u3": {Email: "c@xn--bcher-kva.de", AsSent: "c@Bücher.de", Reason: "domain_expired", EventAt: e2},
 		"u6": {Email: "f@ü", Verified: true, EventAt: e1},
 		"u7": {Email: "ü@example.com", Verified: true, EventAt: e1},
+		"u8": {Email: "g@xn--bcher-kva.us.com", Verified: true, EventAt: e1},
 	}
 	for user, w := range want {
 		got, ok := rows[user]
@@ -145,6 +148,9 @@ INSERT INTO email_removals (user_id, email, removed_at) VALUES
 		if !ok || got.Email != w.Email || got.AsSent != w.AsSent || got.Reason != w.Reason || got.Verified != w.Verified || !got.EventAt.Equal(w.EventAt) {
 			t.Errorf("%s: %+v (present %v), want %+v", user, got, ok, w)
 		}
+	}
+	if n := countRows(t, e.pool, `SELECT count(*) FROM emails WHERE user_id = 'u8' AND watch_name = 'xn--bcher-kva.us.com'`); n != 1 {
+		t.Error("u8: the rekeyed address under a private suffix has no watch name")
 	}
 	if _, ok := rows["u4"]; ok {
 		t.Error("u4: the address removed (in another form) after its last verification is still there")
