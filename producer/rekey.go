@@ -156,17 +156,25 @@ func (a *storedAddress) fields() []any {
 	return []any{&a.Domain, &a.Verified, &a.VerifiedAt, &a.EventAt, &a.AsSent, &a.UnverifiedAt, &a.UnverifyReason, &a.UnverifyPhase}
 }
 
-// mergeAddresses is the one row two rows of one address become (current:
-// the row under the current key; old: the row under an older key). The
-// row of the newer host event stays (current on a tie or when neither has
-// one); an unverification of either stays with it, the later one when
-// both were unverified: a merge never verifies what domainguard unverified.
+// mergeAddresses folds the two rows of one address (current: under the
+// current key; old: under an older key) into one by intake's rules
+// (storeVerified): the row of the newer host event is kept (current on a
+// tie or when neither has one), and an
+// unverification by domainguard stands unless the address was verified
+// again after it (verified_at later than unverified_at) — a merge never
+// brings back an address that lapsed, nor locks out one re-verified since.
 func mergeAddresses(current, old storedAddress) storedAddress {
 	out, other := current, old
 	if old.EventAt != nil && (current.EventAt == nil || old.EventAt.After(*current.EventAt)) {
 		out, other = old, current
 	}
-	if !other.Verified && (out.Verified || other.UnverifiedAt != nil && (out.UnverifiedAt == nil || other.UnverifiedAt.After(*out.UnverifiedAt))) {
+	if other.Verified || other.UnverifiedAt == nil {
+		return out
+	}
+	switch {
+	case out.Verified && out.VerifiedAt.After(*other.UnverifiedAt):
+		// verified again since: intake would have re-verified it
+	case out.Verified, out.UnverifiedAt == nil || other.UnverifiedAt.After(*out.UnverifiedAt):
 		out.Verified = false
 		out.UnverifiedAt, out.UnverifyReason, out.UnverifyPhase = other.UnverifiedAt, other.UnverifyReason, other.UnverifyPhase
 	}

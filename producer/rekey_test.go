@@ -57,10 +57,10 @@ func TestRekeyAddresses(t *testing.T) {
 		{`
 INSERT INTO emails (user_id, email, domain, verified, verified_at, event_at, email_as_sent) VALUES
   ('u1', 'a@bücher.de', 'xn--bcher-kva.de', true, $1, $1, 'a@BÜCHER.de'),
-  -- u2: the old row is older and unverified by domainguard, the current one newer and verified.
+  -- u2: the old row is older and unverified by domainguard, the current one verified again after that.
   ('u2', 'b@example.com.', 'example.com', false, $1, $1, 'b@Example.com.'),
   ('u2', 'b@example.com', 'example.com', true, $2, $2, 'b@example.com'),
-  -- u3: the old row is newer and verified, the current one unverified.
+  -- u3: the old row is newer and verified, the current one unverified after that verification.
   ('u3', 'c@bücher.de', 'xn--bcher-kva.de', true, $2, $2, 'c@Bücher.de'),
   ('u3', 'c@xn--bcher-kva.de', 'xn--bcher-kva.de', false, $1, $1, 'c@xn--bcher-kva.de'),
   -- u4: verified in one form, removed later in another (the removal missed it).
@@ -75,7 +75,7 @@ UPDATE emails SET unverified_at = $1::timestamptz + interval '1 hour', unverify_
  WHERE user_id = 'u2' AND email = 'b@example.com.'`, []any{e1}},
 		{`
 UPDATE emails SET unverified_at = $1::timestamptz + interval '2 hours', unverify_reason = 'domain_expired', unverify_phase = 'expired'
- WHERE user_id = 'u3' AND email = 'c@xn--bcher-kva.de'`, []any{e1}},
+ WHERE user_id = 'u3' AND email = 'c@xn--bcher-kva.de'`, []any{e2}},
 		{`
 INSERT INTO domains (name, next_check_at) VALUES ('xn--bcher-kva.de', $1), ('example.com', $1)`, []any{e1}},
 		{`
@@ -135,8 +135,9 @@ INSERT INTO email_removals (user_id, email, removed_at) VALUES
 	}
 	want := map[string]row{
 		"u1": {Email: "a@xn--bcher-kva.de", AsSent: "a@BÜCHER.de", Verified: true, EventAt: e1},
-		// The newer row stays, with the older row's unverification.
-		"u2": {Email: "b@example.com", AsSent: "b@example.com", Reason: "domain_released", EventAt: e2},
+		// The newer row stays; an unverification stays unless a later
+		// verification (u2's) re-verified the address, as at intake.
+		"u2": {Email: "b@example.com", AsSent: "b@example.com", Verified: true, EventAt: e2},
 		"u3": {Email: "c@xn--bcher-kva.de", AsSent: "c@Bücher.de", Reason: "domain_expired", EventAt: e2},
 		"u6": {Email: "f@ü", Verified: true, EventAt: e1},
 		"u7": {Email: "ü@example.com", Verified: true, EventAt: e1},
@@ -226,6 +227,10 @@ func TestMergeAddresses(t *testing.T) {
 		{"both verified: the newer event", ok, storedAddress{Verified: true, EventAt: at(3)}, true, "", true},
 		{"no event times: current", storedAddress{Verified: true}, storedAddress{Verified: true}, true, "", false},
 		{"older unverified one stays unverified", ok, storedAddress{EventAt: at(1), UnverifiedAt: at(1), UnverifyReason: reason("domain_released")}, false, "domain_released", false},
+		{"verified again after the unverification", storedAddress{Verified: true, VerifiedAt: *at(2), EventAt: at(2)},
+			storedAddress{EventAt: at(0), UnverifiedAt: at(1), UnverifyReason: reason("domain_released")}, true, "", false},
+		{"verified before the unverification", storedAddress{Verified: true, VerifiedAt: *at(0), EventAt: at(2)},
+			storedAddress{EventAt: at(0), UnverifiedAt: at(1), UnverifyReason: reason("domain_released")}, false, "domain_released", false},
 		{"newer unverified one", ok, storedAddress{EventAt: at(3), UnverifiedAt: at(3), UnverifyReason: reason("domain_expired")}, false, "domain_expired", true},
 		{"both unverified: the later unverification",
 			storedAddress{EventAt: at(3), UnverifiedAt: at(1), UnverifyReason: reason("a")},
