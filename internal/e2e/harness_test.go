@@ -232,6 +232,10 @@ type clusterOptions struct {
 	// accept only the user "dg" with this password; every process gets
 	// it inside NATS_URL (nats://dg:PASSWORD@host:port).
 	natsPassword string
+	// allInOne runs the one `domainguard run` process (every role in one,
+	// as the README's quick start does) instead of one process per role;
+	// it gets the same NATS_URL and DATABASE_URL. Not with secure.
+	allInOne bool
 }
 
 type cluster struct {
@@ -248,6 +252,9 @@ type cluster struct {
 	// NATS user and database login).
 	roleEnv  map[string][]string
 	sqlRoles *testroles.SQLRoles
+	// commands names the processes startAll, stopAll and exited handle:
+	// roles, or "run" (clusterOptions.allInOne).
+	commands []string
 
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -268,7 +275,13 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	// Build (or reuse) the binary before starting servers, so the build
 	// time does not count against any wait below.
 	testbin.Path(t)
-	c := &cluster{t: t, procs: map[string]*testbin.Process{}, starts: map[string]int{}}
+	c := &cluster{t: t, procs: map[string]*testbin.Process{}, starts: map[string]int{}, commands: roles}
+	if o.allInOne {
+		if o.secure {
+			t.Fatal("e2e: allInOne runs one process; secure needs one per role")
+		}
+		c.commands = []string{"run"}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -413,7 +426,7 @@ func (c *cluster) start(role string) {
 }
 
 func (c *cluster) startAll() {
-	for _, r := range roles {
+	for _, r := range c.commands {
 		c.start(r)
 	}
 }
@@ -433,7 +446,7 @@ func (c *cluster) stopAll() {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, r := range roles {
+	for _, r := range c.commands {
 		if p := c.procs[r]; p != nil {
 			if err := p.Stop(30 * time.Second); err != nil {
 				c.t.Errorf("%s did not stop cleanly: %v", p.Name, err)
@@ -447,7 +460,7 @@ func (c *cluster) stopAll() {
 func (c *cluster) exited() []string {
 	c.mu.Lock()
 	var out, dead []string
-	for _, r := range roles {
+	for _, r := range c.commands {
 		if p := c.procs[r]; p != nil && p.Exited() {
 			out = append(out, p.Name)
 			dead = append(dead, r)
