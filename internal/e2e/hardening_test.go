@@ -20,6 +20,7 @@ import (
 	"github.com/domainguard/domainguard/internal/testmetrics"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testroles"
+	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -449,6 +450,72 @@ func TestStrandedCheckIsReplaced(t *testing.T) {
 		}
 		return true, ""
 	})
+	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 0 {
+		t.Errorf("DOMAIN_CHECKS holds %d messages after the replacement was checked, want 0", n)
+	}
+}
+
+// TestCheckBelowAckFloorIsReplaced is item 4 as a nats-server crash leaves
+// it: a check in DOMAIN_CHECKS below the checker consumer's ack floor,
+// never to be delivered. A SIGKILL of nats-server 2.9.10 leaves such checks
+// in some runs only, so testnats.StrandChecks builds that state. The
+// producer's gauge reports the stranded check; the domain's first publish
+// (its signup check) is refused as already pending and replaces it at once,
+// young as it is, so the domain is checked and its phase recorded; the
+// gauge drops to 0.
+func TestCheckBelowAckFloorIsReplaced(t *testing.T) {
+	c := newCluster(t, clusterOptions{secure: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const domain = "floor.com"
+	body, err := json.Marshal(schemas.CheckRequest{Domain: domain, Reason: schemas.CheckSchedule, RequestedAt: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := c.js.Publish(ctx, c.topo.Namespace.CheckSubject(domain), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if floor := testnats.StrandChecks(ctx, t, c.js, c.topo); floor < ack.Sequence {
+		t.Fatalf("ack floor %d, want the stranded check's %d below it", floor, ack.Sequence)
+	}
+
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.roleEnv["producer"] = append(c.roleEnv["producer"], "DOMAINGUARD_METRICS_ADDR="+metricsAddr)
+	c.startAll()
+	// The gauge is set after every sweep (each second here).
+	producerMetrics := func(wantStranded, wantReplaced float64) func() (bool, string) {
+		return func() (bool, string) {
+			families, err := testmetrics.Scrape("http://" + metricsAddr + "/metrics")
+			if err != nil {
+				return false, err.Error()
+			}
+			var stranded, replaced float64 = -1, -1
+			if m := families["domainguard_producer_stranded_checks"].GetMetric(); len(m) == 1 {
+				stranded = m[0].GetGauge().GetValue()
+			}
+			if m := families["domainguard_producer_stale_checks_replaced_total"].GetMetric(); len(m) == 1 {
+				replaced = m[0].GetCounter().GetValue()
+			}
+			return stranded == wantStranded && replaced == wantReplaced,
+				fmt.Sprintf("stranded_checks %v, stale_checks_replaced_total %v", stranded, replaced)
+		}
+	}
+	seen := waitFor(t, 30*time.Second, "the producer to report the stranded check", producerMetrics(1, 0))
+	t.Logf("the producer reported the stranded check %s after it started", seen.Round(time.Millisecond))
+
+	c.publishVerified(ctx, []verified{{UserID: "f1", Email: "a@" + domain, VerifiedAt: time.Now().Add(-time.Hour)}})
+	took := waitFor(t, 30*time.Second, domain+" to be checked", func() (bool, string) {
+		ds, err := c.domains(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		d := ds[domain]
+		return d.LastCheckedAt != nil && d.Phase == string(lifecycle.PhaseActive),
+			fmt.Sprintf("%s: %+v; DOMAIN_CHECKS holds %d messages", domain, d, streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks))
+	})
+	t.Logf("%s checked %s after its signup", domain, took.Round(time.Millisecond))
+	waitFor(t, 30*time.Second, "the producer to report no stranded check", producerMetrics(0, 1))
 	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 0 {
 		t.Errorf("DOMAIN_CHECKS holds %d messages after the replacement was checked, want 0", n)
 	}
