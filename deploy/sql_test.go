@@ -150,6 +150,12 @@ WITH leased AS (
 INSERT INTO lookup_budget (hour, count) SELECT date_trunc('hour', now()), (SELECT count(*) FROM leased)
 ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`},
 			{"prune budget", `DELETE FROM lookup_budget WHERE hour < now() - interval '7 days'`},
+			{"lock an address's domains to rekey it", `SELECT 1 FROM domains d WHERE d.name IN ('example.com') ORDER BY d.name FOR SHARE OF d`},
+			{"rekey address", `UPDATE emails SET email = 'a@example.com', updated_at = now() WHERE user_id = 'u1' AND email = 'a@example.com.'`},
+			{"rekey tombstone", `
+WITH old AS (DELETE FROM email_removals WHERE user_id = 'u1' AND email = 'a@example.com.' RETURNING removed_at, recorded_at)
+INSERT INTO email_removals AS r (user_id, email, removed_at, recorded_at) SELECT 'u1', 'a@example.com', removed_at, recorded_at FROM old
+ON CONFLICT (user_id, email) DO UPDATE SET removed_at = greatest(r.removed_at, excluded.removed_at), recorded_at = greatest(r.recorded_at, excluded.recorded_at)`},
 			{"import temp table", `CREATE TEMP TABLE import_rows (user_id text, email text, domain text, verified_at timestamptz) ON COMMIT DELETE ROWS`},
 			{"sweep lock", `SELECT pg_try_advisory_lock(42)`},
 		},

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -170,6 +171,27 @@ func TestStatusReportsEmailAndDomain(t *testing.T) {
 	}
 	if _, err := f.store.Status(f.ctx, "nothing.example"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown domain: %v, want ErrNotFound", err)
+	}
+}
+
+// status EMAIL finds an address in any form of its domain (U-label,
+// A-label, upper case, trailing dot), and the audit events written under
+// the key of before (domain part only lower-cased) still.
+func TestStatusFindsAnAddressInAnotherForm(t *testing.T) {
+	f := newFixture(t, nil)
+	f.exec(`INSERT INTO emails (user_id, email, domain, verified, verified_at, email_as_sent) VALUES ('z', $1, 'xn--bcher-kva.de', true, $2, 'Zoe@Bücher.de')`,
+		domainname.StoredEmail("Zoe@Bücher.de"), t0.Add(-48*time.Hour))
+	f.exec(`INSERT INTO audit_log (id, type, domain, user_id, email, data) VALUES
+		('0190a7d5-0000-7000-8000-0000000000e1', 'audit.email.unverified', 'xn--bcher-kva.de', 'z', 'Zoe@bücher.de', '{}')`)
+	for _, q := range []string{"Zoe@xn--bcher-kva.de", "Zoe@BÜCHER.DE", "Zoe@bücher.de.", "Zoe@XN--BCHER-KVA.DE."} {
+		rep, err := f.store.Status(f.ctx, q)
+		if err != nil || len(rep.Emails) != 1 || rep.Emails[0].EmailAsSent != "Zoe@Bücher.de" {
+			t.Errorf("status %q: %+v, %v; want the address sent as Zoe@Bücher.de", q, rep.Emails, err)
+			continue
+		}
+		if len(rep.Audit) != 1 {
+			t.Errorf("status %q: audit %+v, want the event written under the key of before", q, rep.Audit)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
@@ -179,9 +180,16 @@ func (s *Store) approve(ctx context.Context, id string, d Decision, action bool)
 			}
 			res.WouldUnverify = len(addrs)
 		} else {
-			reqs := make([]unverifyRequest, len(h.Addresses))
-			for i, a := range h.Addresses {
-				reqs[i] = unverifyRequest{addr: a, reason: h.Reason, phase: h.Phase, observedAt: obsAt}
+			reqs := make([]unverifyRequest, 0, len(h.Addresses))
+			for _, a := range h.Addresses {
+				reqs = append(reqs, unverifyRequest{addr: a, reason: h.Reason, phase: h.Phase, observedAt: obsAt})
+				// A hold made before the producer rekeyed addresses names
+				// the key of before; the address may be under its current
+				// key now (DESIGN.md §7), and must not escape the hold.
+				if key := domainname.StoredEmail(a.Email); key != a.Email {
+					a.Email = key
+					reqs = append(reqs, unverifyRequest{addr: a, reason: h.Reason, phase: h.Phase, observedAt: obsAt})
+				}
 			}
 			done, err := unverify(ctx, tx, reqs, now)
 			if err != nil {

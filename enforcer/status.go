@@ -121,7 +121,7 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 		var domain string
 		if strings.Contains(q, "@") {
 			rep.Kind = "email"
-			// The stored form (domain part lower-cased, as intake and
+			// The stored key (domain part normalised, as intake and
 			// import store it) first; then any case, for a local part
 			// typed in another case than the host sent it.
 			stored := domainname.StoredEmail(q)
@@ -133,9 +133,12 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 				return err
 			}
 			rep.Emails = emails
-			addrs := []string{stored}
+			// Audit rows name the key of their time: before migration
+			// 0018 that was the address with its domain part only
+			// lower-cased.
+			addrs := []string{stored, preRekeyKey(q)}
 			for _, e := range emails {
-				addrs = append(addrs, e.Email)
+				addrs = append(addrs, e.Email, preRekeyKey(e.EmailAsSent))
 			}
 			if len(emails) > 0 {
 				domain = emails[0].Domain
@@ -192,7 +195,7 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 	}
 	if rep.Kind == "email" && len(rep.Emails) == 0 {
 		// Its domain may be known through other addresses; this one is not.
-		return rep, fmt.Errorf("status %s: address %w (domainguard has no such address; addresses are stored with the domain in lower case)", q, ErrNotFound)
+		return rep, fmt.Errorf("status %s: address %w (domainguard has no such address; addresses are keyed by the local part as sent and the normalised domain)", q, ErrNotFound)
 	}
 	if (rep.Domain == nil || !rep.Domain.Known) && len(rep.Emails) == 0 && len(rep.Audit) == 0 {
 		return rep, fmt.Errorf("status %s: %w", q, ErrNotFound)
@@ -243,6 +246,18 @@ func addressColumn(name string) string {
 		return "watch_name"
 	}
 	return "domain"
+}
+
+// preRekeyKey is the key an address had before keys carried the
+// normalised domain (domainname.StoredEmail before migration 0018): the
+// domain part only lower-cased. Audit rows written then still name it.
+func preRekeyKey(email string) string {
+	email = strings.TrimSpace(email)
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return email
+	}
+	return email[:at+1] + strings.ToLower(email[at+1:])
 }
 
 func queryEmails(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]EmailStatus, error) {

@@ -10,8 +10,9 @@ import (
 // Address is a host's email address as domainguard stores it.
 type Address struct {
 	UserID string
-	// Email is the local part as given and the domain part lower-cased:
-	// the key addresses are stored and looked up by.
+	// Email is the key addresses are stored and looked up by
+	// (domainname.StoredEmail): the local part as given, the domain part
+	// normalised (IDNA A-label, lower case, no trailing dot).
 	Email string
 	// AsSent is the address exactly as the host sent it (surrounding white
 	// space trimmed), stored beside the key so that what domainguard

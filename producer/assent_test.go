@@ -36,8 +36,8 @@ func TestAddressStoredAsSentBesideTheKey(t *testing.T) {
 	})
 
 	for _, w := range []struct{ user, key, asSent, domain string }{
-		{"u1", "Alice@bücher.example", "Alice@BÜCHER.Example", "xn--bcher-kva.example"},
-		{"u2", "Bob@mail.example.com.", "Bob@MAIL.example.com.", "example.com"},
+		{"u1", "Alice@xn--bcher-kva.example", "Alice@BÜCHER.Example", "xn--bcher-kva.example"},
+		{"u2", "Bob@mail.example.com", "Bob@MAIL.example.com.", "example.com"},
 		{"u3", "Carol@other.org", "Carol@Other.ORG", "other.org"},
 	} {
 		var asSent, domain string

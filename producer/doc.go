@@ -12,12 +12,17 @@
 //
 // # Addresses
 //
-// An address is stored with its local part exactly as the host sent it and
-// its domain part lower-cased ("Alice@Example.COM" → "Alice@example.com"):
-// local parts are case-sensitive in principle (RFC 5321) and the host matches
-// audit events against its own records, while domain case never matters.
-// Removal events are normalised the same way. The emails.domain column holds
-// the registrable domain (internal/domainname), the unit of every lookup.
+// An address is stored under one key for every form of it the host may
+// send (domainname.StoredEmail): its local part exactly as the host sent it
+// and its domain part normalised to the IDNA A-label in lower case without
+// a trailing dot ("Alice@Bücher.DE." → "Alice@xn--bcher-kva.de"): local
+// parts are case-sensitive in principle (RFC 5321), while the domain's form
+// never matters. Removal events and host API lookups are keyed the same
+// way, so a removal or a lookup in another form than the registration finds
+// the address; emails.email_as_sent keeps the form the host last sent. Rows
+// stored under the older key (domain part only lower-cased) are rekeyed at
+// the sweeper's start (RekeyAddresses). The emails.domain column holds the
+// registrable domain (internal/domainname), the unit of every lookup.
 //
 // An address the host reports as verified again (a newer verified_at) is
 // verified again, also after domainguard unverified it: that is the host

@@ -26,7 +26,8 @@ func TestNormalizeAddress(t *testing.T) {
 		{"u1", "Alice@Example.COM", "Alice@example.com", "example.com", false},
 		{"u1", " bob@mail.cs.uni.ac.uk ", "bob@mail.cs.uni.ac.uk", "uni.ac.uk", false},
 		{"u1", "x@foo.github.io", "x@foo.github.io", "github.io", false},
-		{"u1", "a@b@bücher.de", "a@b@bücher.de", "xn--bcher-kva.de", false},
+		{"u1", "a@b@bücher.de", "a@b@xn--bcher-kva.de", "xn--bcher-kva.de", false},
+		{"u1", "Alice@BÜCHER.de.", "Alice@xn--bcher-kva.de", "xn--bcher-kva.de", false},
 		{"u1", "no-at-sign", "", "", true},
 		{"u1", "a@com", "", "", true},            // public suffix
 		{"u1", "a@exa mple.com", "", "", true},   // space

@@ -329,19 +329,24 @@ var _ jetstream.Msg = (*fakeMsg)(nil)
 // A removal leaves a tombstone: a verification not newer than it (a late
 // or re-sent event) does not bring the address back, a newer one does, and
 // a removal older than the address's latest verification is not applied.
-func TestIntakeRemovalTombstone(t *testing.T) {
-	e := newEnv(t, nil)
-	ctx := context.Background()
-	ns := e.topo.Namespace
+// sender returns a function that delivers one host event (a CloudEvent
+// with id and time at) to intake, each at the next stream position, and
+// fails the test unless it is acked.
+func (e *env) sender(t *testing.T) func(subject, id string, at time.Time, payload any) {
 	seq := uint64(0)
-	send := func(subject, id string, at time.Time, payload any) {
+	return func(subject, id string, at time.Time, payload any) {
 		t.Helper()
 		seq++
-		m := &fakeMsg{subject: ns.Subject(subject), stream: "ACCOUNTS", seq: seq, data: hostEventAt(t, id, at, payload), header: nats.Header{}}
-		if s := e.deliver(ctx, m); s != broker.Acked {
+		m := &fakeMsg{subject: e.topo.Namespace.Subject(subject), stream: "ACCOUNTS", seq: seq, data: hostEventAt(t, id, at, payload), header: nats.Header{}}
+		if s := e.deliver(context.Background(), m); s != broker.Acked {
 			t.Fatalf("settled as %s, want acked", s)
 		}
 	}
+}
+
+func TestIntakeRemovalTombstone(t *testing.T) {
+	e := newEnv(t, nil)
+	send := e.sender(t)
 	present := func() bool {
 		_, ok := readEmail(t, e.pool, "u1", "a@example.com")
 		return ok

@@ -78,6 +78,7 @@ type SweepResult struct {
 // returns only once that is over too.
 func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
+	p.startRekey(ctx)
 	defer timer.Stop()
 	var lastPrune time.Time
 	var wg sync.WaitGroup

@@ -239,8 +239,9 @@ func (m DomainChecked) Validate() error {
 // domainguard unverifies.
 type EmailUnverified struct {
 	UserID string `json:"user_id"`
-	// Email is the stored key: the local part as the host sent it, the
-	// domain part lower case.
+	// Email is the stored key (domainname.StoredEmail): the local part as
+	// the host sent it, the domain part as its IDNA A-label in lower case
+	// without a trailing dot.
 	Email string `json:"email"`
 	// EmailAsSent is the address exactly as the host sent it in its
 	// latest applied event or import row (absent for addresses stored

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -188,10 +189,19 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) 
 	}
 	if n.metrics && cfg.MetricsAddr != "" {
 		srv, err := telemetry.Serve(ctx, cfg.MetricsAddr, a.reg, a.ready, log)
-		if err != nil {
+		switch {
+		case err == nil:
+			log.Info("serving metrics and health", "addr", srv.Addr())
+		case errors.Is(err, syscall.EADDRINUSE) && !cfg.MetricsAddrSet:
+			// The default address is taken, most likely by another
+			// domainguard process on this machine (`run` beside the
+			// console or the API, as the README's quick start has it):
+			// nobody asked for this server, so it is not worth failing.
+			log.Warn("metrics and health not served: the default address is in use; set DOMAINGUARD_METRICS_ADDR to serve them",
+				"addr", cfg.MetricsAddr, "error", err)
+		default:
 			return nil, fmt.Errorf("metrics server: %w", err)
 		}
-		log.Info("serving metrics and health", "addr", srv.Addr())
 	}
 	return a, nil
 }

@@ -53,16 +53,22 @@ $$;
 -- domains and moves only their schedule; the budget is its own table.
 -- It cannot change a domain's phase or evidence, and cannot touch the audit
 -- log, the outbox, holds, the breaker or the observation history.
+-- UPDATE (email) and DELETE on email_removals: the start's pass that moves
+-- rows stored under an older key to the normalised one and merges two rows
+-- of one address (producer.RekeyAddresses). They add nothing the role
+-- could not do already: it may delete any address and create a verified
+-- one, which is more than renaming a row or dropping a tombstone.
 GRANT SELECT, DELETE ON emails TO domainguard_producer;
 GRANT INSERT (user_id, email, domain, verified, verified_at, event_at, email_as_sent, watch_name) ON emails TO domainguard_producer;
-GRANT UPDATE (domain, verified, verified_at, event_at, email_as_sent, watch_name, unverified_at, unverify_reason, unverify_phase, updated_at)
+GRANT UPDATE (email, domain, verified, verified_at, event_at, email_as_sent, watch_name, unverified_at, unverify_reason, unverify_phase, updated_at)
     ON emails TO domainguard_producer;
 -- Removal tombstones: a verified event not newer than the removal does not
 -- bring the address back.
-GRANT SELECT, INSERT ON email_removals TO domainguard_producer;
+GRANT SELECT, INSERT, DELETE ON email_removals TO domainguard_producer;
 GRANT UPDATE (removed_at, recorded_at) ON email_removals TO domainguard_producer;
--- Pruning (its processed-message ids, old tombstones) only through the
--- owner's functions, which delete nothing younger than the retention.
+-- Pruning (its processed-message ids, old tombstones) through the owner's
+-- functions, which delete nothing younger than the retention (a tombstone
+-- the role deletes itself is one the rekeying merged into another).
 GRANT EXECUTE ON FUNCTION prune_processed_messages(text, timestamptz), prune_email_removals(timestamptz) TO domainguard_producer;
 GRANT SELECT ON domains TO domainguard_producer;
 -- private_suffix: a name under a private PSL suffix (acme.us.com), which

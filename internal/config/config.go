@@ -215,6 +215,11 @@ type Config struct {
 	// it deliberately, e.g. ":9090" in a container). "" disables the server;
 	// the value "off" gives "".
 	MetricsAddr string
+	// MetricsAddrSet is true when DOMAINGUARD_METRICS_ADDR or its flag was
+	// given: a command may then not start without its metrics server,
+	// while on the default address a second process on the machine (the
+	// console beside `run`) goes on without one.
+	MetricsAddrSet bool
 	// LogLevel (DOMAINGUARD_LOG_LEVEL): debug|info|warn|error. Default info;
 	// WithDefaults fills it.
 	LogLevel string

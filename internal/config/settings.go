@@ -161,7 +161,7 @@ var settings = []setting{
 			if strings.EqualFold(v, "off") {
 				v = ""
 			}
-			c.MetricsAddr = v
+			c.MetricsAddr, c.MetricsAddrSet = v, true
 			return nil
 		},
 		format: func(c Config) string { return c.MetricsAddr }},

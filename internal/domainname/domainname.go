@@ -88,17 +88,27 @@ func FromEmail(email string) (local, domain string, err error) {
 	return local, domain, nil
 }
 
-// StoredEmail returns an address in the form domainguard stores and looks
-// it up by: surrounding space trimmed, the local part as given (it may be
-// case-sensitive), the part after the last "@" lower-cased. An address
-// without "@" is returned trimmed.
+// StoredEmail returns the key domainguard stores an address under and
+// looks it up by (DESIGN.md §7 "emails"): surrounding space trimmed, the
+// local part byte for byte as given (it may be case-sensitive), "@", and
+// the part after the last "@" as Normalize returns it (IDNA A-label, lower
+// case, no trailing dot). Every form of one mailbox the host may send
+// ("alice@Bücher.de.", "alice@xn--bcher-kva.de") has one key, so a lookup
+// or removal in another form than the registration finds the address.
+// Intake rejects an address whose domain does not normalise; for such an
+// input (or one without "@") the trimmed input is returned unchanged.
+// StoredEmail(StoredEmail(x)) == StoredEmail(x).
 func StoredEmail(email string) string {
 	email = strings.TrimSpace(email)
 	at := strings.LastIndexByte(email, '@')
 	if at < 0 {
 		return email
 	}
-	return email[:at] + "@" + strings.ToLower(email[at+1:])
+	domain, err := Normalize(email[at+1:])
+	if err != nil {
+		return email
+	}
+	return email[:at+1] + domain
 }
 
 // registration is the strict IDNA2008 profile for names (no mapping: the

@@ -71,7 +71,8 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_user_id", "user_id is longer than 256 bytes")
 		return
 	}
-	// The stored form (local part as given, domain part lower case).
+	// The stored key (domainname.StoredEmail: local part as given,
+	// domain part normalised), so any form of the address finds it.
 	norm, err := producer.NormalizeAddress("lookup", raw)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_email", err.Error())

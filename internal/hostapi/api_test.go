@@ -23,6 +23,7 @@ import (
 	"github.com/domainguard/domainguard/internal/testdb"
 	"github.com/domainguard/domainguard/internal/testmetrics"
 	"github.com/domainguard/domainguard/internal/testnats"
+	"github.com/domainguard/domainguard/producer"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -295,6 +296,31 @@ func TestGetAddress(t *testing.T) {
 	// Each user's form of the address as the host sent it, beside the key.
 	if _, a := get("/v1/addresses/Ada@ok.ORG"); a.Email != "Ada@ok.org" || len(a.Users) != 1 || a.Users[0].EmailAsSent != "Ada@OK.Org." {
 		t.Errorf("address as sent: %+v", a)
+	}
+	// Registered in one form, asked about in another (U-label or A-label,
+	// upper case, trailing dot): the same address, whose lapsed domain the
+	// answer names. An unknown_address here would read as "not watched".
+	e.exec(t, `INSERT INTO domains (name, phase, last_checked_at) VALUES ('xn--bcher-kva.de', 'expired', $1)`, t0)
+	for _, sent := range []string{"zoe@bücher.de", "max@XN--BCHER-KVA.DE."} {
+		a, err := producer.NormalizeAddress("i1", sent) // the key intake stores
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, email_as_sent) VALUES ($1, $2, $3, true, $4, $5)`,
+			a.UserID, a.Email, a.Domain, t0.Add(-48*time.Hour), a.AsSent)
+	}
+	for _, asked := range []struct{ form, asSent string }{
+		{"zoe@xn--bcher-kva.de", "zoe@bücher.de"},
+		{"zoe@XN--BCHER-KVA.DE", "zoe@bücher.de"},
+		{"zoe@BÜCHER.de", "zoe@bücher.de"},
+		{"zoe@bücher.de.", "zoe@bücher.de"},
+		{"max@bücher.de", "max@XN--BCHER-KVA.DE."},
+		{"max@xn--bcher-kva.de", "max@XN--BCHER-KVA.DE."},
+	} {
+		code, a := get("/v1/addresses/" + url.PathEscape(asked.form))
+		if code != 200 || a.TrustedForReset || a.Phase != "expired" || len(a.Users) != 1 || a.Users[0].EmailAsSent != asked.asSent {
+			t.Errorf("asked as %q: %d %+v; want the address sent as %q, not trusted for reset (expired)", asked.form, code, a, asked.asSent)
+		}
 	}
 	for path, want := range map[string]int{
 		"/v1/addresses/nobody@ok.org":                                404,
