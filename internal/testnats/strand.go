@@ -18,7 +18,8 @@ import (
 // crash does so only now and then, so it is built here, deterministically:
 // the consumer is narrowed to a decoy subject, the decoy check published,
 // delivered and acknowledged (the floor moves past everything skipped), and
-// the consumer's own configuration restored. The consumer must hold no
+// the consumer's own configuration restored. Nothing else may consume
+// meanwhile (stop the checker), and the consumer must hold no
 // unacknowledged check. It returns the ack floor's stream sequence.
 func StrandChecks(ctx context.Context, t testing.TB, js jetstream.JetStream, topo broker.Topology) uint64 {
 	t.Helper()
@@ -42,10 +43,15 @@ func StrandChecks(ctx context.Context, t testing.TB, js jetstream.JetStream, top
 	if err != nil {
 		t.Fatalf("testnats: strand checks: fetch the decoy: %v", err)
 	}
+	fetched := 0
 	for m := range batch.Messages() {
+		fetched++
 		if err := m.DoubleAck(ctx); err != nil {
 			t.Fatalf("testnats: strand checks: ack the decoy: %v", err)
 		}
+	}
+	if fetched != 1 {
+		t.Fatalf("testnats: strand checks: fetched %d decoys, want 1 (is a checker consuming?): %v", fetched, batch.Error())
 	}
 	if _, err := js.UpdateConsumer(ctx, stream, cfg); err != nil {
 		t.Fatalf("testnats: strand checks: restore the consumer: %v", err)
