@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/domainguard/domainguard/internal/postgres"
 	"github.com/domainguard/domainguard/internal/testdb"
 	"github.com/domainguard/domainguard/internal/testroles"
 )
@@ -293,15 +292,7 @@ func TestPruningUnderTheShippedRoles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	roles := testroles.ApplySQLRoles(t, pool, dbURL)
-	login := func(role string) *pgxpool.Pool {
-		p, err := postgres.Open(ctx, roles.LoginURL(t, role)) // search_path domainguard, as the roles run
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(p.Close)
-		return p
-	}
-	producer, enforcer := login("producer"), login("enforcer")
+	producer, enforcer := roles.Login(t, "producer"), roles.Login(t, "enforcer")
 	if _, err := pool.Exec(ctx, `
 INSERT INTO outbox (id, subject, payload, created_at, sent_at) SELECT gen_random_uuid(), 'audit.domain.changed', '\x7b7d',
   now() - interval '30 days', now() - interval '10 days' FROM generate_series(1, 100);

@@ -2,14 +2,17 @@ package enforcer
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/domainguard/domainguard/internal/broker"
+	"github.com/domainguard/domainguard/internal/deadletters"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testwait"
 	"github.com/domainguard/domainguard/lifecycle"
@@ -234,13 +237,18 @@ SELECT 'user-' || i, 'u@rep' || i || '.com', 'rep' || i || '.com', true, $1 FROM
 	}
 }
 
-// An observation stamped 30 days ahead (#14 item 5) is dead-lettered with
-// its reason instead of applied: applied, it would make the real
-// redemption that follows look stale and switch enforcement off.
+// An observation stamped more than lifecycle.MaxClockSkew ahead (#14 item
+// 5) is dead-lettered with a reason naming its observed_at and how far
+// ahead it is, and changes nothing: applied, it would make the real
+// redemption that follows look stale and switch enforcement off. One
+// exactly MaxClockSkew ahead is applied. The skew gauge reports each
+// observation's observed_at − now (the enforcer's clock stands at t0).
 func TestFutureObservationIsDeadLettered(t *testing.T) {
 	f := newFixture(t, nil)
 	js, _, topo := sharedNATS(t)
-	e, err := New(Config{Pool: f.pool, JS: js, Topology: topo, Clock: f.clock, Logger: quietLogger(t), RelayInterval: 200 * time.Millisecond})
+	metricsReg := prometheus.NewRegistry()
+	e, err := New(Config{Pool: f.pool, JS: js, Topology: topo, Clock: f.clock, Logger: quietLogger(t), RelayInterval: 200 * time.Millisecond,
+		Registerer: metricsReg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,23 +259,85 @@ func TestFutureObservationIsDeadLettered(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	f.addEmails("future.com", 2, t0.Add(-48*time.Hour))
-	f.activate("future.com", t0.Add(-time.Hour))
-	ahead := t0.Add(30 * 24 * time.Hour)
-	publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: "future.com", PreviousPhase: lifecycle.PhaseActive,
-		Phase: lifecycle.PhaseActive, Evidence: evidence(ahead, reg, "", nil)})
-	publishChecked(t, ctx, js, topo, schemas.DomainChecked{Domain: "future.com", Phase: lifecycle.PhaseActive, ObservedAt: ahead})
-	testwait.For(t, 30*time.Second, "both future observations dead-lettered", func() bool {
-		s, err := js.Stream(ctx, topo.Namespace.Stream(schemas.StreamDLQ))
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		return err == nil && info.State.Msgs == 2
-	})
+	dlq, err := deadletters.Stream(ctx, js, topo.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unverified := func(domain string) int {
+		return f.count(`SELECT count(*) FROM emails WHERE domain = $1 AND NOT verified`, domain)
+	}
+	for _, d := range []string{"future.com", "edge.com", "behind.com"} {
+		f.addEmails(d, 2, t0.Add(-48*time.Hour))
+		f.activate(d, t0.Add(-time.Hour))
+	}
+
+	tests := []struct {
+		name      string
+		domain    string
+		ahead     time.Duration
+		heartbeat bool // a domains.checked heartbeat, else a change to redemption
+		// wantReason, if set, is in the error of the dead letter expected.
+		wantReason string
+	}{
+		{name: "change one second past the allowed skew", domain: "future.com", ahead: lifecycle.MaxClockSkew + time.Second,
+			wantReason: "observed_at 2026-03-01T12:05:01Z is 5m1s in the future (more than the 5m0s clock skew allowed)"},
+		{name: "heartbeat thirty days ahead", domain: "future.com", ahead: 30 * 24 * time.Hour, heartbeat: true,
+			wantReason: "observed_at 2026-03-31T12:00:00Z is 720h0m0s in the future (more than the 5m0s clock skew allowed)"},
+		{name: "change exactly at the allowed skew", domain: "edge.com", ahead: lifecycle.MaxClockSkew},
+		{name: "change behind the enforcer's clock", domain: "behind.com", ahead: -90 * time.Second},
+	}
+	letters := 0
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			at := t0.Add(tc.ahead)
+			if tc.heartbeat {
+				publishChecked(t, ctx, js, topo, schemas.DomainChecked{Domain: tc.domain, Phase: lifecycle.PhaseActive, ObservedAt: at})
+			} else {
+				publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: tc.domain, PreviousPhase: lifecycle.PhaseActive,
+					Phase: lifecycle.PhaseRedemption, Evidence: evidence(at, reg, "H-"+tc.domain, nil)})
+			}
+			if tc.wantReason == "" {
+				testwait.For(t, 30*time.Second, "the redemption applied", func() bool { return unverified(tc.domain) == 2 })
+			} else {
+				letters++
+				testwait.For(t, 30*time.Second, "the observation dead-lettered", func() bool {
+					n, err := deadletters.Depth(ctx, dlq)
+					return err == nil && n == uint64(letters)
+				})
+				list, err := deadletters.List(ctx, dlq, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l := list[len(list)-1].Letter
+				subject := schemas.SubjectChangedPrefix + tc.domain
+				if tc.heartbeat {
+					subject = schemas.SubjectCheckedPrefix + tc.domain
+				}
+				if l.Subject != subject || l.Stream != schemas.StreamDomainEvents {
+					t.Errorf("dead letter from %s %s, want %s %s", l.Stream, l.Subject, schemas.StreamDomainEvents, subject)
+				}
+				if !strings.Contains(l.Error, tc.wantReason) {
+					t.Errorf("dead letter reason %q, want it to contain %q", l.Error, tc.wantReason)
+				}
+				if got := unverified(tc.domain); got != 0 {
+					t.Errorf("%d addresses unverified by a refused observation", got)
+				}
+			}
+			if n, err := testutil.GatherAndCount(metricsReg, "domainguard_enforcer_observation_clock_skew_seconds"); err != nil || n != 1 {
+				t.Errorf("clock skew metric exported as %d series (%v), want 1", n, err)
+			}
+			if got, want := testutil.ToFloat64(e.metrics.clockSkew), tc.ahead.Seconds(); got != want {
+				t.Errorf("clock skew gauge = %g s, want %g", got, want)
+			}
+		})
+	}
+
 	publishChanged(t, ctx, js, topo, schemas.DomainChanged{Domain: "future.com", PreviousPhase: lifecycle.PhaseActive,
 		Phase: lifecycle.PhaseRedemption, Evidence: evidence(t0, reg, "", nil)})
 	testwait.For(t, 30*time.Second, "the real redemption to unverify both addresses", func() bool {
-		return f.count(`SELECT count(*) FROM emails WHERE domain = 'future.com' AND NOT verified`) == 2
+		return unverified("future.com") == 2
 	})
+	if n, err := deadletters.Depth(ctx, dlq); err != nil || n != uint64(letters) {
+		t.Errorf("dlq holds %d letters (%v), want %d", n, err, letters)
+	}
 }

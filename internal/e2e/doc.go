@@ -1,6 +1,7 @@
 // Package e2e holds domainguard's end-to-end suite: the real binary's roles
-// (producer, checker, enforcer as separate OS processes, built by
-// internal/testbin) against real PostgreSQL and NATS JetStream servers and a
+// (producer, checker, enforcer as separate OS processes, or all in one
+// `domainguard run` process; built by internal/testbin) against real
+// PostgreSQL and NATS JetStream servers and a
 // scripted RDAP provider (internal/fakerdap plus a "quirky" HTTPS server for
 // broken answers). The package has no non-test code; see README.md for the
 // scenarios and how to run the long form (DOMAINGUARD_E2E_LONG=1).

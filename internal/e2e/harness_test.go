@@ -242,6 +242,10 @@ type clusterOptions struct {
 	// accept only the user "dg" with this password; every process gets
 	// it inside NATS_URL (nats://dg:PASSWORD@host:port).
 	natsPassword string
+	// allInOne runs the one `domainguard run` process (every role in one,
+	// as the README's quick start does) instead of one process per role;
+	// it gets the same NATS_URL and DATABASE_URL. Not with secure.
+	allInOne bool
 }
 
 type cluster struct {
@@ -258,6 +262,9 @@ type cluster struct {
 	// NATS user and database login).
 	roleEnv  map[string][]string
 	sqlRoles *testroles.SQLRoles
+	// commands names the processes startAll, stopAll and exited handle:
+	// roles, or "run" (clusterOptions.allInOne).
+	commands []string
 
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -278,7 +285,13 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	// Build (or reuse) the binary before starting servers, so the build
 	// time does not count against any wait below.
 	testbin.Path(t)
-	c := &cluster{t: t, procs: map[string]*testbin.Process{}, starts: map[string]int{}}
+	c := &cluster{t: t, procs: map[string]*testbin.Process{}, starts: map[string]int{}, commands: roles}
+	if o.allInOne {
+		if o.secure {
+			t.Fatal("e2e: allInOne runs one process; secure needs one per role")
+		}
+		c.commands = []string{"run"}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -423,7 +436,7 @@ func (c *cluster) start(role string) {
 }
 
 func (c *cluster) startAll() {
-	for _, r := range roles {
+	for _, r := range c.commands {
 		c.start(r)
 	}
 }
@@ -443,7 +456,7 @@ func (c *cluster) stopAll() {
 	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, r := range roles {
+	for _, r := range c.commands {
 		if p := c.procs[r]; p != nil {
 			if err := p.Stop(30 * time.Second); err != nil {
 				c.t.Errorf("%s did not stop cleanly: %v", p.Name, err)
@@ -457,7 +470,7 @@ func (c *cluster) stopAll() {
 func (c *cluster) exited() []string {
 	c.mu.Lock()
 	var out, dead []string
-	for _, r := range roles {
+	for _, r := range c.commands {
 		if p := c.procs[r]; p != nil && p.Exited() {
 			out = append(out, p.Name)
 			dead = append(dead, r)

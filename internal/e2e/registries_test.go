@@ -22,9 +22,25 @@ import (
 //     date, nameservers moved away from the last active set before
 //     expiry) is expired; the same grace without the move stays grace
 //     (item 7).
+//
+// It runs twice, in parallel: "roles" with one process per role, "run"
+// with the all-in-one `domainguard run` of the README's quick start.
 func TestRegistryProfiles(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{tlds: []string{"com", "uk", "tv"}, extraEnv: []string{"DOMAINGUARD_BREAKER_PCT=100"}})
+	for _, mode := range []struct {
+		name     string
+		allInOne bool
+	}{{"roles", false}, {"run", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testRegistryProfiles(t, clusterOptions{tlds: []string{"com", "uk", "tv"},
+				extraEnv: []string{"DOMAINGUARD_BREAKER_PCT=100"}, allInOne: mode.allInOne})
+		})
+	}
+}
+
+func testRegistryProfiles(t *testing.T, o clusterOptions) {
+	c := newCluster(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

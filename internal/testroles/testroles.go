@@ -23,6 +23,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/domainguard/domainguard/internal/postgres"
 )
 
 // NATSUsers maps each user of deploy/nats/auth.conf to the variable its
@@ -153,6 +155,21 @@ func (r *SQLRoles) LoginURL(t testing.TB, role string) string {
 	}
 	u.User = url.User(login)
 	return u.String()
+}
+
+// Login opens a pool on the test database as role's login user, the way
+// the role's process connects (postgres.Open: search_path domainguard),
+// closed when the test ends.
+func (r *SQLRoles) Login(t testing.TB, role string) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, r.LoginURL(t, role))
+	if err != nil {
+		t.Fatalf("testroles: log in as %s: %v", role, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
