@@ -157,26 +157,38 @@ func (a *storedAddress) fields() []any {
 }
 
 // mergeAddresses folds the two rows of one address (current: under the
-// current key; old: under an older key) into one by intake's rules
-// (storeVerified): the row of the newer host event is kept (current on a
-// tie or when neither has one), and an
-// unverification by domainguard stands unless the address was verified
-// again after it (verified_at later than unverified_at) — a merge never
-// brings back an address that lapsed, nor locks out one re-verified since.
+// current key; old: under an older key) into the row intake would have
+// made had every event of both come to one key (storeVerified): the
+// latest verification (verified_at) counts, and an unverification by
+// domainguard stands unless that verification is later than it — a merge
+// neither brings back an address that lapsed nor locks out one the host
+// verified since. Domain, the form as sent and event_at come from the row
+// of the newer host event (current on a tie or when neither has one).
 func mergeAddresses(current, old storedAddress) storedAddress {
 	out, other := current, old
 	if old.EventAt != nil && (current.EventAt == nil || old.EventAt.After(*current.EventAt)) {
 		out, other = old, current
 	}
-	if other.Verified || other.UnverifiedAt == nil {
-		return out
+	if other.VerifiedAt.After(out.VerifiedAt) {
+		out.VerifiedAt = other.VerifiedAt
+	}
+	// The latest unverification of either row that is still unverified.
+	var lapse *storedAddress
+	for _, r := range []*storedAddress{&out, &other} {
+		if !r.Verified && r.UnverifiedAt != nil && (lapse == nil || r.UnverifiedAt.After(*lapse.UnverifiedAt)) {
+			lapse = r
+		}
 	}
 	switch {
-	case out.Verified && out.VerifiedAt.After(*other.UnverifiedAt):
+	case lapse == nil:
+		// no unverification by domainguard on either: out as it is
+	case out.VerifiedAt.After(*lapse.UnverifiedAt):
 		// verified again since: intake would have re-verified it
-	case out.Verified, out.UnverifiedAt == nil || other.UnverifiedAt.After(*out.UnverifiedAt):
+		out.Verified = true
+		out.UnverifiedAt, out.UnverifyReason, out.UnverifyPhase = nil, nil, nil
+	default:
 		out.Verified = false
-		out.UnverifiedAt, out.UnverifyReason, out.UnverifyPhase = other.UnverifiedAt, other.UnverifyReason, other.UnverifyPhase
+		out.UnverifiedAt, out.UnverifyReason, out.UnverifyPhase = lapse.UnverifiedAt, lapse.UnverifyReason, lapse.UnverifyPhase
 	}
 	return out
 }

@@ -231,6 +231,9 @@ func TestMergeAddresses(t *testing.T) {
 			storedAddress{EventAt: at(0), UnverifiedAt: at(1), UnverifyReason: reason("domain_released")}, true, "", false},
 		{"verified before the unverification", storedAddress{Verified: true, VerifiedAt: *at(0), EventAt: at(2)},
 			storedAddress{EventAt: at(0), UnverifiedAt: at(1), UnverifyReason: reason("domain_released")}, false, "domain_released", false},
+		{"the later verification counts, not the newer event", // the host's event times out of step with verified_at
+			storedAddress{EventAt: at(5), UnverifiedAt: at(2), UnverifyReason: reason("domain_expired")},
+			storedAddress{Verified: true, VerifiedAt: *at(3), EventAt: at(4)}, true, "", false},
 		{"newer unverified one", ok, storedAddress{EventAt: at(3), UnverifiedAt: at(3), UnverifyReason: reason("domain_expired")}, false, "domain_expired", true},
 		{"both unverified: the later unverification",
 			storedAddress{EventAt: at(3), UnverifiedAt: at(1), UnverifyReason: reason("a")},
