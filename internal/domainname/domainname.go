@@ -23,6 +23,7 @@ package domainname
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -109,6 +110,38 @@ func StoredEmail(email string) string {
 		return email
 	}
 	return email[:at+1] + domain
+}
+
+// OlderKeys returns the keys other than StoredEmail's that the address
+// may still be stored under: before migration 0018 the key had the domain
+// part only lower-cased, so a row the producer has not yet rekeyed
+// (producer.RekeyAddresses) may hold the form the host sent — as given,
+// as U-label or A-label, with or without a trailing dot. A lookup by
+// StoredEmail and these finds such a row in that window. Nil when the
+// address has no "@" or a domain that does not normalise.
+func OlderKeys(email string) []string {
+	email = strings.TrimSpace(email)
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return nil
+	}
+	local, host := email[:at+1], email[at+1:]
+	ascii, err := Normalize(host)
+	if err != nil {
+		return nil
+	}
+	forms := []string{strings.ToLower(host), ascii + "."}
+	if u, err := idna.ToUnicode(ascii); err == nil && u != ascii {
+		forms = append(forms, u, u+".")
+	}
+	key := local + ascii
+	var out []string
+	for _, f := range forms {
+		if k := local + f; k != key && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // registration is the strict IDNA2008 profile for names (no mapping: the

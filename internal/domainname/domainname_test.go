@@ -2,6 +2,7 @@ package domainname
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -307,5 +308,29 @@ func TestWatchNameRevision(t *testing.T) {
 	}
 	if again := WatchNameRevision(); again != rev {
 		t.Fatalf("WatchNameRevision() = %q, then %q", rev, again)
+	}
+}
+
+// OlderKeys lists the forms a row stored before migration 0018 may hold,
+// whatever form the lookup comes in, and never the current key.
+func TestOlderKeys(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"zoe@xn--bcher-kva.de", []string{"zoe@xn--bcher-kva.de.", "zoe@bücher.de", "zoe@bücher.de."}},
+		{"zoe@BÜCHER.de", []string{"zoe@bücher.de", "zoe@xn--bcher-kva.de.", "zoe@bücher.de."}},
+		{"Zoe@Example.COM.", []string{"Zoe@example.com."}},
+		{"zoe@example.com", []string{"zoe@example.com."}},
+		{"no-at-sign", nil},
+		{"zoe@bad_domain..x", nil},
+	} {
+		got := OlderKeys(tc.in)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("OlderKeys(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if slices.Contains(got, StoredEmail(tc.in)) {
+			t.Errorf("OlderKeys(%q) holds the current key", tc.in)
+		}
 	}
 }
