@@ -318,7 +318,7 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	for _, g := range good {
-		e, ok := es[g.Email]
+		e, ok := es[domainname.StoredEmail(g.Email)] // the key: the homoglyph's domain as its A-label
 		switch {
 		case !ok:
 			t.Errorf("%s not stored", g.Email)
