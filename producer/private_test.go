@@ -198,19 +198,21 @@ func TestPrivateNamesKeyedByRevision(t *testing.T) {
 	}
 }
 
-// The backfill does not hold up the first sweep: while it waits on an
-// address row the test keeps locked, the sweeper enqueues every due
-// domain; once the lock goes, the backfill completes (and adds the name).
-func TestPrivateNamesBesideFirstSweep(t *testing.T) {
+// The start-up passes do not hold up the first sweep: while the watch
+// name backfill and the rekeying wait on address rows the test keeps
+// locked, the sweeper enqueues every due domain; once the lock goes, both
+// complete (the name added, the address under its normalised key).
+func TestStartPassesBesideFirstSweep(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.WatchPrivateNames = true })
 	ctx := context.Background()
 	addDueDomains(t, e, 3)
 	insertAddress(t, e, "a", "a@acme.eu.org", "eu.org", nil)
+	insertAddress(t, e, "b", "b@example.com.", "example.com", nil)
 	lock, err := e.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock.Exec(ctx, `SELECT 1 FROM emails WHERE user_id = 'a' FOR UPDATE`); err != nil {
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM emails WHERE user_id IN ('a', 'b') FOR UPDATE`); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -224,9 +226,11 @@ func TestPrivateNamesBesideFirstSweep(t *testing.T) {
 		}
 	})
 
-	testwait.For(t, 15*time.Second, "the backfill waiting on the locked address", func() bool {
+	testwait.For(t, 15*time.Second, "the backfill and the rekeying waiting on the locked addresses", func() bool {
 		return countRows(t, e.pool, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE emails%watch_name%'`) == 1
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE emails%watch_name%'`) == 1 &&
+			countRows(t, e.pool, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM emails WHERE user_id%FOR UPDATE%'`) == 1
 	})
 	testwait.For(t, 15*time.Second, "the first sweep", func() bool { return len(e.pendingChecks(t)) == 3 })
 	if w := watchNameOf(t, e, "a"); w != "" {
@@ -236,8 +240,9 @@ func TestPrivateNamesBesideFirstSweep(t *testing.T) {
 	if err := lock.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 15*time.Second, "the backfill", func() bool {
+	testwait.For(t, 15*time.Second, "the backfill and the rekeying", func() bool {
 		return watchNameOf(t, e, "a") == "acme.eu.org" &&
-			countRows(t, e.pool, `SELECT count(*) FROM domains WHERE name = 'acme.eu.org' AND private_suffix`) == 1
+			countRows(t, e.pool, `SELECT count(*) FROM domains WHERE name = 'acme.eu.org' AND private_suffix`) == 1 &&
+			countRows(t, e.pool, `SELECT count(*) FROM emails WHERE user_id = 'b' AND email = 'b@example.com'`) == 1
 	})
 }

@@ -74,15 +74,17 @@ type SweepResult struct {
 // RunSweeper sweeps at once and then every SweepInterval until ctx ends. A
 // failed sweep is logged and retried at the next tick; nothing is lost,
 // since whatever was not leased is still due. Beside the first sweep it
-// brings the private-suffix names up to date (startPrivateNames), and it
-// returns only once that is over too.
+// rekeys addresses stored under an older key (startRekey) and brings the
+// private-suffix names up to date (startPrivateNames) — the sweep reads
+// domains, not address keys, so neither holds it up — and it returns only
+// once those are over too.
 func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
-	p.startRekey(ctx)
 	defer timer.Stop()
 	var lastPrune time.Time
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Go(func() { p.startRekey(ctx) })
 	wg.Go(func() { p.startPrivateNames(ctx) })
 	for {
 		select {

@@ -130,6 +130,11 @@ func TestEnsureIdempotent(t *testing.T) {
 					t.Errorf("stream %s config %+v, want %+v", cfg.Name, got, cfg)
 				}
 			}
+			// DOMAIN_CHECKS drops checks older than the lease (6h by
+			// default): a check stranded by a crash goes at the latest then.
+			if got := checksMaxAge(t, js, topo); got != topo.WithDefaults().ChecksMaxAge || got != 6*time.Hour {
+				t.Errorf("DOMAIN_CHECKS max age on the server %s, want ChecksMaxAge (default 6h)", got)
+			}
 			c, err := js.Consumer(ctx, topo.Namespace.Stream(schemas.StreamDomainChecks), broker.ConsumerChecker)
 			if err != nil {
 				t.Fatalf("checker consumer: %v", err)
@@ -192,6 +197,12 @@ func TestIsAlreadyPendingOtherErrors(t *testing.T) {
 	}
 }
 
+// checksMaxAge reads DOMAIN_CHECKS's max age from the server.
+func checksMaxAge(t *testing.T, js jetstream.JetStream, topo broker.Topology) time.Duration {
+	t.Helper()
+	return testnats.StreamInfo(t, js, topo.Namespace.Stream(schemas.StreamDomainChecks)).Config.MaxAge
+}
+
 func fetchOne(t *testing.T, c jetstream.Consumer) jetstream.Msg {
 	t.Helper()
 	b, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
@@ -236,14 +247,19 @@ func TestStreamLimitsAndUpgrade(t *testing.T) {
 			topo := base
 			topo.Namespace = schemas.Namespace{Prefix: testnats.UniquePrefix()}
 			topo.AccountsMaxMsgs, topo.DLQMaxMsgs = 3, 2
+			topo.ChecksMaxAge = 3 * time.Hour
 			t.Cleanup(func() {
 				for _, s := range topo.Streams() {
 					_ = js.DeleteStream(context.Background(), s.Name)
 				}
 			})
-			// The streams as the version before the limits created them.
+			// The streams as the version before the limits created them
+			// (DOMAIN_CHECKS without a max age, too).
 			for _, cfg := range topo.Streams() {
 				cfg.MaxMsgs = 0
+				if strings.HasSuffix(cfg.Name, schemas.StreamDomainChecks) {
+					cfg.MaxAge = 0
+				}
 				if cfg.Retention == jetstream.LimitsPolicy {
 					cfg.Discard = jetstream.DiscardOld
 				}
@@ -276,6 +292,9 @@ func TestStreamLimitsAndUpgrade(t *testing.T) {
 				if cfg.Discard != wantDiscard {
 					t.Errorf("%s: discard %s, want %s", cfg.Name, cfg.Discard, wantDiscard)
 				}
+			}
+			if got := checksMaxAge(t, js, topo); got != 3*time.Hour {
+				t.Errorf("DOMAIN_CHECKS max age on the server %s after Ensure, want the configured ChecksMaxAge 3h", got)
 			}
 			// ACCOUNTS kept its two messages and takes one more, then refuses.
 			if _, err := js.Publish(ctx, accounts, []byte(`{}`)); err != nil {

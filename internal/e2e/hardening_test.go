@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/domainguard/domainguard/internal/testmetrics"
 	"github.com/domainguard/domainguard/internal/testnats"
 	"github.com/domainguard/domainguard/internal/testroles"
+	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/schemas"
 )
 
@@ -452,4 +454,152 @@ func TestStrandedCheckIsReplaced(t *testing.T) {
 	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 0 {
 		t.Errorf("DOMAIN_CHECKS holds %d messages after the replacement was checked, want 0", n)
 	}
+}
+
+// TestCheckBelowAckFloorIsReplaced is item 4 as the red team saw it: a
+// SIGKILL of nats-server while the checker works through a wave of checks.
+// nats-server 2.9's store keeps the checker consumer's ack floor but loses
+// the removal of checks acknowledged since its last index write, so after
+// the restart those checks sit in DOMAIN_CHECKS below the ack floor, never
+// to be delivered, and refuse every later check of their domains. (Should
+// the server on PATH strand none, testnats.StrandChecks builds the state
+// for one domain.) The producer's gauge reports the stranded checks; when
+// their domains are next due, each refused publish replaces its stranded
+// check at once, young as it is, and every domain is checked and its phase
+// recorded; the gauge drops to 0.
+func TestCheckBelowAckFloorIsReplaced(t *testing.T) {
+	// Slow lookups (50 a second), so the crash lands mid-wave.
+	c := newCluster(t, clusterOptions{secure: true, extraEnv: []string{"DOMAINGUARD_LOOKUPS_PER_SECOND=50"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.roleEnv["producer"] = append(c.roleEnv["producer"], "DOMAINGUARD_METRICS_ADDR="+metricsAddr)
+	c.startAll()
+
+	const n = 200
+	var evs []verified
+	var domains []string
+	for i := range n {
+		d := fmt.Sprintf("floor%d.com", i)
+		domains = append(domains, d)
+		evs = append(evs, verified{UserID: fmt.Sprintf("f%d", i), Email: "a@" + d, VerifiedAt: time.Now().Add(-time.Hour)})
+	}
+	c.publishVerified(ctx, evs)
+	streamName := c.topo.Namespace.Stream(schemas.StreamDomainChecks)
+	waitFor(t, 60*time.Second, "a quarter of the checks to be acknowledged", func() (bool, string) {
+		cons, err := c.js.Consumer(ctx, streamName, broker.ConsumerChecker)
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.AckFloor.Stream >= n/4, fmt.Sprintf("ack floor %d", info.AckFloor.Stream)
+	})
+	c.nats.crash()
+	c.nats.start()
+	// Let the checker finish what the crash left pending: what stays in
+	// the stream then is stranded.
+	drained := waitFor(t, 60*time.Second, "the checker to drain its consumer after the crash", func() (bool, string) {
+		p := c.pending(ctx)
+		return p == "", p
+	})
+	stranded := strandedDomains(ctx, t, c, streamName)
+	if len(stranded) == 0 {
+		t.Logf("the crash of %s stranded no check; building the state for %s", c.nats.bin, domains[0])
+		c.mu.Lock()
+		checker := c.procs["checker"]
+		c.mu.Unlock()
+		if err := checker.Stop(30 * time.Second); err != nil {
+			t.Fatalf("stop the checker: %v", err)
+		}
+		body, err := json.Marshal(schemas.CheckRequest{Domain: domains[0], Reason: schemas.CheckSchedule, RequestedAt: time.Now().UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.js.Publish(ctx, c.topo.Namespace.CheckSubject(domains[0]), body); err != nil {
+			t.Fatal(err)
+		}
+		testnats.StrandChecks(ctx, t, c.js, c.topo)
+		c.start("checker")
+		if stranded = strandedDomains(ctx, t, c, streamName); len(stranded) != 1 {
+			t.Fatalf("stranded %v, want %s", stranded, domains[0])
+		}
+	}
+	t.Logf("%d of %d checks stranded below the ack floor, e.g. %v (consumers drained %s after the restart)",
+		len(stranded), n, stranded[:min(3, len(stranded))], drained.Round(time.Millisecond))
+
+	// The gauge is set after every sweep (each second here).
+	producerMetrics := func(wantStranded, wantReplaced float64) func() (bool, string) {
+		return func() (bool, string) {
+			families, err := testmetrics.Scrape("http://" + metricsAddr + "/metrics")
+			if err != nil {
+				return false, err.Error()
+			}
+			var strandedNow, replaced float64 = -1, -1
+			if m := families["domainguard_producer_stranded_checks"].GetMetric(); len(m) == 1 {
+				strandedNow = m[0].GetGauge().GetValue()
+			}
+			if m := families["domainguard_producer_stale_checks_replaced_total"].GetMetric(); len(m) == 1 {
+				replaced = m[0].GetCounter().GetValue()
+			}
+			return strandedNow == wantStranded && replaced == wantReplaced,
+				fmt.Sprintf("stranded_checks %v, stale_checks_replaced_total %v (want %v, %v)", strandedNow, replaced, wantStranded, wantReplaced)
+		}
+	}
+	waitFor(t, 30*time.Second, "the producer to report the stranded checks", producerMetrics(float64(len(stranded)), 0))
+
+	// Every domain falls due (its lease ran out, fast-forwarded).
+	since := c.forceRecheck(ctx, domains)
+	took := waitFor(t, 60*time.Second, "every domain to be checked again", func() (bool, string) {
+		ds, err := c.domains(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		var missing []string
+		for _, d := range domains {
+			if r := ds[d]; r.LastCheckedAt == nil || r.LastCheckedAt.Before(since) || r.Phase != string(lifecycle.PhaseActive) {
+				missing = append(missing, fmt.Sprintf("%s %+v", d, r))
+			}
+		}
+		return len(missing) == 0, fmt.Sprintf("%d not checked again, e.g. %v; DOMAIN_CHECKS holds %d messages",
+			len(missing), missing[:min(3, len(missing))], streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks))
+	})
+	t.Logf("every domain checked again %s after it fell due", took.Round(time.Millisecond))
+	waitFor(t, 30*time.Second, "the producer to report no stranded check", producerMetrics(0, float64(len(stranded))))
+	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 0 {
+		t.Errorf("DOMAIN_CHECKS holds %d messages after the replacements were checked, want 0", n)
+	}
+}
+
+// strandedDomains lists the domains of the checks in DOMAIN_CHECKS at or
+// below the checker consumer's ack floor.
+func strandedDomains(ctx context.Context, t *testing.T, c *cluster, streamName string) []string {
+	t.Helper()
+	s, err := c.js.Stream(ctx, streamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.js.Consumer(ctx, streamName, broker.ConsumerChecker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si := testnats.StreamInfo(t, c.js, streamName)
+	var out []string
+	for seq := si.State.FirstSeq; seq <= ci.AckFloor.Stream && si.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("get check %d: %v", seq, err)
+		}
+		out = append(out, strings.TrimPrefix(m.Subject, c.topo.Namespace.Subject(schemas.SubjectCheckPrefix)))
+	}
+	return out
 }

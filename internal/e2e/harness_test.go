@@ -181,6 +181,16 @@ func (n *natsServer) stop() {
 	}
 }
 
+// crash SIGKILLs the server (it writes nothing more to its store) and
+// waits until it is gone; start runs it again on the same port and store.
+func (n *natsServer) crash() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	_ = cmd.Process.Kill()
+	<-done
+}
+
 // restart stops the server and starts it again on the same port and store.
 func (n *natsServer) restart() {
 	n.stop()

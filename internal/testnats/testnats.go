@@ -208,6 +208,13 @@ func deleteStaleStreams(ctx context.Context, js jetstream.JetStream) {
 // StreamMsgs returns how many messages the stream (full name) holds.
 func StreamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
 	t.Helper()
+	return StreamInfo(t, js, name).State.Msgs
+}
+
+// StreamInfo returns the stream's (full name) configuration and state as
+// the server has them now.
+func StreamInfo(t testing.TB, js jetstream.JetStream, name string) *jetstream.StreamInfo {
+	t.Helper()
 	s, err := js.Stream(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
@@ -216,5 +223,5 @@ func StreamMsgs(t testing.TB, js jetstream.JetStream, name string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.State.Msgs
+	return info
 }
