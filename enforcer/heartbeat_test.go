@@ -193,6 +193,15 @@ func TestStatusFindsAnAddressInAnotherForm(t *testing.T) {
 			t.Errorf("status %q: audit %+v, want the event written under the key of before", q, rep.Audit)
 		}
 	}
+	// A row still under the older key (not yet rekeyed) is found in any
+	// form too.
+	f.exec(`INSERT INTO emails (user_id, email, domain, verified, verified_at) VALUES ('m', 'max@müller.de.', 'xn--mller-kva.de', true, $1)`,
+		t0.Add(-48*time.Hour))
+	for _, q := range []string{"max@müller.de.", "max@xn--mller-kva.de", "max@MÜLLER.de"} {
+		if rep, err := f.store.Status(f.ctx, q); err != nil || len(rep.Emails) != 1 || rep.Emails[0].Email != "max@müller.de." {
+			t.Errorf("status %q: %+v, %v; want the row under the older key", q, rep.Emails, err)
+		}
+	}
 }
 
 // An address under a private PSL suffix (acme.github.io) is watched through

@@ -124,8 +124,11 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 			// The stored key (domain part normalised, as intake and
 			// import store it) first; then any case, for a local part
 			// typed in another case than the host sent it.
+			// An address not yet rekeyed (upgrade window) and audit
+			// rows written before migration 0018 hold an older form.
 			stored := domainname.StoredEmail(q)
-			emails, err := queryEmails(ctx, tx, `WHERE email = $1 ORDER BY user_id`, stored)
+			keys := append([]string{stored}, domainname.OlderKeys(q)...)
+			emails, err := queryEmails(ctx, tx, `WHERE email = ANY($1) ORDER BY user_id, email`, keys)
 			if err == nil && len(emails) == 0 {
 				emails, err = queryEmails(ctx, tx, `WHERE lower(email) = lower($1) ORDER BY user_id, email`, stored)
 			}
@@ -133,12 +136,11 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 				return err
 			}
 			rep.Emails = emails
-			// Audit rows name the key of their time: before migration
-			// 0018 that was the address with its domain part only
-			// lower-cased.
-			addrs := []string{stored, preRekeyKey(q)}
+			// Audit rows name the key of their time.
+			addrs := keys
 			for _, e := range emails {
-				addrs = append(addrs, e.Email, preRekeyKey(e.EmailAsSent))
+				addrs = append(addrs, e.Email)
+				addrs = append(addrs, domainname.OlderKeys(e.EmailAsSent)...)
 			}
 			if len(emails) > 0 {
 				domain = emails[0].Domain
@@ -246,18 +248,6 @@ func addressColumn(name string) string {
 		return "watch_name"
 	}
 	return "domain"
-}
-
-// preRekeyKey is the key an address had before keys carried the
-// normalised domain (domainname.StoredEmail before migration 0018): the
-// domain part only lower-cased. Audit rows written then still name it.
-func preRekeyKey(email string) string {
-	email = strings.TrimSpace(email)
-	at := strings.LastIndexByte(email, '@')
-	if at < 0 {
-		return email
-	}
-	return email[:at+1] + strings.ToLower(email[at+1:])
 }
 
 func queryEmails(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]EmailStatus, error) {

@@ -43,6 +43,16 @@ func (p *Producer) PrivateNames(ctx context.Context) (changed, added int64, err 
 // transaction that writes the names, so it never claims a backfill that
 // did not commit. An unknown revision ("") is never recorded: the backfill
 // then runs at every start.
+//
+// The marker never goes back to an older list: a replica whose revision
+// is older than the recorded one (an old build restarting during a rolling
+// upgrade, or a rollback) leaves the names and the marker alone and warns,
+// since computing them with its list would take the names under suffixes
+// the newer list added off every address until a newer replica restarted.
+// A deliberate rollback clears the marker (DESIGN.md §2 "Private
+// suffixes"). Revisions that cannot be ordered (the marker "" before the
+// first backfill, one written in another format) run the backfill, as any
+// other revision does: skipping it would keep names of an unknown list.
 func (p *Producer) backfillWatchNames(ctx context.Context) (changed int64, err error) {
 	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
 		var done string
@@ -51,6 +61,12 @@ func (p *Producer) backfillWatchNames(ctx context.Context) (changed int64, err e
 			return fmt.Errorf("read marker: %w", err)
 		}
 		if p.watchRev != "" && done == p.watchRev {
+			return nil
+		}
+		if order, ok := domainname.CompareWatchNameRevisions(p.watchRev, done); ok && order < 0 {
+			p.log.Warn("watch-name backfill skipped: the recorded Public Suffix List is newer than this build's "+
+				"(mid-upgrade, or a rollback: clear the marker to keep this list, DESIGN.md §2)",
+				"recorded", done, "in_use", p.watchRev)
 			return nil
 		}
 		if changed, err = recomputeWatchNames(ctx, tx); err != nil {

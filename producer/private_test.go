@@ -1,8 +1,10 @@
 package producer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +197,64 @@ func TestPrivateNamesKeyedByRevision(t *testing.T) {
 	}
 	if n := countRows(t, e.pool, `SELECT count(*) FROM backfills WHERE name = 'watch_name' AND revision = $1`, restarted.watchRev); n != 1 {
 		t.Fatal("an unknown revision was recorded")
+	}
+}
+
+// The watch_name backfill never goes back to an older list: a replica
+// whose revision is older than the recorded one (an old build restarting
+// in a rolling upgrade) neither computes the names with its list nor
+// records its revision, and says so naming both; a newer one computes them
+// again and records its own; when either revision cannot be ordered the
+// backfill runs, as before.
+func TestPrivateNamesBackfillNeverGoesBack(t *testing.T) {
+	rev := func(date string) string {
+		return "publicsuffix.org's public_suffix_list.dat, git revision 63cb (" + date + "); watch-name rule 1"
+	}
+	older, newer := rev("2023-08-03T10:01:25Z"), rev("2026-02-06T07:36:33Z")
+	for _, c := range []struct {
+		name, marker, replica string
+		recompute             bool
+		recorded              string // the marker afterwards
+	}{
+		{"older replica, newer marker", newer, older, false, newer},
+		{"newer replica, older marker", older, newer, true, newer},
+		{"unparseable marker", "another list", older, true, older},
+		{"unparseable replica", newer, "a list without a date; watch-name rule 1", true, "a list without a date; watch-name rule 1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			ctx := context.Background()
+			recordedAt := t0.Add(-time.Hour)
+			if _, err := e.pool.Exec(ctx, `UPDATE backfills SET revision = $1, completed_at = $2 WHERE name = 'watch_name'`,
+				c.marker, recordedAt); err != nil {
+				t.Fatal(err)
+			}
+			insertAddress(t, e, "a", "a@acme.eu.org", "eu.org", nil)
+			replica := e.newProducer(t)
+			replica.watchRev = c.replica
+			var logs bytes.Buffer
+			replica.log = slog.New(slog.NewTextHandler(&logs, nil))
+
+			changed, _, err := replica.PrivateNames(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ran := changed == 1 && watchNameOf(t, e, "a") == "acme.eu.org"; ran != c.recompute {
+				t.Fatalf("PrivateNames changed %d addresses (watch name %q); want the backfill run: %v", changed, watchNameOf(t, e, "a"), c.recompute)
+			}
+			var got string
+			var at time.Time
+			if err := e.pool.QueryRow(ctx, `SELECT revision, completed_at FROM backfills WHERE name = 'watch_name'`).Scan(&got, &at); err != nil {
+				t.Fatal(err)
+			}
+			if wantAt := map[bool]time.Time{false: recordedAt, true: t0}[c.recompute]; got != c.recorded || !at.Equal(wantAt) {
+				t.Fatalf("marker %q at %s; want %q at %s", got, at, c.recorded, wantAt)
+			}
+			if warned := strings.Contains(logs.String(), "watch-name backfill skipped"); warned != !c.recompute ||
+				warned && (!strings.Contains(logs.String(), older) || !strings.Contains(logs.String(), newer)) {
+				t.Fatalf("log %q; want a warning naming both revisions only when skipped", logs.String())
+			}
+		})
 	}
 }
 

@@ -30,6 +30,9 @@ type RekeyResult struct {
 	// Kept are rows whose domain part does not normalise (intake rejects
 	// such addresses today): they keep their key.
 	Kept int
+	// Failed are rows that could not be rekeyed even on a second try; the
+	// next pass (hourly, and at start) tries them again.
+	Failed int
 }
 
 // RekeyAddresses brings addresses and removal tombstones stored under an
@@ -39,18 +42,19 @@ type RekeyResult struct {
 // lock, so it may run beside intake and beside another producer's pass.
 //
 // Where the current key already holds a row of the same user, the two
-// become one: the newer host event's row (event_at) stays, unverified if
-// either was unverified (domainguard never turns an unverification into a
-// verification; the host's next newer verification does, as for any
-// address), with the later unverification's time and reason. Two
-// tombstones keep the later removal. A tombstone (now under the same key)
-// newer than the address's last event removes it, as the removal would have
-// had it been keyed alike.
+// become one (mergeAddresses). Two tombstones keep the later removal. A
+// tombstone (now under the same key) newer than the address's last event
+// removes it, as the removal would have had it been keyed alike.
+//
+// A row that fails (a concurrent import inserted the current key between
+// the read and the rename, a deadlock with a sweep's lease) is tried once
+// more at once, where it becomes a merge; one that fails again is counted
+// in Failed and the pass goes on; the error then names the last failure.
 func (p *Producer) RekeyAddresses(ctx context.Context) (RekeyResult, error) {
 	var res RekeyResult
 	err := p.rekeyTable(ctx, "email_removals", &res, p.rekeyTombstone)
-	if err == nil {
-		err = p.rekeyTable(ctx, "emails", &res, p.rekeyAddress)
+	if ctx.Err() == nil {
+		err = errors.Join(err, p.rekeyTable(ctx, "emails", &res, p.rekeyAddress))
 	}
 	return res, err
 }
@@ -59,6 +63,7 @@ func (p *Producer) RekeyAddresses(ctx context.Context) (RekeyResult, error) {
 func (p *Producer) rekeyTable(ctx context.Context, table string, res *RekeyResult,
 	rekey func(ctx context.Context, userID, old, key string, res *RekeyResult) error) error {
 	var afterUser, afterEmail string
+	var lastErr error
 	for {
 		rows, err := p.cfg.Pool.Query(ctx, `SELECT user_id, email FROM `+table+` WHERE `+rekeyPredicate+`
 			AND (user_id, email) > ($1, $2) ORDER BY user_id, email LIMIT `+fmt.Sprint(rekeyPage), afterUser, afterEmail)
@@ -79,12 +84,20 @@ func (p *Producer) rekeyTable(ctx context.Context, table string, res *RekeyResul
 				res.Kept++
 				continue
 			}
-			if err := rekey(ctx, r.user, r.email, key, res); err != nil {
-				return fmt.Errorf("rekey %s of user %s: %w", table, r.user, err)
+			err := rekey(ctx, r.user, r.email, key, res)
+			if err != nil && ctx.Err() == nil {
+				err = rekey(ctx, r.user, r.email, key, res)
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("rekey %s: %w", table, context.Cause(ctx))
+			}
+			if err != nil {
+				res.Failed++
+				lastErr = fmt.Errorf("rekey %s of user %s: %w", table, r.user, err)
 			}
 		}
 		if len(page) < rekeyPage {
-			return nil
+			return lastErr
 		}
 		afterUser, afterEmail = page[len(page)-1].user, page[len(page)-1].email
 	}
@@ -164,26 +177,38 @@ func (a *storedAddress) fields() []any {
 }
 
 // mergeAddresses folds the two rows of one address (current: under the
-// current key; old: under an older key) into one by intake's rules
-// (storeVerified): the row of the newer host event is kept (current on a
-// tie or when neither has one), and an
-// unverification by domainguard stands unless the address was verified
-// again after it (verified_at later than unverified_at) — a merge never
-// brings back an address that lapsed, nor locks out one re-verified since.
+// current key; old: under an older key) into the row intake would have
+// made had every event of both come to one key (storeVerified): the
+// latest verification (verified_at) counts, and an unverification by
+// domainguard stands unless that verification is later than it — a merge
+// neither brings back an address that lapsed nor locks out one the host
+// verified since. Domain, the form as sent and event_at come from the row
+// of the newer host event (current on a tie or when neither has one).
 func mergeAddresses(current, old storedAddress) storedAddress {
 	out, other := current, old
 	if old.EventAt != nil && (current.EventAt == nil || old.EventAt.After(*current.EventAt)) {
 		out, other = old, current
 	}
-	if other.Verified || other.UnverifiedAt == nil {
-		return out
+	if other.VerifiedAt.After(out.VerifiedAt) {
+		out.VerifiedAt = other.VerifiedAt
+	}
+	// The latest unverification of either row that is still unverified.
+	var lapse *storedAddress
+	for _, r := range []*storedAddress{&out, &other} {
+		if !r.Verified && r.UnverifiedAt != nil && (lapse == nil || r.UnverifiedAt.After(*lapse.UnverifiedAt)) {
+			lapse = r
+		}
 	}
 	switch {
-	case out.Verified && out.VerifiedAt.After(*other.UnverifiedAt):
+	case lapse == nil:
+		// no unverification by domainguard on either: out as it is
+	case out.VerifiedAt.After(*lapse.UnverifiedAt):
 		// verified again since: intake would have re-verified it
-	case out.Verified, out.UnverifiedAt == nil || other.UnverifiedAt.After(*out.UnverifiedAt):
+		out.Verified = true
+		out.UnverifiedAt, out.UnverifyReason, out.UnverifyPhase = nil, nil, nil
+	default:
 		out.Verified = false
-		out.UnverifiedAt, out.UnverifyReason, out.UnverifyPhase = other.UnverifiedAt, other.UnverifyReason, other.UnverifyPhase
+		out.UnverifiedAt, out.UnverifyReason, out.UnverifyPhase = lapse.UnverifiedAt, lapse.UnverifyReason, lapse.UnverifyPhase
 	}
 	return out
 }
@@ -249,21 +274,23 @@ func (p *Producer) rekeyAddress(ctx context.Context, userID, old, key string, re
 	})
 }
 
-// startRekey runs RekeyAddresses at the sweeper's start; a failure is
-// logged, and the next start tries again (the rows stay in the index).
-func (p *Producer) startRekey(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+// runRekey runs RekeyAddresses for the sweeper: at its start and hourly
+// after (rows a replica of an older build still writes, rows a pass could
+// not do). A failure is logged and the next pass tries again (the rows stay
+// in the index). Rows that keep their key are reported on the first pass.
+func (p *Producer) runRekey(ctx context.Context, first bool) {
+	pass, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	res, err := p.RekeyAddresses(ctx)
+	res, err := p.RekeyAddresses(pass)
 	switch {
-	case err != nil:
-		p.log.Warn("addresses under an older key not all rekeyed; the next start continues", "error", err,
-			"addresses", res.Addresses, "tombstones", res.Tombstones)
+	case err != nil && ctx.Err() == nil:
+		p.log.Warn("addresses under an older key not all rekeyed; the next pass (within the hour) continues", "error", err,
+			"addresses", res.Addresses, "tombstones", res.Tombstones, "failed", res.Failed)
 	case res.Addresses > 0 || res.Tombstones > 0:
 		p.log.Info("addresses rekeyed to the normalised domain", "addresses", res.Addresses, "merged", res.Merged,
 			"removed", res.Removed, "tombstones", res.Tombstones, "kept", res.Kept)
 	}
-	if res.Kept > 0 {
+	if first && res.Kept > 0 {
 		p.log.Warn("stored addresses whose domain does not normalise keep their key", "rows", res.Kept)
 	}
 }

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -231,6 +232,9 @@ func TestMergeAddresses(t *testing.T) {
 			storedAddress{EventAt: at(0), UnverifiedAt: at(1), UnverifyReason: reason("domain_released")}, true, "", false},
 		{"verified before the unverification", storedAddress{Verified: true, VerifiedAt: *at(0), EventAt: at(2)},
 			storedAddress{EventAt: at(0), UnverifiedAt: at(1), UnverifyReason: reason("domain_released")}, false, "domain_released", false},
+		{"the later verification counts, not the newer event", // the host's event times out of step with verified_at
+			storedAddress{EventAt: at(5), UnverifiedAt: at(2), UnverifyReason: reason("domain_expired")},
+			storedAddress{Verified: true, VerifiedAt: *at(3), EventAt: at(4)}, true, "", false},
 		{"newer unverified one", ok, storedAddress{EventAt: at(3), UnverifiedAt: at(3), UnverifyReason: reason("domain_expired")}, false, "domain_expired", true},
 		{"both unverified: the later unverification",
 			storedAddress{EventAt: at(3), UnverifiedAt: at(1), UnverifyReason: reason("a")},
@@ -297,5 +301,43 @@ func TestRekeyWaitsForTheEnforcersDomainLock(t *testing.T) {
 	if err := e.pool.QueryRow(ctx, `SELECT verified, COALESCE(unverify_reason, '') FROM emails WHERE user_id = 'u1' AND email = 'a@example.com'`).
 		Scan(&verified, &reason); err != nil || verified || reason != "domain_released" {
 		t.Errorf("rekeyed address: verified %v reason %q, %v; want unverified, domain_released", verified, reason, err)
+	}
+}
+
+// A row that fails is tried once more at once (a concurrent import's
+// insert, a deadlock: the second try finds what changed); one that fails
+// again is counted and the pass goes on to the rows after it.
+func TestRekeyPassRetriesAndGoesOn(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO emails (user_id, email, domain, verified_at, event_at) VALUES
+		('u1', 'a@example.com.', 'example.com', $1, $1),
+		('u2', 'b@example.com.', 'example.com', $1, $1),
+		('u3', 'c@example.com.', 'example.com', $1, $1)`, t0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	flaky := func(ctx context.Context, userID, old, key string, res *RekeyResult) error {
+		calls[userID]++
+		switch {
+		case userID == "u1" && calls[userID] == 1:
+			return errors.New("deadlock detected")
+		case userID == "u2":
+			return errors.New("still failing")
+		}
+		return e.p.rekeyAddress(ctx, userID, old, key, res)
+	}
+	var res RekeyResult
+	err := e.p.rekeyTable(ctx, "emails", &res, flaky)
+	if err == nil || !strings.Contains(err.Error(), "user u2") {
+		t.Errorf("pass error %v; want the failure of u2", err)
+	}
+	if res.Failed != 1 || res.Addresses != 2 || calls["u1"] != 2 || calls["u2"] != 2 || calls["u3"] != 1 {
+		t.Errorf("result %+v, calls %v; want u1 retried and rekeyed, u2 tried twice and counted, u3 rekeyed", res, calls)
+	}
+	for user, key := range map[string]string{"u1": "a@example.com", "u2": "b@example.com.", "u3": "c@example.com"} {
+		if n := countRows(t, e.pool, `SELECT count(*) FROM emails WHERE user_id = $1 AND email = $2`, user, key); n != 1 {
+			t.Errorf("%s: no row under %q", user, key)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,17 +75,26 @@ type SweepResult struct {
 // RunSweeper sweeps at once and then every SweepInterval until ctx ends. A
 // failed sweep is logged and retried at the next tick; nothing is lost,
 // since whatever was not leased is still due. Beside the first sweep it
-// rekeys addresses stored under an older key (startRekey) and brings the
-// private-suffix names up to date (startPrivateNames) — the sweep reads
-// domains, not address keys, so neither holds it up — and it returns only
-// once those are over too.
+// rekeys addresses stored under an older key (runRekey, again every hour,
+// one pass at a time) and brings the private-suffix names up to date
+// (startPrivateNames) — the sweep reads domains, not address keys, so
+// neither holds it up — and it returns only once those are over too.
 func (p *Producer) RunSweeper(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastPrune time.Time
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { p.startRekey(ctx) })
+	var rekeying atomic.Bool
+	rekey := func(first bool) {
+		if rekeying.CompareAndSwap(false, true) {
+			wg.Go(func() {
+				defer rekeying.Store(false)
+				p.runRekey(ctx, first)
+			})
+		}
+	}
+	rekey(true)
 	wg.Go(func() { p.startPrivateNames(ctx) })
 	for {
 		select {
@@ -99,6 +109,9 @@ func (p *Producer) RunSweeper(ctx context.Context) error {
 		if ctx.Err() == nil && time.Since(lastPrune) >= time.Hour {
 			if err := p.pruneIntake(ctx); err != nil && ctx.Err() == nil {
 				p.log.Warn("prune", "error", err)
+			}
+			if !lastPrune.IsZero() {
+				rekey(false)
 			}
 			lastPrune = time.Now()
 		}

@@ -40,6 +40,11 @@ type needs struct {
 	migrate bool
 	// metrics serves /metrics, /healthz and /readyz.
 	metrics bool
+	// metricsOptional lets the command run without its metrics server
+	// when the default address is taken: the console and the API, which
+	// the quick start runs beside `run` on one machine. A role must not:
+	// its health check would probe the other process.
+	metricsOptional bool
 	// serve marks a long-running command (a role): it waits for NATS as
 	// long as it takes (an orchestrator may start it first). Other
 	// commands give up after natsConnectTimeout.
@@ -192,11 +197,10 @@ func openApp(ctx context.Context, cfg config.Config, log *slog.Logger, n needs) 
 		switch {
 		case err == nil:
 			log.Info("serving metrics and health", "addr", srv.Addr())
-		case errors.Is(err, syscall.EADDRINUSE) && !cfg.MetricsAddrSet:
-			// The default address is taken, most likely by another
-			// domainguard process on this machine (`run` beside the
-			// console or the API, as the README's quick start has it):
-			// nobody asked for this server, so it is not worth failing.
+		case errors.Is(err, syscall.EADDRINUSE) && n.metricsOptional && !cfg.MetricsAddrSet:
+			// The default address is taken, most likely by `run` on
+			// this machine (the README's quick start): nobody asked for
+			// this console's or API's metrics, so it is not worth failing.
 			log.Warn("metrics and health not served: the default address is in use; set DOMAINGUARD_METRICS_ADDR to serve them",
 				"addr", cfg.MetricsAddr, "error", err)
 		default:

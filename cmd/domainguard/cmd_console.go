@@ -49,7 +49,7 @@ func runConsole(ctx context.Context, inv invocation) error {
 	if cfg.ConsoleAddr == "" {
 		cfg.ConsoleAddr = config.DefaultConsoleAddr
 	}
-	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, metrics: true})
+	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, metrics: true, metricsOptional: true})
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func runAPI(ctx context.Context, inv invocation) error {
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = config.DefaultAPIAddr
 	}
-	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, nats: true, metrics: true, serve: true})
+	a, err := openApp(ctx, cfg, log, needs{db: true, migrate: true, nats: true, metrics: true, metricsOptional: true, serve: true})
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,13 @@
 package domainname
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -109,6 +113,38 @@ func StoredEmail(email string) string {
 		return email
 	}
 	return email[:at+1] + domain
+}
+
+// OlderKeys returns the keys other than StoredEmail's that the address
+// may still be stored under: before migration 0018 the key had the domain
+// part only lower-cased, so a row the producer has not yet rekeyed
+// (producer.RekeyAddresses) may hold the form the host sent — as given,
+// as U-label or A-label, with or without a trailing dot. A lookup by
+// StoredEmail and these finds such a row in that window. Nil when the
+// address has no "@" or a domain that does not normalise.
+func OlderKeys(email string) []string {
+	email = strings.TrimSpace(email)
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return nil
+	}
+	local, host := email[:at+1], email[at+1:]
+	ascii, err := Normalize(host)
+	if err != nil {
+		return nil
+	}
+	forms := []string{strings.ToLower(host), ascii + "."}
+	if u, err := idna.ToUnicode(ascii); err == nil && u != ascii {
+		forms = append(forms, u, u+".")
+	}
+	key := local + ascii
+	var out []string
+	for _, f := range forms {
+		if k := local + f; k != key && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // registration is the strict IDNA2008 profile for names (no mapping: the
@@ -316,8 +352,13 @@ func WatchName(host string) string {
 // watchNameRule is the version of WatchName's own rule (the label kept
 // below the suffix): change it whenever WatchName gives another result for
 // some host under the same Public Suffix List, so that the watch names
-// stored before are computed again (WatchNameRevision).
+// stored before are computed again (WatchNameRevision). A decimal number,
+// raised by one: CompareWatchNameRevisions orders revisions by it first.
 const watchNameRule = "1"
+
+// watchNameRuleSep joins the list's revision and watchNameRule in
+// WatchNameRevision.
+const watchNameRuleSep = "; watch-name rule "
 
 // WatchNameRevision identifies what WatchName's results depend on: the
 // Public Suffix List compiled in (golang.org/x/net/publicsuffix names its
@@ -330,7 +371,49 @@ func WatchNameRevision() string {
 	if psl == "" {
 		return ""
 	}
-	return psl + "; watch-name rule " + watchNameRule
+	return psl + watchNameRuleSep + watchNameRule
+}
+
+// CompareWatchNameRevisions orders two WatchNameRevision results: -1 when a
+// is older than b, +1 when newer, 0 when neither (the same revision, or
+// two lists of the same date). Older means a lower watch-name rule, or the
+// same rule and a list of an earlier date: the list's git revision is a
+// hash, but golang.org/x/net/publicsuffix names the list as
+// "publicsuffix.org's public_suffix_list.dat, git revision SHA (DATE)" with
+// DATE the commit's RFC 3339 time. ok is false when either cannot be read
+// so ("" included): such a revision says nothing about order.
+func CompareWatchNameRevisions(a, b string) (order int, ok bool) {
+	ruleA, listA, okA := parseWatchNameRevision(a)
+	ruleB, listB, okB := parseWatchNameRevision(b)
+	if !okA || !okB {
+		return 0, false
+	}
+	if order = cmp.Compare(ruleA, ruleB); order != 0 {
+		return order, true
+	}
+	return listA.Compare(listB), true
+}
+
+// parseWatchNameRevision reads the rule and the list's date out of a
+// WatchNameRevision result.
+func parseWatchNameRevision(rev string) (rule uint64, list time.Time, ok bool) {
+	i := strings.LastIndex(rev, watchNameRuleSep)
+	if i < 0 {
+		return 0, time.Time{}, false
+	}
+	rule, err := strconv.ParseUint(rev[i+len(watchNameRuleSep):], 10, 64)
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	psl, found := strings.CutSuffix(rev[:i], ")")
+	j := strings.LastIndexByte(psl, '(')
+	if !found || j < 0 {
+		return 0, time.Time{}, false
+	}
+	if list, err = time.Parse(time.RFC3339, psl[j+1:]); err != nil {
+		return 0, time.Time{}, false
+	}
+	return rule, list, true
 }
 
 // WatchNameFromEmail returns WatchName of the address's domain ("" for an

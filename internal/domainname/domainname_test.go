@@ -2,6 +2,7 @@ package domainname
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -307,5 +308,86 @@ func TestWatchNameRevision(t *testing.T) {
 	}
 	if again := WatchNameRevision(); again != rev {
 		t.Fatalf("WatchNameRevision() = %q, then %q", rev, again)
+	}
+	// The producer's backfill never goes back to an older list only while
+	// the revision in use can be ordered: a golang.org/x/net that names its
+	// list another way must fail here, not turn that rule off unseen.
+	if order, ok := CompareWatchNameRevisions(rev, rev); !ok || order != 0 {
+		t.Fatalf("CompareWatchNameRevisions(%q, itself) = %d, %v; want 0, true", rev, order, ok)
+	}
+}
+
+func TestCompareWatchNameRevisions(t *testing.T) {
+	rev := func(sha, date, rule string) string {
+		return "publicsuffix.org's public_suffix_list.dat, git revision " + sha + " (" + date + ")" + watchNameRuleSep + rule
+	}
+	aug := rev("63cb2d6fd0b2d81ba5b1e4fb8e3a1d5b0c8e1f7a", "2023-08-03T10:01:25Z", "1")
+	feb := rev("d6c92f1bbb7433e5db7b8405c25d4035fb8ff376", "2026-02-06T07:36:33Z", "1")
+	for _, c := range []struct {
+		a, b  string
+		order int
+		ok    bool
+	}{
+		{aug, feb, -1, true},
+		{feb, aug, 1, true},
+		{feb, feb, 0, true},
+		{feb, rev("0000", "2026-02-06T07:36:33Z", "1"), 0, true},      // another hash of the same date
+		{feb, rev("d6c9", "2026-02-06T08:36:33+01:00", "1"), 0, true}, // the same instant
+		{rev("d6c9", "2026-02-06T07:36:33Z", "1"), rev("d6c9", "2026-02-06T07:36:34Z", "1"), -1, true},
+		{rev("63cb", "2023-08-03T10:01:25Z", "2"), feb, 1, true},   // the rule first
+		{feb, rev("63cb", "2023-08-03T10:01:25Z", "10"), -1, true}, // as a number
+		{"", feb, 0, false}, // never completed
+		{feb, "", 0, false},
+		{"another list", feb, 0, false},
+		{rev("d6c9", "2026-02-06", "1"), feb, 0, false}, // not RFC 3339
+		{rev("d6c9", "2026-02-06T07:36:33Z", "one"), feb, 0, false},
+		{rev("d6c9", "2026-02-06T07:36:33Z", "-1"), feb, 0, false},
+		{rev("d6c9", "2026-02-06T07:36:33Z", ""), feb, 0, false},
+		{"publicsuffix.org's public_suffix_list.dat, git revision d6c9; watch-name rule 1", feb, 0, false}, // no date
+		{"2026-02-06T07:36:33Z)" + watchNameRuleSep + "1", feb, 0, false},
+		{"(2026-02-06T07:36:33Z" + watchNameRuleSep + "1", feb, 0, false},
+	} {
+		if order, ok := CompareWatchNameRevisions(c.a, c.b); order != c.order || ok != c.ok {
+			t.Errorf("CompareWatchNameRevisions(%q, %q) = %d, %v; want %d, %v", c.a, c.b, order, ok, c.order, c.ok)
+		}
+	}
+}
+
+// Any two strings (a marker row is whatever the table holds) give an
+// answer, and one that is antisymmetric.
+func FuzzCompareWatchNameRevisions(f *testing.F) {
+	f.Add(WatchNameRevision(), "")
+	f.Add(WatchNameRevision(), "x (2023-08-03T10:01:25Z)"+watchNameRuleSep+"1")
+	f.Add("(2023-08-03T10:01:25+02:00)"+watchNameRuleSep+"18446744073709551615", "()"+watchNameRuleSep)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ab, okAB := CompareWatchNameRevisions(a, b)
+		ba, okBA := CompareWatchNameRevisions(b, a)
+		if okAB != okBA || ab != -ba || ab < -1 || ab > 1 {
+			t.Fatalf("CompareWatchNameRevisions(%q, %q) = %d, %v but reversed %d, %v", a, b, ab, okAB, ba, okBA)
+		}
+	})
+}
+
+// OlderKeys lists the forms a row stored before migration 0018 may hold,
+// whatever form the lookup comes in, and never the current key.
+func TestOlderKeys(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"zoe@xn--bcher-kva.de", []string{"zoe@xn--bcher-kva.de.", "zoe@bücher.de", "zoe@bücher.de."}},
+		{"zoe@BÜCHER.de", []string{"zoe@bücher.de", "zoe@xn--bcher-kva.de.", "zoe@bücher.de."}},
+		{"Zoe@Example.COM.", []string{"Zoe@example.com."}},
+		{"zoe@example.com", []string{"zoe@example.com."}},
+		{"no-at-sign", nil},
+		{"zoe@bad_domain..x", nil},
+	} {
+		got := OlderKeys(tc.in)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("OlderKeys(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if slices.Contains(got, StoredEmail(tc.in)) {
+			t.Errorf("OlderKeys(%q) holds the current key", tc.in)
+		}
 	}
 }

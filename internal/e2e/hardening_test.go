@@ -189,19 +189,6 @@ func (c *cluster) operatorRun(ctx context.Context, args ...string) (string, erro
 	return testbin.Run(ctx, c.t, env, args...)
 }
 
-func streamMsgCount(ctx context.Context, t *testing.T, js jetstream.JetStream, name string) uint64 {
-	t.Helper()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatalf("stream %s: %v", name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatalf("stream %s info: %v", name, err)
-	}
-	return info.State.Msgs
-}
-
 // TestDLQReplayIsNoConfusedDeputy is item 1: a role may dead-letter only
 // into its own stream's DLQ subject, and `dlq replay` (run by the operator)
 // replays a letter only into the subjects of the stream it belongs to, with
@@ -267,7 +254,7 @@ func TestDLQReplayIsNoConfusedDeputy(t *testing.T) {
 	if _, err := checkerJS.Publish(ctx, "dlq.DOMAIN_CHECKS", letter(schemas.StreamDomainChecks, "domains.check.good.com", check("good.com"))); err != nil {
 		t.Fatal(err)
 	}
-	auditBefore := streamMsgCount(ctx, t, c.js, schemas.StreamAudit)
+	auditBefore := testnats.StreamMsgs(t, c.js, schemas.StreamAudit)
 
 	out, err := c.operatorRun(ctx, "dlq", "list")
 	if err != nil {
@@ -284,16 +271,16 @@ func TestDLQReplayIsNoConfusedDeputy(t *testing.T) {
 		t.Errorf("dlq replay --all: want %d refused and 1 replayed:\n%s", len(forged)-1, out)
 	}
 
-	if n := streamMsgCount(ctx, t, c.js, schemas.StreamAccounts); n != 0 {
+	if n := testnats.StreamMsgs(t, c.js, schemas.StreamAccounts); n != 0 {
 		t.Errorf("ACCOUNTS holds %d messages after the replay, want 0 (a forged removal was replayed)", n)
 	}
-	if n := streamMsgCount(ctx, t, c.js, schemas.StreamAudit); n != auditBefore+1 {
+	if n := testnats.StreamMsgs(t, c.js, schemas.StreamAudit); n != auditBefore+1 {
 		t.Errorf("AUDIT holds %d messages after the replay, want %d (+1 replay record)", n, auditBefore+1)
 	}
-	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDLQ); n != uint64(len(forged)) {
+	if n := testnats.StreamMsgs(t, c.js, schemas.StreamDLQ); n != uint64(len(forged)) {
 		t.Errorf("DLQ holds %d messages, want the %d refused ones", n, len(forged))
 	}
-	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 1 {
+	if n := testnats.StreamMsgs(t, c.js, schemas.StreamDomainChecks); n != 1 {
 		t.Errorf("DOMAIN_CHECKS holds %d messages, want the replayed check", n)
 	}
 	// The replay record names the operator.
@@ -447,11 +434,11 @@ func TestStrandedCheckIsReplaced(t *testing.T) {
 		var checked *time.Time
 		err := c.pool.QueryRow(ctx, `SELECT last_checked_at FROM domains WHERE name = 'zombie.com'`).Scan(&checked)
 		if err != nil || checked == nil {
-			return false, fmt.Sprintf("last_checked_at %v (%v); stream has %d messages", checked, err, streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks))
+			return false, fmt.Sprintf("last_checked_at %v (%v); stream has %d messages", checked, err, testnats.StreamMsgs(t, c.js, schemas.StreamDomainChecks))
 		}
 		return true, ""
 	})
-	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 0 {
+	if n := testnats.StreamMsgs(t, c.js, schemas.StreamDomainChecks); n != 0 {
 		t.Errorf("DOMAIN_CHECKS holds %d messages after the replacement was checked, want 0", n)
 	}
 }
@@ -564,11 +551,11 @@ func TestCheckBelowAckFloorIsReplaced(t *testing.T) {
 			}
 		}
 		return len(missing) == 0, fmt.Sprintf("%d not checked again, e.g. %v; DOMAIN_CHECKS holds %d messages",
-			len(missing), missing[:min(3, len(missing))], streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks))
+			len(missing), missing[:min(3, len(missing))], testnats.StreamMsgs(t, c.js, schemas.StreamDomainChecks))
 	})
 	t.Logf("every domain checked again %s after it fell due", took.Round(time.Millisecond))
 	waitFor(t, 30*time.Second, "the producer to report no stranded check", producerMetrics(0, float64(len(stranded))))
-	if n := streamMsgCount(ctx, t, c.js, schemas.StreamDomainChecks); n != 0 {
+	if n := testnats.StreamMsgs(t, c.js, schemas.StreamDomainChecks); n != 0 {
 		t.Errorf("DOMAIN_CHECKS holds %d messages after the replacements were checked, want 0", n)
 	}
 }

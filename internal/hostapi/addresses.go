@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/domainguard/domainguard/internal/domainname"
 	"github.com/domainguard/domainguard/lifecycle"
 	"github.com/domainguard/domainguard/producer"
 )
@@ -54,7 +55,7 @@ const addressSQL = `
 SELECT e.user_id, COALESCE(e.email_as_sent, ''), e.domain, e.verified, e.verified_at, e.unverified_at, COALESCE(e.unverify_reason, ''),
        COALESCE(d.phase, 'unknown'), d.last_checked_at, COALESCE(w.phase, 'unknown')
   FROM emails e LEFT JOIN domains d ON d.name = e.domain LEFT JOIN domains w ON w.name = e.watch_name
- WHERE e.email = $1 AND ($2 = '' OR e.user_id = $2)
+ WHERE e.email = ANY($1::text[]) AND ($2 = '' OR e.user_id = $2)
  ORDER BY e.user_id
  LIMIT 100`
 
@@ -78,7 +79,9 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_email", err.Error())
 		return
 	}
-	rows, err := a.cfg.Pool.Query(r.Context(), addressSQL, norm.Email, userID)
+	// A row not yet rekeyed (upgrade window) holds an older form of it.
+	keys := append([]string{norm.Email}, domainname.OlderKeys(raw)...)
+	rows, err := a.cfg.Pool.Query(r.Context(), addressSQL, keys, userID)
 	if err != nil {
 		a.log.Error("host API: address lookup", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the lookup failed; retry")

@@ -259,6 +259,12 @@ func TestGetAddress(t *testing.T) {
 		('u3', 'cy@gone.org', 'gone.org', false, $1, $2, 'domain_released', 'released', NULL),
 		('u4', 'cy@gone.org', 'gone.org', true, $2, NULL, NULL, NULL, NULL),
 		('u5', 'new@fresh.org', 'fresh.org', true, $1, NULL, NULL, NULL, NULL)`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
+	// Stored under the older key (domain part only lower-cased) and not yet
+	// rekeyed: unverified when their domains went.
+	e.exec(t, `INSERT INTO domains (name, phase, last_checked_at) VALUES ('xn--mller-kva.de', 'released', $1)`, t0)
+	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase) VALUES
+		('u6', 'old@gone.org.', 'gone.org', false, $1, $2, 'domain_released', 'released'),
+		('u7', 'zed@müller.de', 'xn--mller-kva.de', false, $1, $2, 'domain_released', 'released')`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
 	auth := bearer(goodToken)
 	get := func(path string) (int, Address) {
 		t.Helper()
@@ -285,6 +291,11 @@ func TestGetAddress(t *testing.T) {
 		{"/v1/addresses/" + url.PathEscape("Ada@ok.org"), "active", "", true, true, true, 1},
 		{"/v1/addresses/al@acme.us.com", "active", "", false, true, true, 1},
 		{"/v1/addresses/al@fine.us.com", "active", "", true, true, true, 1},
+		// Not yet rekeyed: found in the form stored, and in the others.
+		{"/v1/addresses/old@gone.org.", "released", "domain_released", false, false, true, 1},
+		{"/v1/addresses/old@gone.org", "released", "domain_released", false, false, true, 1},
+		{"/v1/addresses/" + url.PathEscape("zed@müller.de"), "released", "domain_released", false, false, true, 1},
+		{"/v1/addresses/zed@xn--mller-kva.de", "released", "domain_released", false, false, true, 1},
 	}
 	for _, c := range cases {
 		code, a := get(c.path)
