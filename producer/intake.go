@@ -300,16 +300,27 @@ func (p *Producer) storeRemoved(ctx context.Context, id string, a Address, remov
 			 WHERE excluded.removed_at > r.removed_at`, a.UserID, a.Email, removedAt); err != nil {
 			return fmt.Errorf("record removal: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM emails
-			WHERE user_id = $1 AND email = $2 AND (event_at IS NULL OR event_at <= $3)`, a.UserID, a.Email, removedAt); err != nil {
-			return fmt.Errorf("delete email: %w", err)
-		}
-		return nil
+		_, err := deleteRemoved(ctx, tx, a.UserID, a.Email, removedAt)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("store removed address: %w", err)
 	}
 	return applied, nil
+}
+
+// deleteRemoved deletes the address unless a host event after removedAt
+// verified it: a removal at or after the address's last event (or of an
+// address stored without one) wins. It is the removal rule of intake, also
+// applied by the rekey pass to a tombstone that missed the address because
+// it came in another form. It returns how many rows it deleted (0 or 1).
+func deleteRemoved(ctx context.Context, tx pgx.Tx, userID, email string, removedAt time.Time) (int64, error) {
+	tag, err := tx.Exec(ctx, `DELETE FROM emails
+		WHERE user_id = $1 AND email = $2 AND (event_at IS NULL OR event_at <= $3)`, userID, email, removedAt)
+	if err != nil {
+		return 0, fmt.Errorf("delete email: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // enqueueSignup publishes the immediate check of a first-seen domain and

@@ -137,17 +137,24 @@ func (p *Producer) rekeyTombstone(ctx context.Context, userID, old, key string, 
 	})
 }
 
-// applyTombstone deletes the address under key if its tombstone is not
-// older than its last host event: the rule of storeRemoved, for a removal
+// applyTombstone applies the tombstone under key, if there is one, to the
+// address under key by intake's removal rule (deleteRemoved): a removal
 // that missed the address because it came in another form.
 func applyTombstone(ctx context.Context, tx pgx.Tx, userID, key string, res *RekeyResult) error {
-	tag, err := tx.Exec(ctx, `DELETE FROM emails e USING email_removals r
-		WHERE e.user_id = $1 AND e.email = $2 AND r.user_id = e.user_id AND r.email = e.email
-		  AND (e.event_at IS NULL OR e.event_at <= r.removed_at)`, userID, key)
+	var removedAt time.Time
+	err := tx.QueryRow(ctx, `SELECT removed_at FROM email_removals WHERE user_id = $1 AND email = $2`,
+		userID, key).Scan(&removedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read removal: %w", err)
+	}
+	n, err := deleteRemoved(ctx, tx, userID, key, removedAt)
 	if err != nil {
 		return fmt.Errorf("apply removal: %w", err)
 	}
-	res.Removed += int(tag.RowsAffected())
+	res.Removed += int(n)
 	return nil
 }
 
