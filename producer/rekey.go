@@ -35,6 +35,15 @@ type RekeyResult struct {
 	Failed int
 }
 
+func (r *RekeyResult) add(o RekeyResult) {
+	r.Tombstones += o.Tombstones
+	r.Addresses += o.Addresses
+	r.Merged += o.Merged
+	r.Removed += o.Removed
+	r.Kept += o.Kept
+	r.Failed += o.Failed
+}
+
 // RekeyAddresses brings addresses and removal tombstones stored under an
 // older key (domain part only lower-cased: "a@bücher.de", "a@example.com.")
 // to the current one (domainname.StoredEmail: "a@xn--bcher-kva.de",
@@ -84,9 +93,12 @@ func (p *Producer) rekeyTable(ctx context.Context, table string, res *RekeyResul
 				res.Kept++
 				continue
 			}
-			err := rekey(ctx, r.user, r.email, key, res)
+			// Counted only once the row's transaction committed.
+			var row RekeyResult
+			err := rekey(ctx, r.user, r.email, key, &row)
 			if err != nil && ctx.Err() == nil {
-				err = rekey(ctx, r.user, r.email, key, res)
+				row = RekeyResult{}
+				err = rekey(ctx, r.user, r.email, key, &row)
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("rekey %s: %w", table, context.Cause(ctx))
@@ -94,7 +106,9 @@ func (p *Producer) rekeyTable(ctx context.Context, table string, res *RekeyResul
 			if err != nil {
 				res.Failed++
 				lastErr = fmt.Errorf("rekey %s of user %s: %w", table, r.user, err)
+				continue
 			}
+			res.add(row)
 		}
 		if len(page) < rekeyPage {
 			return lastErr

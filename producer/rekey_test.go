@@ -252,6 +252,11 @@ func TestMergeAddresses(t *testing.T) {
 		if got.Verified != tt.verified || gotReason != tt.reason || got.EventAt != wantEvent {
 			t.Errorf("%s: verified %v reason %q event %v; want %v %q %v", tt.name, got.Verified, gotReason, got.EventAt, tt.verified, tt.reason, wantEvent)
 		}
+		// The later verification of the two counts (intake's order).
+		if want := tt.current.VerifiedAt; tt.old.VerifiedAt.After(want) && !got.VerifiedAt.Equal(tt.old.VerifiedAt) ||
+			!tt.old.VerifiedAt.After(want) && !got.VerifiedAt.Equal(want) {
+			t.Errorf("%s: verified_at %v, want the later of %v and %v", tt.name, got.VerifiedAt, tt.current.VerifiedAt, tt.old.VerifiedAt)
+		}
 	}
 }
 
@@ -321,6 +326,7 @@ func TestRekeyPassRetriesAndGoesOn(t *testing.T) {
 		calls[userID]++
 		switch {
 		case userID == "u1" && calls[userID] == 1:
+			res.Addresses++ // counted by a transaction that then failed
 			return errors.New("deadlock detected")
 		case userID == "u2":
 			return errors.New("still failing")

@@ -118,10 +118,11 @@ func StoredEmail(email string) string {
 // OlderKeys returns the keys other than StoredEmail's that the address
 // may still be stored under: before migration 0018 the key had the domain
 // part only lower-cased, so a row the producer has not yet rekeyed
-// (producer.RekeyAddresses) may hold the form the host sent — as given,
+// (producer.RekeyAddresses) may hold the form the host sent — each label
 // as U-label or A-label, with or without a trailing dot. A lookup by
-// StoredEmail and these finds such a row in that window. Nil when the
-// address has no "@" or a domain that does not normalise.
+// StoredEmail and these finds such a row in that window. For a domain that
+// does not normalise it is the lower-cased form alone (if it differs).
+// Nil when the address has no "@".
 func OlderKeys(email string) []string {
 	email = strings.TrimSpace(email)
 	at := strings.LastIndexByte(email, '@')
@@ -129,23 +130,50 @@ func OlderKeys(email string) []string {
 		return nil
 	}
 	local, host := email[:at+1], email[at+1:]
-	ascii, err := Normalize(host)
-	if err != nil {
-		return nil
-	}
-	forms := []string{strings.ToLower(host), ascii + "."}
-	if u, err := idna.ToUnicode(ascii); err == nil && u != ascii {
-		forms = append(forms, u, u+".")
-	}
-	key := local + ascii
+	key := StoredEmail(email)
 	var out []string
-	for _, f := range forms {
-		if k := local + f; k != key && !slices.Contains(out, k) {
+	add := func(form string) {
+		if k := local + form; k != key && !slices.Contains(out, k) {
 			out = append(out, k)
 		}
 	}
+	add(strings.ToLower(host))
+	ascii, err := Normalize(host)
+	if err != nil {
+		return out
+	}
+	// Every mix of A-labels and U-labels, bounded: a name has few
+	// internationalised labels, and the lookup takes the list as one array.
+	forms := []string{""}
+	for _, label := range strings.Split(ascii, ".") {
+		variants := []string{label}
+		if u, err := idna.ToUnicode(label); err == nil && u != label {
+			variants = append(variants, u)
+		}
+		next := make([]string, 0, len(forms)*len(variants))
+		for _, f := range forms {
+			for _, v := range variants {
+				if f != "" {
+					v = f + "." + v
+				}
+				next = append(next, v)
+			}
+		}
+		if len(next) > maxOlderKeyForms {
+			next = next[:maxOlderKeyForms]
+		}
+		forms = next
+	}
+	for _, f := range forms {
+		add(f)
+		add(f + ".")
+	}
 	return out
 }
+
+// maxOlderKeyForms bounds the label mixes OlderKeys lists (2^5: five
+// internationalised labels).
+const maxOlderKeyForms = 32
 
 // registration is the strict IDNA2008 profile for names (no mapping: the
 // input is lower-cased before conversion).

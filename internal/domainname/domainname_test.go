@@ -379,8 +379,16 @@ func TestOlderKeys(t *testing.T) {
 		{"zoe@BÜCHER.de", []string{"zoe@bücher.de", "zoe@xn--bcher-kva.de.", "zoe@bücher.de."}},
 		{"Zoe@Example.COM.", []string{"Zoe@example.com."}},
 		{"zoe@example.com", []string{"zoe@example.com."}},
-		{"no-at-sign", nil},
+		// Labels mixed: the host may have sent either form of each.
+		{"zoe@xn--bcher-kva.xn--p1ai", []string{"zoe@xn--bcher-kva.xn--p1ai.", "zoe@xn--bcher-kva.рф", "zoe@xn--bcher-kva.рф.",
+			"zoe@bücher.xn--p1ai", "zoe@bücher.xn--p1ai.", "zoe@bücher.рф", "zoe@bücher.рф."}},
+		// A domain that does not normalise had its lower-cased form as key.
+		{"Zoe@Bad_Domain..X", []string{"Zoe@bad_domain..x"}},
 		{"zoe@bad_domain..x", nil},
+		{"no-at-sign", nil},
+		{"@", nil},
+		{"a@", nil},
+		{"a@b@Example.com", []string{"a@b@example.com."}},
 	} {
 		got := OlderKeys(tc.in)
 		if !slices.Equal(got, tc.want) {

@@ -103,7 +103,15 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 				out.UnverifiedAt, out.Reason = u.UnverifiedAt, u.Reason
 			}
 		}
-		out.Users = append(out.Users, u)
+		// Two rows of one user (one not yet rekeyed, rows by user_id):
+		// one entry, unverified if either is.
+		if n := len(out.Users); n > 0 && out.Users[n-1].UserID == u.UserID {
+			if prev := &out.Users[n-1]; prev.Verified && !u.Verified {
+				*prev = u
+			}
+		} else {
+			out.Users = append(out.Users, u)
+		}
 		u = AddressUser{}
 		return nil
 	})

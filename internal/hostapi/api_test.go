@@ -264,7 +264,9 @@ func TestGetAddress(t *testing.T) {
 	e.exec(t, `INSERT INTO domains (name, phase, last_checked_at) VALUES ('xn--mller-kva.de', 'released', $1)`, t0)
 	e.exec(t, `INSERT INTO emails (user_id, email, domain, verified, verified_at, unverified_at, unverify_reason, unverify_phase) VALUES
 		('u6', 'old@gone.org.', 'gone.org', false, $1, $2, 'domain_released', 'released'),
-		('u7', 'zed@müller.de', 'xn--mller-kva.de', false, $1, $2, 'domain_released', 'released')`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
+		('u7', 'zed@müller.de', 'xn--mller-kva.de', false, $1, $2, 'domain_released', 'released'),
+		('u8', 'two@gone.org.', 'gone.org', false, $1, $2, 'domain_released', 'released'),
+		('u8', 'two@gone.org', 'gone.org', true, $1, NULL, NULL, NULL)`, t0.Add(-48*time.Hour), t0.Add(-time.Hour))
 	auth := bearer(goodToken)
 	get := func(path string) (int, Address) {
 		t.Helper()
@@ -296,6 +298,9 @@ func TestGetAddress(t *testing.T) {
 		{"/v1/addresses/old@gone.org", "released", "domain_released", false, false, true, 1},
 		{"/v1/addresses/" + url.PathEscape("zed@müller.de"), "released", "domain_released", false, false, true, 1},
 		{"/v1/addresses/zed@xn--mller-kva.de", "released", "domain_released", false, false, true, 1},
+		// Under both keys for one user (a verification in the new form
+		// before the pass merged them): one entry, unverified as the older row is.
+		{"/v1/addresses/two@gone.org", "released", "domain_released", false, false, true, 1},
 	}
 	for _, c := range cases {
 		code, a := get(c.path)
@@ -303,6 +308,9 @@ func TestGetAddress(t *testing.T) {
 			a.Verified != c.verified || (a.CheckedAt != nil) != c.checked || len(a.Users) != c.users {
 			t.Errorf("%s: %d %+v", c.path, code, a)
 		}
+	}
+	if _, a := get("/v1/addresses/two@gone.org"); len(a.Users) != 1 || a.Users[0].Verified || a.Users[0].Reason != "domain_released" {
+		t.Errorf("one user under two keys: %+v, want one unverified entry", a.Users)
 	}
 	// Each user's form of the address as the host sent it, beside the key.
 	if _, a := get("/v1/addresses/Ada@ok.ORG"); a.Email != "Ada@ok.org" || len(a.Users) != 1 || a.Users[0].EmailAsSent != "Ada@OK.Org." {
