@@ -70,7 +70,9 @@ INSERT INTO emails (user_id, email, domain, verified, verified_at, event_at, ema
   ('u6', 'f@ü', 'ü', true, $1, $1, NULL),
   ('u7', 'ü@example.com', 'example.com', true, $1, $1, NULL),
   -- u8: under a private suffix, stored before watch_name was kept.
-  ('u8', 'g@bücher.us.com', 'us.com', true, $1, $1, NULL)`, []any{e1, e2}},
+  ('u8', 'g@bücher.us.com', 'us.com', true, $1, $1, NULL),
+  -- u9: verified after a removal sent in another form: the removal is older.
+  ('u9', 'h@xn--bcher-kva.de', 'xn--bcher-kva.de', true, $2, $2, NULL)`, []any{e1, e2}},
 		{`
 UPDATE emails SET unverified_at = $1::timestamptz + interval '1 hour', unverify_reason = 'domain_released', unverify_phase = 'released'
  WHERE user_id = 'u2' AND email = 'b@example.com.'`, []any{e1}},
@@ -83,7 +85,8 @@ INSERT INTO domains (name, next_check_at) VALUES ('xn--bcher-kva.de', $1), ('exa
 INSERT INTO email_removals (user_id, email, removed_at) VALUES
   ('u4', 'd@bücher.de.', $2),
   ('u5', 'e@example.com.', $2),
-  ('u5', 'e@example.com', $1)`, []any{e1, e2}},
+  ('u5', 'e@example.com', $1),
+  ('u9', 'h@bücher.de', $1)`, []any{e1, e2}},
 	} {
 		if _, err := e.pool.Exec(ctx, seed.sql, seed.args...); err != nil {
 			t.Fatalf("seed: %v", err)
@@ -106,7 +109,7 @@ INSERT INTO email_removals (user_id, email, removed_at) VALUES
 	if err != nil {
 		t.Fatalf("RekeyAddresses as the producer role: %v", err)
 	}
-	if want := (RekeyResult{Tombstones: 2, Addresses: 4, Merged: 2, Removed: 1, Kept: 1}); res != want {
+	if want := (RekeyResult{Tombstones: 3, Addresses: 4, Merged: 2, Removed: 1, Kept: 1}); res != want {
 		t.Errorf("result %+v, want %+v", res, want)
 	}
 
@@ -143,6 +146,7 @@ INSERT INTO email_removals (user_id, email, removed_at) VALUES
 		"u6": {Email: "f@ü", Verified: true, EventAt: e1},
 		"u7": {Email: "ü@example.com", Verified: true, EventAt: e1},
 		"u8": {Email: "g@xn--bcher-kva.us.com", Verified: true, EventAt: e1},
+		"u9": {Email: "h@xn--bcher-kva.de", Verified: true, EventAt: e2},
 	}
 	for user, w := range want {
 		got, ok := rows[user]
@@ -170,7 +174,8 @@ INSERT INTO email_removals (user_id, email, removed_at) VALUES
 		tombs = append(tombs, s)
 	}
 	e2s := e2.UTC().Format("2006-01-02 15")
-	if got, want := strings.Join(tombs, "; "), "u4 d@xn--bcher-kva.de "+e2s+"; u5 e@example.com "+e2s; got != want {
+	e1s := e1.UTC().Format("2006-01-02 15")
+	if got, want := strings.Join(tombs, "; "), "u4 d@xn--bcher-kva.de "+e2s+"; u5 e@example.com "+e2s+"; u9 h@xn--bcher-kva.de "+e1s; got != want {
 		t.Errorf("tombstones %q, want %q", got, want)
 	}
 
