@@ -334,24 +334,18 @@ func (p *Producer) enqueueSignup(ctx context.Context, domain string, free bool, 
 		p.log.Error("intake: build signup check; the sweep will enqueue it", "domain", domain, "error", err)
 		return
 	}
-	enqueued := 1
+	published := true
 	if _, err := p.cfg.JS.PublishMsg(ctx, msg); err != nil {
 		if !broker.IsAlreadyPending(err) {
 			p.log.Warn("intake: publish signup check failed; the sweep will enqueue it", "domain", domain, "error", err)
 			return
 		}
-		enqueued = 0
-		if p.replaceIfStale(msg) {
-			enqueued = 1
-		}
+		published = p.replaceIfStale(msg)
 	} else {
 		p.m.signupChecks.Inc()
 	}
-	if free {
-		enqueued = 0
-	}
 	if _, err := p.cfg.Pool.Exec(ctx, leaseSQL, []string{domain}, []time.Time{p.leaseTime(now)}, now,
-		now.Truncate(time.Hour), enqueued); err != nil {
+		now.Truncate(time.Hour), lookupCost(published, free)); err != nil {
 		// The domain stays due: the sweep re-publishes, which the pending
 		// check turns into "already pending".
 		p.log.Warn("intake: lease after signup check failed", "domain", domain, "error", err)

@@ -36,23 +36,17 @@ func (p *Producer) EnqueueManual(ctx context.Context, domain string) (pending bo
 	if err != nil {
 		return false, err
 	}
-	// A free check (DNS alone, unmonitored, private suffix) costs no
-	// lookup, so it does not count against the daily budget.
-	enqueued := 1
-	if d.free {
-		enqueued = 0
-	}
 	if _, err := p.cfg.JS.PublishMsg(ctx, msg); err != nil {
 		if !broker.IsAlreadyPending(err) {
 			return false, fmt.Errorf("check %s: publish: %w", d.name, err)
 		}
-		pending, enqueued = true, 0
+		pending = true
 	}
 	// The lease only applies to a due domain (leaseSQL), so a manual check
 	// of a domain scheduled later leaves its schedule alone; the result
 	// reschedules it anyway.
 	if _, err := p.cfg.Pool.Exec(ctx, leaseSQL, []string{d.name}, []time.Time{p.leaseTime(now)}, now,
-		now.UTC().Truncate(time.Hour), enqueued); err != nil {
+		now.UTC().Truncate(time.Hour), lookupCost(!pending, d.free)); err != nil {
 		p.log.Warn("manual check: lease failed; the check is queued", "domain", d.name, "error", err)
 	}
 	return pending, nil

@@ -88,6 +88,17 @@ INSERT INTO lookup_budget (hour, count)
 SELECT $4, $5 WHERE $5 > 0
 ON CONFLICT (hour) DO UPDATE SET count = lookup_budget.count + excluded.count`
 
+// lookupCost is what one check adds to the lookup budget (leaseSQL's
+// count): 1 when it was published now and asks a registry, 0 when one was
+// already pending or it is free (dueDomain.free: DNS alone, unmonitored,
+// a private-suffix name). Sweep, signup and check now count by it.
+func lookupCost(published, free bool) int {
+	if published && !free {
+		return 1
+	}
+	return 0
+}
+
 // leaseTime is when an enqueued domain becomes due again if no result
 // arrives: now + lease + up to 10% jitter.
 func (p *Producer) leaseTime(now time.Time) time.Time {

@@ -610,9 +610,7 @@ func (p *Producer) leaseFor(names []string, outcomes []int, frees []bool, now ti
 		switch o {
 		case publishDone:
 			j.enqueued++
-			if !frees[i] {
-				j.paid++
-			}
+			j.paid += int64(lookupCost(true, frees[i]))
 		case publishWasPending:
 			j.pending++
 		default:
