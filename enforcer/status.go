@@ -126,8 +126,8 @@ func (s *Store) Status(ctx context.Context, query string) (StatusReport, error) 
 			// typed in another case than the host sent it.
 			// An address not yet rekeyed (upgrade window) and audit
 			// rows written before migration 0018 hold an older form.
-			stored := domainname.StoredEmail(q)
-			keys := append([]string{stored}, domainname.OlderKeys(q)...)
+			keys := domainname.LookupKeys(q)
+			stored := keys[0]
 			emails, err := queryEmails(ctx, tx, `WHERE email = ANY($1) ORDER BY user_id, email`, keys)
 			if err == nil && len(emails) == 0 {
 				emails, err = queryEmails(ctx, tx, `WHERE lower(email) = lower($1) ORDER BY user_id, email`, stored)

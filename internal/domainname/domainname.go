@@ -115,6 +115,12 @@ func StoredEmail(email string) string {
 	return email[:at+1] + domain
 }
 
+// LookupKeys returns the keys to look an address up by: StoredEmail's
+// first, then OlderKeys.
+func LookupKeys(email string) []string {
+	return append([]string{StoredEmail(email)}, OlderKeys(email)...)
+}
+
 // OlderKeys returns the keys other than StoredEmail's that the address
 // may still be stored under: before migration 0018 the key had the domain
 // part only lower-cased, so a row the producer has not yet rekeyed

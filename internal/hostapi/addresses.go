@@ -72,16 +72,15 @@ func (a *API) getAddress(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_user_id", "user_id is longer than 256 bytes")
 		return
 	}
-	// The stored key (domainname.StoredEmail: local part as given,
-	// domain part normalised), so any form of the address finds it.
 	norm, err := producer.NormalizeAddress("lookup", raw)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_email", err.Error())
 		return
 	}
-	// A row not yet rekeyed (upgrade window) holds an older form of it.
-	keys := append([]string{norm.Email}, domainname.OlderKeys(raw)...)
-	rows, err := a.cfg.Pool.Query(r.Context(), addressSQL, keys, userID)
+	// By the stored key (local part as given, domain part normalised), so
+	// any form of the address finds it, and by the older forms a row not
+	// yet rekeyed may hold (upgrade window): domainname.LookupKeys.
+	rows, err := a.cfg.Pool.Query(r.Context(), addressSQL, domainname.LookupKeys(raw), userID)
 	if err != nil {
 		a.log.Error("host API: address lookup", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the lookup failed; retry")
